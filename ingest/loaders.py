@@ -1,0 +1,409 @@
+"""Turn a file's bytes into a `Document`: plain text to index and quote, plus its sections and pages."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import docx
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from markdown_it import MarkdownIt
+from pypdf import PasswordType, PdfReader
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ingest.errors import EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
+from ingest.records import Document, Page, Section
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 200 * 2**20
+
+_TITLE_LIMIT = 120
+_BLOCK_SEPARATOR = "\n\n"
+# Share of control characters above which decoded "text" is treated as binary.
+_MAX_CONTROL_SHARE = 0.05
+# Control characters other than tab, line feed, vertical tab, form feed and carriage return.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# '?' is absent on purpose: a short question ("What's Happening Right Now?") can be a heading.
+_SENTENCE_END = tuple(".,;:!…。，；：！")
+_CLOSERS = "\"'”’)]»"
+_HEADING_MAX_WORDS = 8
+_HEADING_MAX_CHARS = 70
+_SLASHED_WORD = re.compile(r"\w/\w")
+
+
+def load(
+    path: Path, *, source: str | None = None, max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+) -> Document:
+    """Read the file at `path` and return it as a `Document` whose source is `source` or the path."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFormat(str(path), _unsupported_reason(path.suffix))
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnreadableDocument(str(path), f"cannot read the file ({error.strerror or error})") from error
+    try:
+        return parse(data, suffix, source=source or str(path), max_uncompressed_bytes=max_uncompressed_bytes)
+    except IngestError as error:
+        # Name the file on disk: that is what the person fixing it needs, whatever the source label.
+        raise type(error)(str(path), error.reason) from error
+
+
+def parse(
+    data: bytes, suffix: str, *, source: str, max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+) -> Document:
+    """Parse the bytes of a file of type `suffix` (".pdf", ".md", ...) into a `Document`."""
+    if max_uncompressed_bytes <= 0:
+        raise ValueError(f"max_uncompressed_bytes must be positive, got {max_uncompressed_bytes}")
+    suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFormat(source, _unsupported_reason(suffix))
+    if not data:
+        raise EmptyDocument(source, "the file is empty (0 bytes)")
+    if suffix == ".pdf":
+        title, text, sections, pages = _parse_pdf(data, source)
+    elif suffix == ".docx":
+        title, text, sections, pages = _parse_docx(data, source, max_uncompressed_bytes)
+    else:
+        markup_parser = _TEXT_PARSERS[suffix]
+        raw = _decode_text(data, source, html=markup_parser is _parse_html)
+        title, text, sections, pages = markup_parser(raw)
+    if not text.strip():
+        reason = "no text found (it may contain only scanned images)" if suffix == ".pdf" else "no text found"
+        raise EmptyDocument(source, reason)
+    return Document(source=source, title=title, text=text, sections=sections, pages=pages)
+
+
+_Parsed = tuple[str, str, tuple[Section, ...], tuple[Page, ...]]
+
+
+def _unsupported_reason(suffix: str) -> str:
+    kind = f"{suffix!r} files are" if suffix else "files without an extension are"
+    return f"{kind} not supported (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+
+
+# ---------------------------------------------------------------- plain text
+
+
+def _decode_text(data: bytes, source: str, *, html: bool = False) -> str:
+    """Decode bytes that claim to be text, refusing ones that are really binary."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = _try_decode(data, "utf-16")
+    else:
+        text = _try_decode(data, _declared_html_charset(data) if html else None) or _try_decode(data, "utf-8")
+    if text is None:
+        # Legacy Windows files are the usual non-UTF-8 text; cp1252 leaves only 5 bytes undefined.
+        text = data.decode("cp1252", errors="replace")
+        if _looks_binary(text):
+            raise UnreadableDocument(source, "not valid UTF-8 text and looks binary")
+        logger.info("%s is not UTF-8; decoded it as Windows-1252", source)
+    elif _looks_binary(text):
+        raise UnreadableDocument(source, "looks like a binary file, not text")
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _try_decode(data: bytes, encoding: str | None) -> str | None:
+    if encoding is None:
+        return None
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _declared_html_charset(data: bytes) -> str | None:
+    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", data[:4096], re.IGNORECASE)
+    charset = match.group(1).decode("ascii").lower() if match else None
+    if charset in {"iso-8859-1", "latin1", "latin-1"}:
+        charset = "cp1252"  # browsers read Latin-1 declarations as Windows-1252, so pages rely on it
+    # A UTF-16/32 declaration inside ASCII-readable markup is wrong by definition; HTML treats it as UTF-8.
+    return None if charset is None or charset.startswith(("utf-16", "utf-32")) else charset
+
+
+def _looks_binary(text: str) -> bool:
+    return "\x00" in text or len(_CONTROL.findall(text)) > _MAX_CONTROL_SHARE * len(text)
+
+
+def _parse_txt(text: str) -> _Parsed:
+    return _first_line(text), text, _sections(text, _text_headings(text)), ()
+
+
+def _text_headings(text: str) -> list[tuple[int, int, str]]:
+    """Guess headings in unmarked text: short title-like lines that introduce a longer paragraph."""
+    lines: list[tuple[int, str]] = []
+    offset = 0
+    for raw in text.split("\n"):
+        if raw.strip():
+            lines.append((offset, raw.strip()))
+        offset += len(raw) + 1
+    headings: list[tuple[int, int, str]] = []
+    in_list = False
+    # The first non-empty line is the title, so it never opens a section.
+    for index in range(1, len(lines) - 1):
+        previous, (start, line), following = lines[index - 1][1], lines[index], lines[index + 1][1]
+        if _ends_sentence(previous, ":"):
+            in_list = True
+        elif not _heading_shaped(previous):
+            in_list = False
+        # Short lines after "...in several ways:" are list items, not headings.
+        if in_list or not _heading_shaped(line):
+            continue
+        if len(following) > len(line) and (len(following) > _HEADING_MAX_CHARS or _ends_sentence(following)):
+            headings.append((start, 1, line))
+    return headings
+
+
+def _heading_shaped(line: str) -> bool:
+    first = line[0]
+    starts_like_heading = first.isdigit() or (first.isalpha() and not first.islower())
+    short = len(line) <= _HEADING_MAX_CHARS and len(line.split()) <= _HEADING_MAX_WORDS
+    # Photo credits ("AFP/Getty Images") and paths glue words with a slash; headings rarely do.
+    credit_like = _SLASHED_WORD.search(line) is not None
+    return starts_like_heading and short and not credit_like and not _ends_sentence(line)
+
+
+def _ends_sentence(line: str, marks: str | tuple[str, ...] = _SENTENCE_END) -> bool:
+    return line.rstrip().rstrip(_CLOSERS).endswith(marks)
+
+
+# ------------------------------------------------------------------ markdown
+
+
+def _parse_markdown(text: str) -> _Parsed:
+    body_line, front_title = _front_matter(text)
+    line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    body = "\n".join(text.split("\n")[body_line:])
+    tokens = MarkdownIt("commonmark").parse(body)
+    headings: list[tuple[int, int, str]] = []
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open" and token.map:
+            inline = tokens[index + 1]
+            words = (c.content for c in inline.children or () if c.type in {"text", "code_inline", "image"})
+            heading = " ".join("".join(words).split())
+            if heading:
+                headings.append((line_starts[body_line + token.map[0]], int(token.tag[1:]), heading))
+    top = [h for _, level, h in headings if level == 1]
+    title = front_title or (top or [h for _, _, h in headings] or [_first_line(body)])[0]
+    return _shorten(title), text, _sections(text, headings), ()
+
+
+def _front_matter(text: str) -> tuple[int, str | None]:
+    """Return the first line after YAML front matter and its `title:`, so `---` isn't read as a heading."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return 0, None
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() in {"---", "..."}:
+            titles = [m.group(1) for m in (re.match(r"title:\s*(.+)", entry) for entry in lines[1:index]) if m]
+            return index + 1, titles[0].strip().strip("\"'") if titles else None
+    return 0, None
+
+
+# ---------------------------------------------------------------------- html
+
+_DROPPED = frozenset({"head", "script", "style", "noscript", "template", "nav", "svg", "math", "iframe", "object"})
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "html", "legend", "li",
+    "main", "ol", "p", "section", "summary", "table", "tbody", "tfoot", "thead", "ul",
+})
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def _parse_html(markup: str) -> _Parsed:
+    tree = LexborHTMLParser(markup)
+    blocks: list[tuple[str, int | None]] = []
+    lines: list[list[str]] = [[]]
+
+    def flush() -> None:
+        paragraph = "\n".join(" ".join("".join(parts).split()) for parts in lines).strip()
+        if paragraph:
+            blocks.append((paragraph, None))
+        lines[:] = [[]]
+
+    # An explicit stack, not recursion: deeply nested markup must not hit the recursion limit.
+    stack: list[tuple[LexborNode, bool]] = [(tree.root, False)] if tree.root else []
+    while stack:
+        node, leaving = stack.pop()
+        tag = node.tag or ""
+        if leaving:
+            flush()
+        elif tag == "-text":
+            lines[-1].append(node.text_content or "")
+        elif tag.startswith("-") or tag in _DROPPED:
+            continue
+        elif tag == "br":
+            lines.append([])
+        elif tag in _HEADING_TAGS or tag in {"tr", "pre"}:
+            flush()
+            if tag == "tr":
+                cells = (_node_text(cell) for cell in node.iter() if cell.tag in {"td", "th"})
+                blocks.append((" | ".join(cell for cell in cells if cell), None))
+            elif tag == "pre":
+                blocks.append((_node_text(node, keep_whitespace=True).strip("\n").rstrip(), None))
+            else:
+                blocks.append((_node_text(node), int(tag[1])))
+        else:
+            if tag in _BLOCKS:
+                flush()
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(list(node.iter(include_text=True))))
+    flush()
+    blocks = [(text, level) for text, level in blocks if text.strip()]
+    text, sections = _assemble(blocks)
+    title_node = tree.css_first("head > title")
+    title = " ".join((title_node.text() if title_node else "").split())
+    title = title or next((s.heading for s in sections if s.level == 1), "") or _first_line(text)
+    return _shorten(title), text, sections, ()
+
+
+def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
+    """Return the visible text under `node`, without dropped elements; blocks and <br> break words."""
+    parts: list[str] = []
+    stack: list[LexborNode | str] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        tag = item.tag or ""
+        if tag == "-text":
+            parts.append(item.text_content or "")
+        elif tag == "br":
+            parts.append("\n")
+        elif not tag.startswith("-") and tag not in _DROPPED:
+            if tag in _BLOCKS or tag in {"td", "th"}:
+                stack.append(" ")
+            stack.extend(reversed(list(item.iter(include_text=True))))
+    text = "".join(parts)
+    return text if keep_whitespace else " ".join(text.split())
+
+
+# ----------------------------------------------------------------------- pdf
+
+
+def _parse_pdf(data: bytes, source: str) -> _Parsed:
+    # pypdf raises many exception types on malformed input (not only PdfReadError), so catch them all.
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise UnreadableDocument(source, "PDF is password-protected")
+        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, start=1)]
+        metadata_title = (reader.metadata.title if reader.metadata else None) or ""
+    except IngestError:
+        raise
+    except Exception as error:
+        raise UnreadableDocument(source, f"not a readable PDF: {error}") from error
+    blocks = [(number, text.replace("\r\n", "\n").replace("\r", "\n").strip()) for number, text in pages]
+    blocks = [(number, text) for number, text in blocks if text]  # blank or scanned pages hold no text
+    text, starts = _join((text for _, text in blocks))
+    ends = starts[1:] + [len(text)]
+    spans = tuple(Page(number, start, end) for (number, _), start, end in zip(blocks, starts, ends))
+    title = " ".join(str(metadata_title).split()) or _first_line(text)
+    return _shorten(title), text, (), spans
+
+
+# ---------------------------------------------------------------------- docx
+
+
+def _parse_docx(data: bytes, source: str, max_uncompressed_bytes: int) -> _Parsed:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            # Declared sizes are trustworthy: zipfile stops reading a member at its declared size.
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except Exception as error:  # zipfile raises BadZipFile, NotImplementedError, struct.error... on junk
+        raise UnreadableDocument(source, "not a valid .docx file (not a readable zip archive)") from error
+    if unpacked > max_uncompressed_bytes:
+        limit_mb = max_uncompressed_bytes / 2**20
+        reason = f"unpacks to {unpacked / 2**20:.0f} MB, over the {limit_mb:g} MB limit (possible zip bomb)"
+        raise UnreadableDocument(source, reason)
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = list(_docx_blocks(document.iter_inner_content()))
+        core_title = (document.core_properties.title or "").strip()
+    except Exception as error:  # python-docx and lxml raise KeyError, ValueError, XMLSyntaxError...
+        detail = error.args[0] if error.args else type(error).__name__
+        raise UnreadableDocument(source, f"not a valid .docx file ({detail})") from error
+    text, sections = _assemble(blocks)
+    title = core_title or next((s.heading for s in sections if s.level == 0), "")
+    title = title or (sections[0].heading if sections else "") or _first_line(text)
+    return _shorten(title), text, sections, ()
+
+
+def _docx_blocks(content: Iterable[Paragraph | Table]) -> Iterable[tuple[str, int | None]]:
+    """Yield each non-empty paragraph (with its heading level) and table row, in document order."""
+    for block in content:
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = []
+                for cell in row.cells:
+                    # A merged cell is repeated once per grid column it spans; keep it once.
+                    if not cells or cell._tc is not cells[-1]._tc:
+                        cells.append(cell)
+                line = " | ".join(" ".join(cell.text.split()) for cell in cells)
+                if line.replace("|", "").strip():
+                    yield line, None
+            continue
+        paragraph_text = block.text.strip()
+        if paragraph_text:
+            yield paragraph_text, _docx_heading_level(block.style.name if block.style else None)
+
+
+def _docx_heading_level(style_name: str | None) -> int | None:
+    name = (style_name or "").strip().lower()
+    if name == "title":
+        return 0  # above every "Heading n"
+    match = re.fullmatch(r"heading\s*([1-9])", name)
+    return int(match.group(1)) if match else None
+
+
+_TEXT_PARSERS = {
+    ".txt": _parse_txt, ".md": _parse_markdown, ".markdown": _parse_markdown, ".html": _parse_html, ".htm": _parse_html,
+}
+
+
+# -------------------------------------------------------------------- shared
+
+
+def _join(blocks: Iterable[str]) -> tuple[str, list[int]]:
+    """Join blocks with a blank line and return the text and each block's start offset."""
+    starts: list[int] = []
+    offset = 0
+    pieces = list(blocks)
+    for piece in pieces:
+        starts.append(offset)
+        offset += len(piece) + len(_BLOCK_SEPARATOR)
+    return _BLOCK_SEPARATOR.join(pieces), starts
+
+
+def _assemble(blocks: list[tuple[str, int | None]]) -> tuple[str, tuple[Section, ...]]:
+    text, starts = _join(block for block, _ in blocks)
+    headings = [(start, level, block) for (block, level), start in zip(blocks, starts) if level is not None]
+    return text, _sections(text, headings)
+
+
+def _sections(text: str, headings: list[tuple[int, int, str]]) -> tuple[Section, ...]:
+    """Make each heading's section run from its start to the next heading's start, or the end."""
+    ends = [start for start, _, _ in headings[1:]] + [len(text)]
+    return tuple(Section(heading, start, end, level) for (start, level, heading), end in zip(headings, ends))
+
+
+def _first_line(text: str) -> str:
+    return _shorten(next((line.strip() for line in text.split("\n") if line.strip()), ""))
+
+
+def _shorten(title: str) -> str:
+    """Cut a long title at the last word boundary before the limit."""
+    title = " ".join(title.split())
+    if len(title) <= _TITLE_LIMIT:
+        return title
+    cut = title.rfind(" ", 0, _TITLE_LIMIT)
+    return title[: cut if cut > 0 else _TITLE_LIMIT].rstrip() + "…"

@@ -1,0 +1,226 @@
+"""Files in, stored and embedded chunks out; incremental by content hash."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ingest.chunking import split
+from ingest.errors import IngestError
+from ingest.loaders import parse
+from ingest.records import Chunk, Document, content_hash
+from retrieval.embedder import Embedder
+from retrieval.library import Library
+
+log = logging.getLogger(__name__)
+
+IGNORE_FILE = ".sourcebookignore"
+# Chunks embedded per model call: big enough to batch well, small enough to show progress.
+EMBED_GROUP = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Chunking:
+    """How documents are cut: passage size in model tokens and the overlap between passages."""
+
+    max_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What an ingest run did, file by file."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+
+    def summary(self) -> dict[str, int]:
+        """Return the counts shown at the end of a run."""
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": len(self.unchanged),
+            "failed": len(self.failed),
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+def source_for(path: Path) -> str:
+    """Return the name a file is cited by: its path relative to the working directory when inside it."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def find_files(root: Path) -> list[Path]:
+    """Return the files under `root` to consider, skipping hidden ones and those in .sourcebookignore."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such file or folder: {root}")
+    patterns = _ignore_patterns(root)
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(directory, name)
+            relative = path.relative_to(root).as_posix()
+            if name.startswith(".") or any(fnmatch.fnmatch(relative, p) for p in patterns):
+                continue
+            found.append(path)
+    return found
+
+
+def _ignore_patterns(root: Path) -> list[str]:
+    ignore = root / IGNORE_FILE
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def ingest_path(
+    root: Path,
+    *,
+    library: Library,
+    embedder: Embedder,
+    chunking: Chunking,
+    max_file_bytes: int,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the library in line with the files under `root`: embed new and changed ones, drop vanished ones."""
+    root = Path(root)
+    report = IngestReport()
+    files = find_files(root)
+    stored = library.store.file_hashes()
+    sources = {source_for(path): path for path in files}
+
+    def changed_documents() -> Iterator[tuple[Document, str, bool]]:
+        for done, (source, path) in enumerate(sources.items(), start=1):
+            try:
+                outcome = _read(path, source, stored.get(source), max_file_bytes)
+            except IngestError as error:
+                log.warning("skipped %s", error)
+                report.failed.append((source, error.reason))
+            else:
+                if outcome is None:
+                    report.unchanged.append(source)
+                else:
+                    document, file_hash = outcome
+                    yield document, file_hash, source in stored
+            if progress:
+                progress(done, len(sources))
+
+    _store_documents(changed_documents(), report, library=library, embedder=embedder, chunking=chunking)
+
+    if root.is_dir():
+        folder = source_for(root)
+        for source in sorted(set(stored) - set(sources)):
+            document_id = library.store.document_id_for_source(source)
+            if document_id and _is_under(source, folder):
+                library.remove(document_id)
+                report.removed.append(source)
+    library.save()
+    return report
+
+
+def ingest_documents(
+    documents: Iterable[Document], *, library: Library, embedder: Embedder, chunking: Chunking,
+) -> IngestReport:
+    """Store documents that did not come from files (a benchmark corpus, say), skipping unchanged ones."""
+    report = IngestReport()
+    stored = library.store.file_hashes()
+
+    def changed() -> Iterator[tuple[Document, str, bool]]:
+        for document in documents:
+            if stored.get(document.source) == document.content_hash:
+                report.unchanged.append(document.source)
+            else:
+                yield document, document.content_hash, document.source in stored
+
+    _store_documents(changed(), report, library=library, embedder=embedder, chunking=chunking)
+    library.save()
+    return report
+
+
+def _is_under(source: str, folder: str) -> bool:
+    if folder == ".":
+        return not source.startswith("/")
+    return source.startswith(folder.rstrip("/") + "/")
+
+
+def _read(path: Path, source: str, stored_hash: str | None, max_file_bytes: int) -> tuple[Document, str] | None:
+    """Parse a file, or return None when its bytes are unchanged since the last ingest."""
+    try:
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            raise IngestError(source, f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit")
+        data = path.read_bytes()
+    except OSError as error:
+        raise IngestError(source, f"cannot read file: {error.strerror or error}") from error
+    file_hash = hashlib.sha256(data).hexdigest()
+    if file_hash == stored_hash:
+        return None
+    return parse(data, path.suffix, source=source), file_hash
+
+
+def _store_documents(
+    documents: Iterable[tuple[Document, str, bool]],
+    report: IngestReport,
+    *,
+    library: Library,
+    embedder: Embedder,
+    chunking: Chunking,
+) -> None:
+    """Chunk, embed (reusing stored vectors for unchanged passages) and store, in groups."""
+    pending: list[tuple[Document, str, bool, list[Chunk]]] = []
+    pending_chunks = 0
+    for document, file_hash, existed in documents:
+        chunks = split(
+            document,
+            max_tokens=chunking.max_tokens,
+            overlap_tokens=chunking.overlap_tokens,
+            count_tokens=embedder.count_tokens,
+        )
+        pending.append((document, file_hash, existed, chunks))
+        pending_chunks += len(chunks)
+        if pending_chunks >= EMBED_GROUP:
+            _flush(pending, report, library=library, embedder=embedder)
+            pending, pending_chunks = [], 0
+    _flush(pending, report, library=library, embedder=embedder)
+
+
+def _flush(
+    pending: list[tuple[Document, str, bool, list[Chunk]]], report: IngestReport, *, library: Library, embedder: Embedder
+) -> None:
+    if not pending:
+        return
+    all_chunks = [chunk for *_, chunks in pending for chunk in chunks]
+    known = library.store.vectors_for_texts([chunk.text_hash for chunk in all_chunks])
+    missing = list(dict.fromkeys(chunk.text for chunk in all_chunks if chunk.text_hash not in known))
+    if missing:
+        for text, vector in zip(missing, embedder.encode(missing)):
+            known[content_hash(text)] = vector
+    report.chunks_embedded += len(missing)
+    report.chunks_reused += len(all_chunks) - len(missing)
+    for document, file_hash, existed, chunks in pending:
+        vectors = np.vstack([known[c.text_hash] for c in chunks]) if chunks else np.zeros((0, embedder.dim), np.float32)
+        library.put(document, chunks, vectors, file_hash=file_hash)
+        (report.updated if existed else report.added).append(document.source)
