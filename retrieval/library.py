@@ -1,0 +1,83 @@
+"""The store and the vector index, kept in step and checked against the settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ingest.records import Chunk, Document
+from retrieval.errors import IndexMismatch
+from retrieval.index import VectorIndex
+from retrieval.store import Store
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "store.sqlite"
+VECTORS_FILE = "vectors.faiss"
+
+
+class Library:
+    """Documents, chunks and vectors on disk (SQLite) with their FAISS index in memory."""
+
+    def __init__(self, directory: Path, *, fingerprint: dict[str, str], dim: int, rebuild: bool = False) -> None:
+        self.directory = Path(directory)
+        if rebuild:
+            for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", VECTORS_FILE, f"{VECTORS_FILE}.json"):
+                (self.directory / name).unlink(missing_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self.store = Store(self.directory / STORE_FILE)
+        self._check(fingerprint)
+        self.index = self._open_index()
+
+    def _check(self, fingerprint: dict[str, str]) -> None:
+        recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
+        documents, _ = self.store.counts()
+        if documents == 0:
+            self.store.set_meta(fingerprint)
+            return
+        differing = {key: (recorded.get(key), value) for key, value in fingerprint.items() if recorded.get(key) != value}
+        if differing:
+            detail = "; ".join(f"{key}: index has {old!r}, settings ask for {new!r}" for key, (old, new) in differing.items())
+            raise IndexMismatch(
+                f"the index in {self.directory} was built with other settings ({detail}). "
+                f"Rebuild it with `sourcebook ingest PATH --index {self.directory} --rebuild`, "
+                "or point --index at another directory."
+            )
+
+    def _open_index(self) -> VectorIndex:
+        path = self.directory / VECTORS_FILE
+        index = VectorIndex.load(path, dim=self.dim, generation=self.store.generation)
+        if index is None:
+            index = self.rebuild_index()
+        return index
+
+    def rebuild_index(self) -> VectorIndex:
+        """Rebuild the vector index from the stored vectors (no re-embedding) and save it."""
+        index = VectorIndex(self.dim)
+        for ids, vectors in self.store.iter_vectors():
+            index.add(ids, vectors)
+        if index.count:
+            log.info("rebuilt the vector index from %d stored vectors", index.count)
+        self.index = index
+        self.save()
+        return index
+
+    def put(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *, file_hash: str | None = None) -> None:
+        """Store a document's chunks and vectors and index them, replacing an earlier version."""
+        removed, added = self.store.put(document, chunks, vectors, file_hash=file_hash)
+        self.index.remove(np.asarray(removed, dtype=np.int64))
+        self.index.add(np.asarray(added, dtype=np.int64), vectors)
+
+    def remove(self, document_id: str) -> int:
+        """Remove a document and its vectors; return how many chunks went."""
+        removed = self.store.remove(document_id)
+        self.index.remove(np.asarray(removed, dtype=np.int64))
+        return len(removed)
+
+    def save(self) -> None:
+        """Persist the vector index atomically, tagged with the store's generation."""
+        self.index.save(self.directory / VECTORS_FILE, generation=self.store.generation)

@@ -1,0 +1,86 @@
+"""The records a query produces: hits, citations and answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved passage and where it stands in its source."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    heading: str | None
+    page: int | None
+    line_start: int
+    line_end: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict:
+        """Return the JSON shape shared by the CLI and the HTTP API."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A verbatim quote and the exact place in a document it was taken from."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    heading: str | None
+    page: int | None
+    line_start: int
+    line_end: int
+    start: int
+    end: int
+    quote: str
+    score: float
+
+    def to_dict(self) -> dict:
+        """Return the JSON shape shared by the CLI and the HTTP API."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Quoted sentences with [n] markers, or an abstention with passages to see instead."""
+
+    question: str
+    answered: bool
+    answer: str
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = field(default=())
+    # The best sentence's evidence score, compared with the abstention threshold (not in the JSON).
+    evidence: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Return the JSON shape shared by the CLI and the HTTP API."""
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "answer": self.answer,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as the store lists it."""
+
+    id: str
+    source: str
+    title: str
+    size: int
+    chunks: int
+    updated: float
+    content_hash: str

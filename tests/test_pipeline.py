@@ -1,0 +1,128 @@
+"""Incremental ingest: only new or changed text reaches the model; bad files are skipped, not fatal."""
+
+from __future__ import annotations
+
+import os
+
+from ingest.pipeline import find_files
+from tests.conftest import write_files
+
+ONBOARDING = {
+    "handbook/setup.md": "# Setup\n\nInstall the toolchain with the bootstrap script.\n\n"
+    "## Access\n\nAsk the platform team for a VPN certificate on your first day.\n",
+    "handbook/holidays.txt": "Holidays\nEach employee has twenty-five days of paid leave per calendar year.\n",
+    "notes.txt": "The cafeteria serves lunch between noon and two o'clock.\n",
+}
+
+
+def test_first_ingest_adds_every_document(make_service, tmp_path):
+    service = make_service()
+    report = service.ingest(write_files(tmp_path / "docs", ONBOARDING))
+
+    assert sorted(report.added) == ["docs/handbook/holidays.txt", "docs/handbook/setup.md", "docs/notes.txt"]
+    assert report.summary() == {"added": 3, "updated": 0, "removed": 0, "unchanged": 0, "failed": 0}
+    assert service.counts()[0] == 3
+    assert service.library.index.count == service.counts()[1]
+
+
+def test_reingesting_an_unchanged_corpus_embeds_nothing(make_service, embedder, tmp_path):
+    folder = write_files(tmp_path / "docs", ONBOARDING)
+    make_service().ingest(folder)
+    embedder.encoded.clear()
+
+    report = make_service().ingest(folder)
+
+    assert embedder.encoded == []
+    assert report.summary()["unchanged"] == 3
+    assert report.added == report.updated == report.removed == []
+
+
+def test_a_changed_file_is_re_embedded_and_the_others_are_not(make_service, embedder, tmp_path):
+    folder = write_files(tmp_path / "docs", ONBOARDING)
+    service = make_service()
+    service.ingest(folder)
+    embedder.encoded.clear()
+
+    (folder / "notes.txt").write_text("The cafeteria now serves breakfast from eight o'clock.\n")
+    report = service.ingest(folder)
+
+    assert report.updated == ["docs/notes.txt"]
+    assert embedder.encoded == ["The cafeteria now serves breakfast from eight o'clock."]
+    top = service.search("when is breakfast served", k=1)[0]
+    assert top.source == "docs/notes.txt" and "breakfast" in top.text
+    assert all("lunch" not in hit.text for hit in service.search("lunch cafeteria", k=5))
+
+
+def test_a_deleted_file_loses_its_chunks(make_service, tmp_path):
+    folder = write_files(tmp_path / "docs", ONBOARDING)
+    service = make_service()
+    service.ingest(folder)
+
+    os.remove(folder / "notes.txt")
+    report = service.ingest(folder)
+
+    assert report.removed == ["docs/notes.txt"]
+    assert [d.source for d in service.documents()] == ["docs/handbook/holidays.txt", "docs/handbook/setup.md"]
+    assert all(hit.source != "docs/notes.txt" for hit in service.search("cafeteria lunch", k=5))
+    assert service.library.index.count == service.counts()[1]
+
+
+def test_bad_files_are_reported_and_skipped_while_the_rest_is_ingested(make_service, tmp_path):
+    folder = write_files(
+        tmp_path / "docs",
+        {
+            **ONBOARDING,
+            "broken.pdf": b"%PDF-1.7\n" + os.urandom(2000),
+            "binary.txt": bytes(range(256)) * 8,
+            "empty.md": "",
+            "program.exe": b"MZ\x90\x00",
+        },
+    )
+    service = make_service()
+    report = service.ingest(folder)
+
+    failed = dict(report.failed)
+    assert sorted(failed) == ["docs/binary.txt", "docs/broken.pdf", "docs/empty.md", "docs/program.exe"]
+    assert all(reason for reason in failed.values())
+    assert len(report.added) == 3
+    assert service.search("VPN certificate", k=1)[0].source == "docs/handbook/setup.md"
+
+
+def test_a_file_that_turns_bad_keeps_its_earlier_version(make_service, tmp_path):
+    folder = write_files(tmp_path / "docs", ONBOARDING)
+    service = make_service()
+    service.ingest(folder)
+
+    (folder / "notes.txt").write_bytes(b"\x00\x01\x02" * 100)
+    report = service.ingest(folder)
+
+    assert [source for source, _ in report.failed] == ["docs/notes.txt"]
+    assert report.removed == []
+    assert service.search("cafeteria lunch", k=1)[0].source == "docs/notes.txt"
+
+
+def test_files_over_the_size_limit_are_skipped(make_service, tmp_path):
+    folder = write_files(tmp_path / "docs", {"big.txt": "word " * 1000, "small.txt": "A short note about parking."})
+    report = make_service(max_file_bytes=1000).ingest(folder)
+
+    assert [source for source, _ in report.failed] == ["docs/big.txt"]
+    assert "limit" in dict(report.failed)["docs/big.txt"]
+    assert report.added == ["docs/small.txt"]
+
+
+def test_ignore_file_and_hidden_files_are_not_ingested(tmp_path):
+    folder = write_files(
+        tmp_path / "docs",
+        {".sourcebookignore": "# not documents\nqa.jsonl\nREADME.md\n", "qa.jsonl": "{}", "README.md": "# About",
+         ".hidden.txt": "secret", "guide.txt": "A guide."},
+    )
+    assert [p.name for p in find_files(folder)] == ["guide.txt"]
+
+
+def test_identical_passages_share_one_embedding(make_service, embedder, tmp_path):
+    text = "Security training is mandatory for every new hire in the first week."
+    folder = write_files(tmp_path / "docs", {"a.txt": text, "b.txt": text})
+    report = make_service().ingest(folder)
+
+    assert report.chunks_embedded == 1 and report.chunks_reused == 1
+    assert embedder.encoded == [text]

@@ -1,0 +1,132 @@
+"""Hybrid search: fusion, duplicate collapsing, filters and argument checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.records import Hit
+from retrieval.search import Fusion, collapse, fuse
+from tests.conftest import write_files
+
+HANDBOOK = {
+    "vpn.txt": "Remote access\nConnect to the office network through the VPN client. "
+    "The VPN certificate is issued by the platform team and expires after ninety days.\n",
+    "expenses.txt": "Expenses\nSubmit travel receipts in the finance portal within thirty days. "
+    "Meals abroad are reimbursed up to fifty euros a day.\n",
+    "security.txt": "Security\nLaptops must use full-disk encryption. Report a lost badge to reception immediately.\n",
+}
+
+
+def hit(chunk_id: str, document_id: str, start: int, end: int, text: str, score: float = 1.0) -> Hit:
+    return Hit(chunk_id, document_id, f"{document_id}.txt", document_id, None, None, 1, 1, start, end, text, score)
+
+
+def test_rrf_rewards_agreement_between_the_two_rankings():
+    dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    keyword = [(3, 12.0), (4, 11.0), (2, 3.0)]
+
+    fused = fuse(dense, keyword, Fusion(method="rrf", rrf_k=60))
+
+    order = [item for item, _ in fused]
+    assert set(order[:2]) == {2, 3}  # found by both sides
+    assert order[0] == 3  # rank 1 + rank 3 beats rank 2 + rank 3
+    assert set(order) == {1, 2, 3, 4}
+    assert all(0 < score <= 1 for _, score in fused)
+
+
+def test_weights_let_one_side_lead():
+    dense = [(1, 0.9), (2, 0.1)]
+    keyword = [(2, 9.0), (1, 1.0)]
+
+    assert fuse(dense, keyword, Fusion(dense_weight=2.0, keyword_weight=1.0))[0][0] == 1
+    assert fuse(dense, keyword, Fusion(dense_weight=1.0, keyword_weight=2.0))[0][0] == 2
+
+
+def test_score_mix_uses_the_size_of_the_gaps():
+    # Item 2 is a near-tie on the dense side and a clear winner on the keyword side.
+    dense = [(1, 0.90), (2, 0.89), (3, 0.10)]
+    keyword = [(2, 20.0), (1, 2.0), (3, 1.0)]
+
+    fused = dict(fuse(dense, keyword, Fusion(method="mix")))
+
+    assert fused[2] == pytest.approx(0.5 * 0.79 / 0.80 + 0.5 * 1.0)
+    assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 1.0 / 19.0)
+    assert fused[3] == 0.0
+
+
+def test_unknown_fusion_is_rejected_by_name():
+    with pytest.raises(ValueError, match="'max'"):
+        fuse([], [], Fusion(method="max"))
+
+
+def test_collapse_drops_overlapping_spans_and_copies_but_keeps_neighbours():
+    text = "alpha beta gamma delta epsilon zeta eta theta"
+    hits = [
+        hit("a", "doc1", 0, 100, text),
+        hit("b", "doc1", 30, 130, "other words that overlap most of the first span"),  # 70% overlap
+        hit("c", "doc1", 90, 190, "a neighbour that overlaps only a little bit"),
+        hit("d", "doc2", 0, 100, text),  # a copy in another document
+        hit("e", "doc3", 0, 50, "something else entirely"),
+    ]
+
+    assert [h.chunk_id for h in collapse(hits)] == ["a", "c", "e"]
+
+
+def test_the_passage_about_the_question_ranks_first(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    assert service.search("how long is the VPN certificate valid", k=3)[0].source == "docs/vpn.txt"
+    assert service.search("reimbursed meals abroad", k=3)[0].source == "docs/expenses.txt"
+    assert service.search("lost badge", k=3)[0].source == "docs/security.txt"
+
+
+def test_keyword_side_finds_exact_rare_terms(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    ranked = service.library.store.keyword_search("encryption", 5)
+    assert len(ranked) == 1
+    assert service.library.store.chunks([ranked[0][0]])[ranked[0][0]].source == "docs/security.txt"
+
+
+def test_source_filter_keeps_to_one_document(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    hits = service.search("VPN certificate", k=5, source="docs/expenses.txt")
+
+    assert hits and {h.source for h in hits} == {"docs/expenses.txt"}
+
+
+def test_hits_carry_their_place_in_the_document(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    top = service.search("full-disk encryption laptops", k=1)[0]
+    document = service.document(top.document_id)
+
+    assert document.text[top.start : top.end] == top.text
+    assert (top.line_start, top.line_end) == (1, 2)
+    assert top.heading == "Security" or top.title == "Security"
+
+
+@pytest.mark.parametrize("k", [0, 51, -1, 2.5, True])
+def test_k_outside_1_to_50_is_refused_with_its_value(make_service, k):
+    with pytest.raises(ValueError, match=f"k must be an integer from 1 to 50, got {k!r}"):
+        make_service().search("anything", k=k)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_queries_are_refused(make_service, query):
+    with pytest.raises(ValueError, match="must contain some text"):
+        make_service().search(query)
+
+
+def test_fts_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    hits = service.search('VPN" OR NEAR(certificate AND * -', k=2)
+
+    assert hits[0].source == "docs/vpn.txt"
