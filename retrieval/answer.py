@@ -1,0 +1,210 @@
+"""Answers: the sentences of the top passages that answer a question, quoted verbatim and cited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.chunking import sentence_spans
+from retrieval.records import Answer, Citation, Hit
+from retrieval.store import STOPWORDS, keyword_terms
+
+NOT_ANSWERED = "The documents do not say. The closest passages are below."
+
+# How a sentence's evidence score is made: meaning, shared words, and the rank of its passage.
+SEMANTIC_WEIGHT = 0.6
+LEXICAL_WEIGHT = 0.25
+PASSAGE_WEIGHT = 0.15
+# Further sentences join the answer only when nearly as good as the best one.
+EXTRA_SENTENCE_MARGIN = 0.05
+# A figure from another document is shown beside the best one when the sentence itself matches
+# nearly as well, whatever the rank of its passage (which may say less else about the question).
+FIGURE_MARGIN = 0.3
+MAX_SENTENCES = 3
+# Shorter fragments are headings, list items or captions: they do not answer anything alone.
+MIN_SENTENCE_WORDS = 4
+
+_QUANTITY_QUESTION = re.compile(
+    r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"
+    r"percent|figures?|statistics?)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d[\d,.]*\s*(?:%|percent|million|billion|thousand|k\b|m\b|bn\b)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence of a retrieved passage, located in its document."""
+
+    hit: Hit
+    rank: int
+    start: int  # offsets in the document
+    end: int
+    text: str
+    score: float = 0.0
+
+
+def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
+    """Return every distinct sentence of the passages with its document offsets."""
+    seen: set[tuple[str, int, int]] = set()
+    sentences = []
+    for rank, hit in enumerate(passages):
+        for local_start, local_end in sentence_spans(hit.text, 0, len(hit.text)):
+            key = (hit.document_id, hit.start + local_start, hit.start + local_end)
+            if key in seen or len(hit.text[local_start:local_end].split()) < MIN_SENTENCE_WORDS:
+                continue
+            seen.add(key)
+            sentences.append(Sentence(hit, rank, key[1], key[2], hit.text[local_start:local_end]))
+    return sentences
+
+
+def lexical_overlap(question_terms: set[str], sentence: str) -> float:
+    """Return the share of the question's content words that the sentence contains (prefix-matched)."""
+    if not question_terms:
+        return 0.0
+    words = set(keyword_terms(sentence))
+    # A shared 5-letter prefix counts: "users" matches "user", "launched" matches "launch".
+    stems = {word[:5] for word in words}
+    hits = sum(1 for term in question_terms if term in words or term[:5] in stems)
+    return hits / len(question_terms)
+
+
+def score_sentences(
+    question: str, question_vector: np.ndarray, sentences: Sequence[Sentence], sentence_vectors: np.ndarray
+) -> list[Sentence]:
+    """Return the sentences with their evidence scores, best first."""
+    if not sentences:
+        return []
+    semantic = sentence_vectors @ np.asarray(question_vector, dtype=np.float32).reshape(-1)
+    terms = set(keyword_terms(question))
+    scored = []
+    for sentence, similarity in zip(sentences, semantic):
+        score = (
+            SEMANTIC_WEIGHT * float(similarity)
+            + LEXICAL_WEIGHT * lexical_overlap(terms, sentence.text)
+            + PASSAGE_WEIGHT * sentence.hit.score
+        )
+        scored.append(Sentence(sentence.hit, sentence.rank, sentence.start, sentence.end, sentence.text, score))
+    scored.sort(key=lambda s: (-s.score, s.rank, s.start))
+    return scored
+
+
+_NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
+
+
+def names_in(question: str) -> list[str]:
+    """Return the words of a question that look like names: capitalised after the first word, or with digits."""
+    names = []
+    for match in _NAME.finditer(question):
+        word = re.sub(r"['’]s$", "", match.group()).strip("'’-")
+        # The first word of a question is capitalised anyway ("What", "How").
+        if match.start() == 0 and not any(ch.isdigit() for ch in word) and not word.isupper():
+            continue
+        if word.lower() not in STOPWORDS and word not in names:
+            names.append(word)
+    return names
+
+
+def numbers_in(text: str) -> set[str]:
+    """Return the figures a sentence states, normalised ("376 million", "20%")."""
+    return {re.sub(r"\s+", " ", match.group().strip(" .,")).lower() for match in _NUMBER.finditer(text)}
+
+
+def select(question: str, scored: Sequence[Sentence]) -> tuple[list[Sentence], bool]:
+    """Pick the answering sentences; report whether they are differing figures from several documents."""
+    best = scored[0]
+    if _QUANTITY_QUESTION.search(question) and numbers_in(best.text):
+        # When sources disagree on a figure, show each source's figure rather than pick one;
+        # a figure counts only if its sentence names the measure as fully as the best one does.
+        # Names are left out of that test: a source may call its subject "it" or "the app".
+        names = {term for name in names_in(question) for term in keyword_terms(name)}
+        terms = set(keyword_terms(question)) - names
+        needed = lexical_overlap(terms, best.text)
+        floor = _relevance(best) - FIGURE_MARGIN
+        per_document: dict[str, Sentence] = {best.hit.document_id: best}
+        figures = [numbers_in(best.text)]
+        for sentence in scored[1:]:
+            if len(per_document) == MAX_SENTENCES:
+                break
+            if _relevance(sentence) < floor:
+                continue
+            found = numbers_in(sentence.text)
+            if (
+                sentence.hit.document_id not in per_document
+                and found
+                and all(found != f for f in figures)
+                and lexical_overlap(terms, sentence.text) >= needed
+            ):
+                per_document[sentence.hit.document_id] = sentence
+                figures.append(found)
+        if len(per_document) > 1:
+            return list(per_document.values()), True
+    chosen = [best]
+    for sentence in scored[1:]:
+        if sentence.score < best.score - EXTRA_SENTENCE_MARGIN or len(chosen) == MAX_SENTENCES:
+            break
+        chosen.append(sentence)
+    return chosen, False
+
+
+def _relevance(sentence: Sentence) -> float:
+    """The evidence score without the passage-rank part: how well the sentence itself matches."""
+    return sentence.score - PASSAGE_WEIGHT * sentence.hit.score
+
+
+def cite(n: int, sentence: Sentence) -> Citation:
+    """Make the citation of a quoted sentence, located to its lines in the document."""
+    hit = sentence.hit
+    local_start, local_end = sentence.start - hit.start, sentence.end - hit.start
+    return Citation(
+        n=n,
+        chunk_id=hit.chunk_id,
+        document_id=hit.document_id,
+        source=hit.source,
+        title=hit.title,
+        heading=hit.heading,
+        page=hit.page,
+        line_start=hit.line_start + hit.text.count("\n", 0, local_start),
+        line_end=hit.line_start + hit.text.count("\n", 0, max(local_start, local_end - 1)),
+        start=sentence.start,
+        end=sentence.end,
+        quote=sentence.text,
+        score=round(sentence.score, 4),
+    )
+
+
+def compose(
+    question: str,
+    passages: Sequence[Hit],
+    *,
+    question_vector: np.ndarray,
+    encode: Callable[[list[str]], np.ndarray],
+    abstain_below: float,
+    unknown_names: Sequence[str] = (),
+) -> Answer:
+    """Answer from the passages with verbatim quotes and [n] citations, or abstain when evidence is weak.
+
+    `unknown_names` are names in the question that no document mentions: then the documents
+    cannot be answering it, however close the passages look.
+    """
+    if unknown_names:
+        names = ", ".join(unknown_names)
+        message = f"The documents do not mention {names}. The closest passages are below."
+        return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
+    sentences = candidate_sentences(passages)
+    scored = score_sentences(question, question_vector, sentences, encode([s.text for s in sentences])) if sentences else []
+    evidence = scored[0].score if scored else 0.0
+    if evidence < abstain_below:
+        return Answer(question, answered=False, answer=NOT_ANSWERED, passages=tuple(passages), evidence=evidence)
+    chosen, differing = select(question, scored)
+    # Quotes read in document order when they come from one document.
+    if not differing:
+        chosen.sort(key=lambda s: (s.rank, s.start) if len({c.hit.document_id for c in chosen}) > 1 else (0, s.start))
+    citations = tuple(cite(n, sentence) for n, sentence in enumerate(chosen, start=1))
+    body = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+    if differing:
+        body = "The documents give different figures: " + body
+    return Answer(question, answered=True, answer=body, citations=citations, passages=tuple(passages), evidence=evidence)

@@ -1,0 +1,270 @@
+"""Built-in evaluation: a question set over the current index, and BEIR benchmarks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.records import Document
+from retrieval.search import Fusion, dense_search, fuse
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "′": "'", "″": '"'})
+
+
+def normalise(text: str) -> str:
+    """Fold case, quote characters and whitespace, so answer strings match passages fairly."""
+    return re.sub(r"\s+", " ", text.translate(_QUOTES).lower()).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class QAItem:
+    """One evaluation question with the strings a correct passage contains."""
+
+    question: str
+    answers: tuple[str, ...]
+    answerable: bool
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    """Read a QA JSON-lines file, naming the line of any malformed entry."""
+    items = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            item = QAItem(str(row["question"]), tuple(str(a) for a in row.get("answers", [])), bool(row["answerable"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a QA entry ({error})") from error
+        if item.answerable and not item.answers:
+            raise ValueError(f"{path}:{number}: an answerable question needs at least one answer string")
+        items.append(item)
+    if not items:
+        raise ValueError(f"{path} holds no questions")
+    return items
+
+
+def contains_answer(text: str, answers: Iterable[str]) -> bool:
+    """Return whether `text` contains any of the answer strings, after normalising both."""
+    folded = normalise(text)
+    return any(normalise(answer) in folded for answer in answers)
+
+
+def first_relevant_rank(relevant: Sequence[bool]) -> int | None:
+    """Return the 1-based rank of the first relevant result, if any."""
+    return next((rank for rank, flag in enumerate(relevant, start=1) if flag), None)
+
+
+@dataclass(frozen=True, slots=True)
+class QAReport:
+    """Retrieval, answer and abstention figures over a question set."""
+
+    questions: int
+    answerable: int
+    unanswerable: int
+    recall_at_1: float
+    recall_at_5: float
+    mrr_at_10: float
+    answer_hit_rate: float
+    declined_unanswerable: float
+    declined_answerable: float
+
+    def to_dict(self) -> dict:
+        """Return the figures as a plain dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QAOutcome:
+    """How one question went: the rank of the first correct passage, and the answer."""
+
+    item: QAItem
+    rank: int | None
+    answered: bool
+    answer_correct: bool
+    evidence: float
+
+
+def score_qa(outcomes: Sequence[QAOutcome]) -> QAReport:
+    """Aggregate per-question outcomes into the report."""
+    answerable = [o for o in outcomes if o.item.answerable]
+    unanswerable = [o for o in outcomes if not o.item.answerable]
+
+    def share(flags: list[bool]) -> float:
+        return round(sum(flags) / len(flags), 4) if flags else 0.0
+
+    return QAReport(
+        questions=len(outcomes),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        recall_at_1=share([o.rank == 1 for o in answerable]),
+        recall_at_5=share([o.rank is not None and o.rank <= 5 for o in answerable]),
+        mrr_at_10=round(sum(1 / o.rank for o in answerable if o.rank and o.rank <= 10) / len(answerable), 4)
+        if answerable
+        else 0.0,
+        answer_hit_rate=share([o.answer_correct for o in answerable]),
+        declined_unanswerable=share([not o.answered for o in unanswerable]),
+        declined_answerable=share([not o.answered for o in answerable]),
+    )
+
+
+def evaluate_qa(ask: Callable[[str], object], items: Sequence[QAItem]) -> tuple[QAReport, list[QAOutcome]]:
+    """Ask every question (with k=10 passages) and score passages, answers and abstentions."""
+    outcomes = []
+    for item in items:
+        answer = ask(item.question)
+        relevant = [contains_answer(p.text, item.answers) for p in answer.passages[:10]]
+        outcomes.append(
+            QAOutcome(
+                item=item,
+                rank=first_relevant_rank(relevant),
+                answered=answer.answered,
+                answer_correct=answer.answered and contains_answer(answer.answer, item.answers),
+                evidence=answer.evidence,
+            )
+        )
+    return score_qa(outcomes), outcomes
+
+
+def calibrate_threshold(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> float:
+    """Return the highest abstention threshold that declines at most that share of answerable questions.
+
+    Run the questions with abstention off (threshold 0) so every evidence score is seen.
+    """
+    evidence = sorted(o.evidence for o in outcomes if o.item.answerable)
+    if not evidence:
+        raise ValueError("calibration needs answerable questions")
+    allowed = math.floor(max_wrong_declines * len(evidence))
+    # Declining means evidence < threshold, so the threshold sits at the first score kept
+    # (rounded down, so that question stays answered).
+    return math.floor(evidence[allowed] * 10_000) / 10_000
+
+
+def with_threshold(outcomes: Sequence[QAOutcome], threshold: float) -> list[QAOutcome]:
+    """Return the outcomes as they would be had answers below `threshold` been declined."""
+    return [
+        QAOutcome(o.item, o.rank, o.answered and o.evidence >= threshold,
+                  o.answer_correct and o.evidence >= threshold, o.evidence)
+        for o in outcomes
+    ]
+
+
+# --- BEIR ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BeirSet:
+    """A BEIR-layout benchmark: documents, queries and relevance judgements."""
+
+    documents: list[Document]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_beir(directory: Path, split: str = "test") -> BeirSet:
+    """Read corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv; documents are cited by their BEIR id."""
+    directory = Path(directory)
+    qrels_path = directory / "qrels" / f"{split}.tsv"
+    for path in (directory / "corpus.jsonl", directory / "queries.jsonl", qrels_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"BEIR set is missing {path}")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, encoding="utf-8") as handle:
+        for row in csv.reader(handle, delimiter="\t"):
+            if len(row) < 3 or row[0] == "query-id":
+                continue
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    documents = []
+    with open(directory / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            title, text = row.get("title", "").strip(), row.get("text", "").strip()
+            body = f"{title}\n\n{text}" if title else text
+            if body:
+                documents.append(Document(source=str(row["_id"]), title=title or str(row["_id"]), text=body))
+    queries = {}
+    with open(directory / "queries.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if str(row["_id"]) in qrels:
+                queries[str(row["_id"])] = row["text"]
+    return BeirSet(documents, queries, qrels)
+
+
+def ndcg_at(ranking: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    """Normalised discounted cumulative gain at k."""
+    gain = sum(relevant.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranking[:k], start=1))
+    ideal = sum(g / math.log2(rank + 1) for rank, g in enumerate(sorted(relevant.values(), reverse=True)[:k], start=1))
+    return gain / ideal if ideal else 0.0
+
+
+def recall_at(ranking: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    """Share of the relevant documents found in the top k."""
+    wanted = {doc for doc, grade in relevant.items() if grade > 0}
+    return len(wanted & set(ranking[:k])) / len(wanted) if wanted else 0.0
+
+
+def mrr_at(ranking: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    """Reciprocal rank of the first relevant document within the top k."""
+    rank = first_relevant_rank([relevant.get(doc, 0) > 0 for doc in ranking[:k]])
+    return 1 / rank if rank else 0.0
+
+
+def beir_metrics(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Average nDCG@10, recall@10, recall@100 and MRR@10 over the judged queries."""
+    judged = [q for q in qrels if q in runs]
+    metrics = {
+        "ndcg@10": lambda r, rel: ndcg_at(r, rel, 10),
+        "recall@10": lambda r, rel: recall_at(r, rel, 10),
+        "recall@100": lambda r, rel: recall_at(r, rel, 100),
+        "mrr@10": lambda r, rel: mrr_at(r, rel, 10),
+    }
+    return {
+        name: round(float(np.mean([metric(runs[q], qrels[q]) for q in judged])), 4) if judged else 0.0
+        for name, metric in metrics.items()
+    }
+
+
+def documents_ranking(ranked_chunks: Sequence[tuple[int, float]], source_of: dict[int, str], depth: int) -> list[tuple[str, float]]:
+    """Collapse a chunk ranking to documents, each scored by its best chunk."""
+    seen: dict[str, float] = {}
+    for rowid, score in ranked_chunks:
+        source = source_of.get(rowid)
+        if source is not None and source not in seen:
+            seen[source] = score
+            if len(seen) == depth:
+                break
+    return list(seen.items())
+
+
+def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 100) -> dict[str, dict[str, list[tuple[str, float]]]]:
+    """Rank documents for every query three ways: dense only, keyword only and hybrid."""
+    store, index = service.library.store, service.library.index
+    source_of = store.chunk_sources()
+    # Chunks per document vary, so take more chunk candidates than documents wanted.
+    candidates = depth * 4
+    ids = list(queries)
+    vectors = service.embedder.encode([queries[q] for q in ids])
+    runs: dict[str, dict[str, list[tuple[str, float]]]] = {"dense": {}, "keyword": {}, "hybrid": {}}
+    for query_id, vector in zip(ids, vectors):
+        dense = dense_search(index, vector, candidates)
+        keyword = store.keyword_search(queries[query_id], candidates)
+        runs["dense"][query_id] = documents_ranking(dense, source_of, depth)
+        runs["keyword"][query_id] = documents_ranking(keyword, source_of, depth)
+        runs["hybrid"][query_id] = documents_ranking(fuse(dense, keyword, fusion), source_of, depth)
+    return runs
+
+
+def write_trec_run(path: Path, run: dict[str, list[tuple[str, float]]], name: str) -> None:
+    """Write a ranking in TREC run format: qid Q0 docid rank score name."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for query_id, ranking in run.items():
+            for rank, (doc, score) in enumerate(ranking, start=1):
+                handle.write(f"{query_id} Q0 {doc} {rank} {score:.6f} {name}\n")

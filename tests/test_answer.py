@@ -1,0 +1,107 @@
+"""Answers quote the answering sentence verbatim, cite where it is, and abstain when unsupported."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from retrieval.answer import NOT_ANSWERED, names_in, numbers_in
+from tests.conftest import write_files
+
+HANDBOOK = {
+    "leave.txt": "Paid leave\nEvery employee receives twenty-five days of paid leave per calendar year. "
+    "Unused leave days expire at the end of March.\n",
+    "laptops.txt": "Equipment\nNew starters receive a laptop on their first morning. "
+    "Laptops are replaced every three years by the IT desk.\n",
+    "parking.md": "# Parking\n\nThe garage under building B has forty parking spaces for visitors.\n",
+}
+
+
+@pytest.fixture
+def service(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    return service
+
+
+def test_the_answer_quotes_the_sentence_that_answers(service):
+    answer = service.ask("How many days of paid leave does an employee receive per year?")
+
+    assert answer.answered
+    assert "twenty-five days of paid leave" in answer.answer
+    assert answer.citations[0].source == "docs/leave.txt"
+    assert "[1]" in answer.answer
+
+
+def test_every_quote_is_the_document_text_at_its_span(service):
+    for question in ["When do unused leave days expire?", "How often are laptops replaced?", "visitor parking spaces"]:
+        answer = service.ask(question)
+        assert answer.citations, question
+        for citation in answer.citations:
+            document = service.document(citation.document_id)
+            assert document.text[citation.start : citation.end] == citation.quote
+            assert citation.quote in answer.answer
+            assert document.line_at(citation.start) == citation.line_start
+            assert document.line_at(citation.end - 1) == citation.line_end
+
+
+def test_citations_carry_title_heading_and_source(service):
+    citation = service.ask("How many parking spaces are there for visitors in the garage?").citations[0]
+
+    assert (citation.source, citation.title, citation.heading) == ("docs/parking.md", "Parking", "Parking")
+    assert citation.line_start == citation.line_end == 3
+
+
+def test_an_unrelated_question_is_declined_with_passages_to_see(service):
+    answer = service.ask("Which quantum chromodynamics lattice simulation converged?")
+
+    assert not answer.answered
+    assert answer.answer == NOT_ANSWERED
+    assert answer.citations == ()
+    assert answer.passages  # the closest passages, offered as "see also"
+
+
+def test_a_question_naming_something_no_document_mentions_is_declined(service):
+    answer = service.ask("How many days of paid leave do employees in Brazil receive?")
+
+    assert not answer.answered
+    assert "Brazil" in answer.answer
+
+
+def test_differing_figures_from_two_documents_are_both_shown(make_service, tmp_path):
+    service = make_service()
+    service.ingest(
+        write_files(
+            tmp_path / "docs",
+            {
+                "report-a.txt": "Users\nThe app had 225 million monthly active users at the end of 2024.\n",
+                "report-b.txt": "Audience\nThe app counted 376 million monthly active users in late 2024.\n",
+                "other.txt": "Office\nThe office moved to a new building in the spring.\n",
+            },
+        )
+    )
+
+    answer = service.ask("How many monthly active users does the app have?")
+
+    assert answer.answered
+    assert answer.answer.startswith("The documents give different figures")
+    assert {c.source for c in answer.citations} == {"docs/report-a.txt", "docs/report-b.txt"}
+    assert "225 million" in answer.answer and "376 million" in answer.answer
+
+
+def test_markers_number_the_citations_in_order(service):
+    answer = service.ask("paid leave days per calendar year expire")
+
+    assert [int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)] == [c.n for c in answer.citations]
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+def test_names_are_the_capitalised_and_numeric_words_of_a_question():
+    assert names_in("Is RedNote available in India, and how many users?") == ["RedNote", "India"]
+    assert names_in("What did Xiaohongshu’s team do in 2024?") == ["Xiaohongshu", "2024"]
+    assert names_in("how many users are there?") == []
+
+
+def test_numbers_are_read_with_their_units():
+    assert numbers_in("It had 225 million users, up 30.5% from 172 million.") == {"225 million", "30.5%", "172 million"}

@@ -1,0 +1,147 @@
+"""The command line: readable by default, the shared JSON contract with --json, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from retrieval import service as service_module
+from tests.conftest import write_files
+from tests.fakes import FakeEmbedder
+from ui.cli import app
+
+HIT_KEYS = {"chunk_id", "document_id", "source", "title", "heading", "page", "line_start", "line_end", "start", "end",
+            "text", "score"}
+CITATION_KEYS = (HIT_KEYS - {"text"}) | {"n", "quote"}
+
+DOCS = {
+    "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead. "
+    "Economy class is the default for flights under six hours.\n",
+    "security.txt": "Security\nReport phishing emails to the security team with the report button.\n",
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_model(monkeypatch):
+    """The CLI loads its model through load_embedder; tests give it the fake one."""
+    embedder = FakeEmbedder()
+    monkeypatch.setattr(service_module, "load_embedder", lambda settings: embedder)
+    return embedder
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def corpus(tmp_path, runner):
+    folder = write_files(tmp_path / "docs", DOCS)
+    result = runner.invoke(app, ["ingest", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_ingest_prints_a_summary_and_is_incremental(tmp_path, runner, fake_model):
+    folder = write_files(tmp_path / "docs", DOCS)
+
+    first = runner.invoke(app, ["ingest", str(folder), "--json"])
+    fake_model.encoded.clear()
+    second = runner.invoke(app, ["ingest", str(folder), "--json"])
+
+    assert json.loads(first.output)["added"] == 2
+    assert json.loads(second.output) | {"files": None} == {
+        "added": 0, "updated": 0, "removed": 0, "unchanged": 2, "failed": 0, "files": None,
+        "failures": [], "chunks_embedded": 0,
+    }
+    assert fake_model.encoded == []
+
+
+def test_ingest_reports_each_bad_file_and_goes_on(tmp_path, runner):
+    folder = write_files(tmp_path / "docs", {**DOCS, "broken.pdf": b"%PDF-1.4 garbage", "empty.txt": ""})
+
+    result = runner.invoke(app, ["ingest", str(folder)])
+
+    assert result.exit_code == 0
+    assert "docs/broken.pdf" in result.output and "docs/empty.txt" in result.output
+    assert "2 added" in result.output and "2 failed" in result.output
+
+
+def test_search_json_has_the_shared_contract(corpus, runner):
+    result = runner.invoke(app, ["search", "phishing emails", "--json", "-k", "2"])
+
+    payload = json.loads(result.output)
+    assert payload["query"] == "phishing emails"
+    assert set(payload["hits"][0]) == HIT_KEYS
+    assert payload["hits"][0]["source"] == "docs/security.txt"
+
+
+def test_ask_json_has_the_shared_contract(corpus, runner):
+    result = runner.invoke(app, ["ask", "How far ahead should flights be booked through the travel desk?", "--json"])
+
+    payload = json.loads(result.output)
+    assert set(payload) == {"question", "answered", "answer", "citations", "passages"}
+    assert payload["answered"] is True
+    assert set(payload["citations"][0]) == CITATION_KEYS
+    assert "two weeks ahead" in payload["citations"][0]["quote"]
+    assert set(payload["passages"][0]) == HIT_KEYS
+
+
+def test_ask_reads_questions_from_stdin_one_json_line_each(corpus, runner, fake_model):
+    questions = "Which class is the default for short flights?\n\nWhere do I report phishing emails?\n"
+
+    result = runner.invoke(app, ["ask", "--json", "-"], input=questions)
+
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["question"] for line in lines] == [
+        "Which class is the default for short flights?", "Where do I report phishing emails?"]
+    assert lines[1]["citations"][0]["source"] == "docs/security.txt"
+
+
+def test_readable_answer_shows_quote_and_citation(corpus, runner):
+    result = runner.invoke(app, ["ask", "Where do I report phishing emails?"])
+
+    assert result.exit_code == 0
+    assert "[1]" in result.output and "docs/security.txt" in result.output and "line" in result.output
+
+
+def test_docs_lists_the_documents(corpus, runner):
+    result = runner.invoke(app, ["docs", "--json"])
+
+    listed = json.loads(result.output)
+    assert sorted(d["source"] for d in listed) == ["docs/security.txt", "docs/travel.txt"]
+    assert all(d["chunks"] >= 1 and d["size"] > 0 for d in listed)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["search", "x", "-k", "0"], "k must be an integer from 1 to 50, got 0"),
+        (["ask", "   "], "question must contain some text"),
+        (["ingest", "no-such-folder"], "no such file or folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(corpus, runner, arguments, message):
+    result = runner.invoke(app, arguments)
+
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_reports_the_measures(corpus, runner, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"question": "Where do I report phishing emails?", "answers": ["security team"], "answerable": True})
+        + "\n"
+        + json.dumps({"question": "What is the Wi-Fi password in Oslo?", "answers": [], "answerable": False})
+        + "\n"
+    )
+
+    result = runner.invoke(app, ["eval", str(qa), "--json"])
+
+    report = json.loads(result.output)
+    assert report["questions"] == 2 and report["recall_at_1"] == 1.0
+    assert report["declined_unanswerable"] == 1.0

@@ -1,0 +1,117 @@
+"""End to end with the real bundled model on the default corpus."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retrieval import evaluation
+from retrieval.service import Sourcebook, load_embedder
+from retrieval.settings import Settings
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def real_embedder(tmp_path_factory):
+    return load_embedder(Settings(index_dir=tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory, real_embedder):
+    """The default corpus, copied and ingested once for the session."""
+    root = tmp_path_factory.mktemp("sourcebook")
+    shutil.copytree(CORPUS, root / "corpus")
+    service = Sourcebook(Settings(index_dir=root / "index"), embedder=real_embedder)
+    report = service.ingest(root / "corpus")
+    return root, service, report
+
+
+def test_the_default_corpus_ingests_whole(library):
+    root, service, report = library
+
+    assert report.failed == []
+    assert len(report.added) == 5
+    assert {Path(d.source).name for d in service.documents()} == {p.name for p in CORPUS.glob("*.txt")}
+
+
+def test_no_chunk_exceeds_what_the_model_reads(library, real_embedder):
+    _, service, _ = library
+    store = service.library.store
+
+    for rowid, stored in store.chunks(store.chunk_rowids()).items():
+        chunk = stored.chunk
+        assert real_embedder.count_tokens(chunk.text) <= real_embedder.max_tokens
+        assert service.document(chunk.document_id).text[chunk.start : chunk.end] == chunk.text
+
+
+def test_quotes_are_exact_substrings_of_the_files_on_disk(library):
+    root, service, _ = library
+    questions = [
+        "Which cloud provider does Xiaohongshu use?",
+        "When was the app launched?",
+        "How many US users joined in the first days?",
+    ]
+    for question in questions:
+        answer = service.ask(question)
+        assert answer.answered, question
+        for citation in answer.citations:
+            # Sources are cited relative to where the ingest ran; resolve against the copied corpus.
+            text = (root / "corpus" / Path(citation.source).name).read_text(encoding="utf-8")
+            assert text[citation.start : citation.end] == citation.quote
+            assert text.count("\n", 0, citation.start) + 1 == citation.line_start
+
+
+def test_the_cloud_provider_question_is_answered_from_the_right_passage(library):
+    _, service, _ = library
+
+    answer = service.ask("Which cloud provider does Xiaohongshu run on?")
+
+    assert "Alibaba Cloud" in answer.answer
+    assert answer.citations[0].source.endswith("rednote-after-the-tiktok-refugees.txt")
+
+
+def test_disagreeing_figures_for_monthly_users_are_all_shown(library):
+    _, service, _ = library
+
+    answer = service.ask("How many monthly active users does Xiaohongshu have?")
+
+    assert answer.answer.startswith("The documents give different figures")
+    figures = [figure for figure in ("376 million", "225 million", "300 million") if figure in answer.answer]
+    assert len(figures) >= 2
+    assert len({c.document_id for c in answer.citations}) == len(answer.citations)
+
+
+def test_questions_the_documents_do_not_cover_are_declined(library):
+    _, service, _ = library
+
+    for question in ["When is RedNote launching in Brazil?", "How do I request time off on our team?"]:
+        answer = service.ask(question)
+        assert not answer.answered, question
+        assert answer.passages
+
+
+def test_the_shipped_question_set_meets_its_floor(library):
+    """Regression floor for corpus/qa.jsonl (measured figures are in the README)."""
+    _, service, _ = library
+    items = evaluation.load_qa(CORPUS / "qa.jsonl")
+
+    report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
+
+    assert report.answerable >= 40 and report.unanswerable >= 8
+    assert report.recall_at_5 >= 0.88
+    assert report.mrr_at_10 >= 0.70
+    assert report.declined_answerable <= 0.05
+    assert report.declined_unanswerable >= 0.30
+
+
+def test_search_through_the_source_filter(library):
+    _, service, _ = library
+    source = next(d.source for d in service.documents() if d.source.endswith("what-is-red-note.txt"))
+
+    hits = service.search("App Store ranking", k=5, source=source)
+
+    assert hits and all(hit.source == source for hit in hits)

@@ -1,0 +1,295 @@
+"""The command line: ingest, search, ask, docs, eval and chat, over the one service."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ingest.errors import IngestError
+from retrieval.errors import DocumentNotFound, IndexMismatch
+from retrieval.records import Answer, Hit
+from retrieval.settings import Settings
+
+app = typer.Typer(help="Answers questions about your documents with verbatim, cited passages.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+IndexOption = Annotated[Optional[Path], typer.Option("--index", help="Index directory (default .sourcebook).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of readable text.")]
+KOption = Annotated[int, typer.Option("--k", "-k", help="How many passages, 1 to 50.")]
+SourceOption = Annotated[Optional[str], typer.Option("--source", help="Only passages from this source.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
+    """sourcebook: ask your documents."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+    )
+
+
+def settings_for(index: Path | None) -> Settings:
+    """Build the settings once, at the edge; --index overrides the environment."""
+    return Settings(index_dir=index) if index else Settings()
+
+
+@contextmanager
+def failures_as_messages():
+    """Turn expected failures into one line on stderr and a non-zero exit."""
+    try:
+        yield
+    except (ValueError, IndexMismatch, DocumentNotFound, FileNotFoundError, IngestError) as error:
+        err.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2 if isinstance(error, ValueError) else 1) from error
+
+
+def open_service(index: Path | None, *, rebuild: bool = False):
+    """Open the service (loads the model once)."""
+    from retrieval.service import Sourcebook
+
+    return Sourcebook(settings_for(index), rebuild=rebuild)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or folder of documents.")] = Path("corpus"),
+    index: IndexOption = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Start the index afresh (after a settings change).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest new and changed files under PATH; drop the ones that disappeared."""
+    with failures_as_messages():
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        service = open_service(index, rebuild=rebuild)
+        with Progress(
+            TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=as_json,
+        ) as bar:
+            task = bar.add_task("files", total=None)
+            report = service.ingest(path, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        payload = {
+            **report.summary(),
+            "files": {"added": report.added, "updated": report.updated, "removed": report.removed,
+                      "unchanged": report.unchanged},
+            "failures": [{"source": s, "reason": r} for s, r in report.failed],
+            "chunks_embedded": report.chunks_embedded,
+        }
+        out.print_json(json.dumps(payload))
+    else:
+        for source, reason in report.failed:
+            err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(reason)}")
+        counts = ", ".join(f"{n} {what}" for what, n in report.summary().items())
+        documents, chunks = service.counts()
+        out.print(f"{counts}. Embedded {report.chunks_embedded} passages; the index holds {documents} documents, {chunks} passages.")
+    if report.failed and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+def print_hits(hits: list[Hit], *, heading: str | None = None) -> None:
+    """Print passages readably: where each comes from, then its text."""
+    if heading:
+        out.print(f"[bold]{heading}[/bold]")
+    for rank, hit in enumerate(hits, start=1):
+        out.print(f"[cyan]{rank}.[/cyan] {escape(locate(hit))}  [dim]score {hit.score:.3f}[/dim]")
+        out.print(f"   {escape(hit.text)}\n")
+
+
+def locate(place: Hit) -> str:
+    """Return where a passage or quote sits: title, section, page and lines, source."""
+    parts = [place.title]
+    if place.heading:
+        parts.append(f"§ {place.heading}")
+    if place.page is not None:
+        parts.append(f"p. {place.page}")
+    lines = f"line {place.line_start}" if place.line_start == place.line_end else f"lines {place.line_start}-{place.line_end}"
+    parts.append(lines)
+    return " · ".join(parts) + f" ({place.source})"
+
+
+def print_answer(answer: Answer) -> None:
+    """Print an answer with its numbered citations, or the abstention with passages to see."""
+    if not answer.answered:
+        out.print(f"[yellow]{escape(answer.answer)}[/yellow]\n")
+        print_hits(list(answer.passages), heading="See also")
+        return
+    out.print(f"{escape(answer.answer)}\n")
+    for citation in answer.citations:
+        out.print(f"[cyan][{citation.n}][/cyan] {escape(locate(citation))}")
+        out.print(f"    [dim]chars {citation.start}-{citation.end}[/dim]")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: KOption = 5,
+    source: SourceOption = None,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the passages that best match QUERY."""
+    with failures_as_messages():
+        service = open_service(index)
+        hits = service.search(query, k=k, source=source)
+    if as_json:
+        print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+    else:
+        print_hits(hits)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question, or - to read one per line from standard input.")],
+    k: KOption = 5,
+    source: SourceOption = None,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer QUESTION with quoted, cited sentences, or say the documents do not."""
+    with failures_as_messages():
+        service = open_service(index)
+        if question != "-":
+            answer = service.ask(question, k=k, source=source)
+            if as_json:
+                print(json.dumps(answer.to_dict(), ensure_ascii=False))
+            else:
+                print_answer(answer)
+            return
+    # One question per line, one JSON object (or readable answer) per line, one model load.
+    failed = False
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = service.ask(line, k=k, source=source)
+        except ValueError as error:
+            failed = True
+            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
+            continue
+        if as_json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print_answer(answer)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def docs(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """List the documents in the index."""
+    with failures_as_messages():
+        service = open_service(index)
+        documents = service.documents()
+    if as_json:
+        print(json.dumps([{"id": d.id, "title": d.title, "source": d.source, "size": d.size, "chunks": d.chunks,
+                           "updated": d.updated} for d in documents], ensure_ascii=False))
+        return
+    table = Table("id", "title", "source", "size", "passages")
+    for d in documents:
+        table.add_row(d.id, escape(d.title), escape(d.source), f"{d.size:,}", str(d.chunks))
+    out.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    qa: Annotated[Optional[Path], typer.Argument(help="QA JSON-lines file.")] = None,
+    beir: Annotated[Optional[Path], typer.Option("--beir", help="A BEIR-layout benchmark folder instead.")] = None,
+    split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
+    run_out: Annotated[Optional[Path], typer.Option("--run-out", help="Write the hybrid ranking as a TREC run.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Find the abstention threshold for QA.")] = False,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure retrieval, answers and abstention on QA, or nDCG/recall/MRR on a BEIR set."""
+    from retrieval import evaluation
+
+    with failures_as_messages():
+        if beir is None and qa is None:
+            raise ValueError("give a QA file, or --beir DIR")
+        if beir is not None:
+            results = _eval_beir(beir, split, run_out, index)
+        elif calibrate:
+            results = _calibrate(qa, index)
+        else:
+            service = open_service(index)
+            report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), evaluation.load_qa(qa))
+            results = report.to_dict()
+    if as_json:
+        print(json.dumps(results))
+        return
+    if beir is not None:
+        table = Table("ranking", *next(iter(results["modes"].values())).keys(), title=f"{beir} ({split})")
+        for mode, figures in results["modes"].items():
+            table.add_row(mode, *(f"{v:.4f}" for v in figures.values()))
+    else:
+        table = Table("measure", "value", title=str(qa))
+        for name, value in results.items():
+            table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def _calibrate(qa: Path, index: Path | None) -> dict:
+    """Answer everything, then pick the threshold that wrongly declines at most 5% of answerable questions."""
+    from retrieval import evaluation
+    from retrieval.service import Sourcebook
+
+    service = Sourcebook(settings_for(index).model_copy(update={"abstain_below": 0.0}))
+    _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), evaluation.load_qa(qa))
+    threshold = evaluation.calibrate_threshold(outcomes)
+    report = evaluation.score_qa(evaluation.with_threshold(outcomes, threshold))
+    err.print(f"set SOURCEBOOK_ABSTAIN_BELOW={threshold} (or Settings.abstain_below) to use it")
+    return {"abstain_below": threshold, **report.to_dict()}
+
+
+def _eval_beir(directory: Path, split: str, run_out: Path | None, index: Path | None) -> dict:
+    from retrieval import evaluation
+    from retrieval.service import Sourcebook
+
+    benchmark = evaluation.load_beir(directory, split)
+    with tempfile.TemporaryDirectory(prefix="sourcebook-beir-") as scratch:
+        service = Sourcebook(settings_for(index or Path(scratch)))
+        err.print(f"ingesting {len(benchmark.documents)} documents (unchanged ones are reused)...")
+        service.ingest_documents(benchmark.documents)
+        runs = evaluation.beir_runs(service, benchmark.queries, fusion=service.fusion)
+    if run_out:
+        evaluation.write_trec_run(run_out, runs["hybrid"], "sourcebook-hybrid")
+    return {
+        "queries": len(benchmark.queries),
+        "documents": len(benchmark.documents),
+        "modes": {mode: evaluation.beir_metrics({q: [d for d, _ in r] for q, r in run.items()}, benchmark.qrels)
+                  for mode, run in runs.items()},
+    }
+
+
+@app.command()
+def chat(index: IndexOption = None, k: KOption = 5) -> None:
+    """Answer questions typed at a prompt until an empty line or Ctrl-D."""
+    with failures_as_messages():
+        service = open_service(index)
+    documents, chunks = service.counts()
+    out.print(f"sourcebook: {documents} documents, {chunks} passages. Ask a question (empty line to quit).")
+    while True:
+        try:
+            question = input("? ")
+        except EOFError:
+            break
+        if not question.strip():
+            break
+        with failures_as_messages():
+            print_answer(service.ask(question, k=k))
+        out.print()
