@@ -73,20 +73,30 @@ def lexical_overlap(question_terms: set[str], sentence: str) -> float:
 
 
 def score_sentences(
-    question: str, question_vector: np.ndarray, sentences: Sequence[Sentence], sentence_vectors: np.ndarray
+    question: str,
+    question_vector: np.ndarray,
+    sentences: Sequence[Sentence],
+    sentence_vectors: np.ndarray,
+    *,
+    focus: str | None = None,
 ) -> list[Sentence]:
-    """Return the sentences with their evidence scores, best first."""
+    """Return the sentences with their evidence scores, best first.
+
+    `focus` is the user's own words when `question` was widened with the conversation so far:
+    shared words then count half for the whole and half for the focus, so "and what about
+    March?" prefers the sentence about March over the one about the earlier question's January.
+    """
     if not sentences:
         return []
     semantic = sentence_vectors @ np.asarray(question_vector, dtype=np.float32).reshape(-1)
     terms = set(keyword_terms(question))
+    focus_terms = set(keyword_terms(focus)) if focus and focus != question else None
     scored = []
     for sentence, similarity in zip(sentences, semantic):
-        score = (
-            SEMANTIC_WEIGHT * float(similarity)
-            + LEXICAL_WEIGHT * lexical_overlap(terms, sentence.text)
-            + PASSAGE_WEIGHT * sentence.hit.score
-        )
+        shared = lexical_overlap(terms, sentence.text)
+        if focus_terms:
+            shared = (shared + lexical_overlap(focus_terms, sentence.text)) / 2
+        score = SEMANTIC_WEIGHT * float(similarity) + LEXICAL_WEIGHT * shared + PASSAGE_WEIGHT * sentence.hit.score
         scored.append(Sentence(sentence.hit, sentence.rank, sentence.start, sentence.end, sentence.text, score))
     scored.sort(key=lambda s: (-s.score, s.rank, s.start))
     return scored
@@ -184,6 +194,7 @@ def compose(
     encode: Callable[[list[str]], np.ndarray],
     abstain_below: float,
     unknown_names: Sequence[str] = (),
+    focus: str | None = None,
 ) -> Answer:
     """Answer from the passages with verbatim quotes and [n] citations, or abstain when evidence is weak.
 
@@ -195,7 +206,8 @@ def compose(
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
     sentences = candidate_sentences(passages)
-    scored = score_sentences(question, question_vector, sentences, encode([s.text for s in sentences])) if sentences else []
+    vectors = encode([s.text for s in sentences]) if sentences else None
+    scored = score_sentences(question, question_vector, sentences, vectors, focus=focus) if sentences else []
     evidence = scored[0].score if scored else 0.0
     if evidence < abstain_below:
         return Answer(question, answered=False, answer=NOT_ANSWERED, passages=tuple(passages), evidence=evidence)

