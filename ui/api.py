@@ -1,0 +1,282 @@
+"""The HTTP API: thin routes over the service, with pydantic models at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ingest.errors import IngestError, UnsupportedFormat
+from ingest.loaders import SUPPORTED_SUFFIXES
+from retrieval.errors import DocumentNotFound, IndexMismatch
+from retrieval.search import MAX_K
+from retrieval.service import Sourcebook
+
+router = APIRouter()
+
+
+# --- models ---------------------------------------------------------------------------
+class ErrorResponse(BaseModel):
+    """Every error: a message a person can act on."""
+
+    error: str
+    detail: list | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    documents: int
+    chunks: int
+
+
+class HitModel(BaseModel):
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    heading: str | None
+    page: int | None
+    line_start: int
+    line_end: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class CitationModel(BaseModel):
+    n: int
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    heading: str | None
+    page: int | None
+    line_start: int
+    line_end: int
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=5, ge=1, le=MAX_K)
+    source: str | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[HitModel]
+
+
+class Turn(BaseModel):
+    """An earlier turn of the conversation."""
+
+    question: str = Field(max_length=2000)
+    answer: str = ""
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=5, ge=1, le=MAX_K)
+    source: str | None = None
+    history: list[Turn] = Field(default_factory=list, max_length=50)
+
+
+class AskResponse(BaseModel):
+    question: str
+    answered: bool
+    answer: str
+    citations: list[CitationModel]
+    passages: list[HitModel]
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    source: str
+    size: int
+    chunks: int
+    updated: datetime
+
+
+class SectionModel(BaseModel):
+    heading: str
+    start: int
+    end: int
+    level: int
+
+
+class PageModel(BaseModel):
+    number: int
+    start: int
+    end: int
+
+
+class DocumentDetail(BaseModel):
+    id: str
+    title: str
+    source: str
+    text: str
+    sections: list[SectionModel]
+    pages: list[PageModel]
+
+
+class UploadResultModel(BaseModel):
+    filename: str
+    status: Literal["added", "updated", "unchanged", "failed"]
+    document_id: str | None = None
+    reason: str | None = None
+
+
+class UploadResponse(BaseModel):
+    results: list[UploadResultModel]
+
+
+class DeleteResponse(BaseModel):
+    id: str
+    chunks_removed: int
+
+
+class FeedbackRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    answer: str = Field(max_length=20_000)
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=5000)
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+
+
+# --- routes ---------------------------------------------------------------------------
+def service_of(request: Request) -> Sourcebook:
+    """The one service the app was built with."""
+    return request.app.state.service
+
+
+@router.get("/healthz", response_model=Health)
+def health(request: Request) -> Health:
+    documents, chunks = service_of(request).counts()
+    return Health(status="ok", documents=documents, chunks=chunks)
+
+
+# Routes that run the model are plain `def`: FastAPI runs them in its thread pool, so one
+# slow question never blocks the event loop or the other users.
+@router.post("/api/search", response_model=SearchResponse, responses={422: {"model": ErrorResponse}})
+def search(body: SearchRequest, request: Request) -> SearchResponse:
+    hits = service_of(request).search(body.query, k=body.k, source=body.source)
+    return SearchResponse(query=body.query, hits=[HitModel(**h.to_dict()) for h in hits])
+
+
+@router.post("/api/ask", response_model=AskResponse, responses={422: {"model": ErrorResponse}})
+def ask(body: AskRequest, request: Request) -> AskResponse:
+    answer = service_of(request).ask(
+        body.question, k=body.k, source=body.source, history=[turn.question for turn in body.history]
+    )
+    return AskResponse.model_validate(answer.to_dict())
+
+
+@router.get("/api/documents", response_model=list[DocumentSummary])
+def list_documents(request: Request) -> list[DocumentSummary]:
+    return [
+        DocumentSummary(id=d.id, title=d.title, source=d.source, size=d.size, chunks=d.chunks,
+                        updated=datetime.fromtimestamp(d.updated, tz=timezone.utc))
+        for d in service_of(request).documents()
+    ]
+
+
+@router.get("/api/documents/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}})
+def get_document(document_id: str, request: Request) -> DocumentDetail:
+    document = service_of(request).document(document_id)
+    return DocumentDetail(
+        id=document.id,
+        title=document.title,
+        source=document.source,
+        text=document.text,
+        sections=[SectionModel(heading=s.heading, start=s.start, end=s.end, level=s.level) for s in document.sections],
+        pages=[PageModel(number=p.number, start=p.start, end=p.end) for p in document.pages],
+    )
+
+
+@router.post(
+    "/api/documents",
+    response_model=UploadResponse,
+    responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+)
+async def upload_documents(request: Request, files: list[UploadFile] = File(...)) -> UploadResponse | JSONResponse:
+    service = service_of(request)
+    settings = service.settings
+    if len(files) > settings.max_upload_files:
+        raise ValueError(f"at most {settings.max_upload_files} files per upload, got {len(files)}")
+    received = []
+    for upload in files:
+        # Read one byte past the limit: enough to know a file is too big without holding it all.
+        data = await upload.read(settings.max_file_bytes + 1)
+        if len(data) > settings.max_file_bytes:
+            return _error(413, f"{upload.filename}: over the {settings.max_file_bytes:,}-byte limit per file")
+        received.append((upload.filename or "", data))
+    if all(_unsupported(name) for name, _ in received):
+        names = ", ".join(name for name, _ in received)
+        return _error(415, f"unsupported file type: {names} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})")
+    # Ingest embeds: off the event loop, like the model-bound routes.
+    results = await run_in_threadpool(service.upload, received)
+    return UploadResponse(results=[UploadResultModel(**asdict(r)) for r in results])
+
+
+@router.delete("/api/documents/{document_id}", response_model=DeleteResponse, responses={404: {"model": ErrorResponse}})
+def delete_document(document_id: str, request: Request) -> DeleteResponse:
+    removed = service_of(request).delete(document_id)
+    return DeleteResponse(id=document_id, chunks_removed=removed)
+
+
+@router.post("/api/feedback", response_model=FeedbackResponse, responses={422: {"model": ErrorResponse}})
+def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
+    return FeedbackResponse(id=service_of(request).record_feedback(body.question, body.answer, body.rating, body.comment))
+
+
+# --- errors, mapped to status codes in one place -----------------------------------------
+def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=ErrorResponse(error=message, detail=detail).model_dump())
+
+
+def _unsupported(filename: str) -> bool:
+    suffix = "." + filename.rpartition(".")[2].lower() if "." in filename else ""
+    return suffix not in SUPPORTED_SUFFIXES
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the project's exceptions to JSON errors with the right status."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors()]
+        return _error(422, "invalid request: " + "; ".join(problems), detail=[str(p) for p in problems])
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, error: ValueError) -> JSONResponse:
+        return _error(400, str(error))
+
+    @app.exception_handler(DocumentNotFound)
+    async def not_found(request: Request, error: DocumentNotFound) -> JSONResponse:
+        return _error(404, str(error))
+
+    @app.exception_handler(UnsupportedFormat)
+    async def unsupported(request: Request, error: UnsupportedFormat) -> JSONResponse:
+        return _error(415, str(error))
+
+    @app.exception_handler(IngestError)
+    async def unreadable(request: Request, error: IngestError) -> JSONResponse:
+        return _error(400, str(error))
+
+    @app.exception_handler(IndexMismatch)
+    async def mismatch(request: Request, error: IndexMismatch) -> JSONResponse:
+        return _error(409, str(error))

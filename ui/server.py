@@ -1,0 +1,31 @@
+"""One server: the HTTP API under /api and the chat page at /."""
+
+from __future__ import annotations
+
+import gradio as gr
+from fastapi import FastAPI
+
+from retrieval.service import Sourcebook
+from ui.api import install_error_handlers, router
+
+# Questions run the model for tens of milliseconds each; two cores serve about that many at
+# once, and the rest wait in Gradio's queue rather than pile up threads.
+PAGE_CONCURRENCY = 4
+
+
+def create_app(service: Sourcebook, *, with_page: bool = True) -> FastAPI:
+    """Build the FastAPI app over a loaded service, with the chat page mounted at /."""
+    app = FastAPI(
+        title="sourcebook",
+        description="Answers questions about your documents with verbatim, cited passages.",
+        version="0.1.0",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(router)
+    if with_page:
+        from ui.web import build_page
+
+        page = build_page(service).queue(default_concurrency_limit=PAGE_CONCURRENCY)
+        app = gr.mount_gradio_app(app, page, path="/")
+    return app
