@@ -42,9 +42,10 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what
     )
 
 
-def settings_for(index: Path | None) -> Settings:
-    """Build the settings once, at the edge; --index overrides the environment."""
-    return Settings(index_dir=index) if index else Settings()
+def settings_for(index: Path | None, corpus: Path | None = None) -> Settings:
+    """Build the settings once, at the edge; --index and --corpus override the environment."""
+    overrides = {"index_dir": index, "corpus_dir": corpus}
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
 @contextmanager
@@ -293,3 +294,53 @@ def chat(index: IndexOption = None, k: KOption = 5) -> None:
         with failures_as_messages():
             print_answer(service.ask(question, k=k))
         out.print()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback is public.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
+    index: IndexOption = None,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Folder uploads are saved into.")] = None,
+) -> None:
+    """Serve the chat page at / and the HTTP API under /api."""
+    import uvicorn
+
+    from retrieval.service import Sourcebook
+    from ui.server import create_app
+
+    with failures_as_messages():
+        service = Sourcebook(settings_for(index, corpus))
+    documents, chunks = service.counts()
+    out.print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)")
+    # One worker process: the model and index load once and are shared by the request
+    # threads (FastAPI runs the model-bound routes in its thread pool), so users are
+    # served side by side without a copy of the model per process.
+    uvicorn.run(create_app(service), host=host, port=port, workers=1, log_level="warning")
+
+
+feedback_app = typer.Typer(help="Readers' ratings of answers.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Optional[Path], typer.Option("--out", help="File to write (default: standard output).")] = None,
+    index: IndexOption = None,
+) -> None:
+    """Write every stored rating as JSON lines."""
+    from retrieval.library import STORE_FILE
+    from retrieval.store import Store
+
+    with failures_as_messages():
+        # Reading feedback needs no model: open the store alone.
+        store_path = settings_for(index).index_dir / STORE_FILE
+        if not store_path.exists():
+            raise FileNotFoundError(f"no index at {store_path.parent}")
+        lines = [json.dumps(row, ensure_ascii=False) for row in Store(store_path).feedback()]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(lines)} ratings to {output}")
+    else:
+        sys.stdout.write(text)
