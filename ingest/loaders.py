@@ -76,6 +76,9 @@ def parse(
         markup_parser = _TEXT_PARSERS[suffix]
         raw = _decode_text(data, source, html=markup_parser is _parse_html)
         title, text, sections, pages = markup_parser(raw)
+        if _METADATA_LINE.match(title):
+            # "Estimated time: 20 minutes" names no document; the file name says more.
+            title = _title_from_name(source)
     if not text.strip():
         reason = "no text found (it may contain only scanned images)" if suffix == ".pdf" else "no text found"
         raise EmptyDocument(source, reason)
@@ -394,6 +397,15 @@ def _sections(text: str, headings: list[tuple[int, int, str]]) -> tuple[Section,
     """Make each heading's section run from its start to the next heading's start, or the end."""
     ends = [start for start, _, _ in headings[1:]] + [len(text)]
     return tuple(Section(heading, start, end, level) for (start, level, heading), end in zip(headings, ends))
+
+
+# A "Label: value" line such as "Estimated time: 20 minutes" or "Date: 3 May".
+_METADATA_LINE = re.compile(r"^[A-Z][\w ]{0,30}:\s+\S.{0,40}$")
+
+
+def _title_from_name(source: str) -> str:
+    stem = Path(source).stem.replace("_", " ").replace("-", " ").strip()
+    return stem[:1].upper() + stem[1:] if stem else source
 
 
 def _first_line(text: str) -> str:

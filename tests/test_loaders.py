@@ -430,10 +430,20 @@ def test_source_label_is_kept(tmp_path: Path) -> None:
 def test_corpus_files_load_verbatim_with_first_line_as_title(path: Path) -> None:
     content = path.read_text(encoding="utf-8")
     document = load(path)
+    first_line = next(line.strip() for line in content.splitlines() if line.strip())
 
     assert document.text == content
-    assert document.title == next(line.strip() for line in content.splitlines() if line.strip())
+    if first_line == "Estimated time: 20 minutes":
+        assert document.title == "Rednote overnight sensation"  # metadata, not a title: the file name instead
+    else:
+        assert document.title == first_line
     assert_spans_tile(document)
+
+
+def test_a_label_value_first_line_gives_way_to_the_file_name() -> None:
+    document = parse(b"Date: 3 May 2024\nThe team met to plan the launch.\n", ".txt", source="docs/launch-plan.txt")
+
+    assert document.title == "Launch plan"
 
 
 def test_corpus_explainer_has_its_headings() -> None:
