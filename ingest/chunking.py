@@ -99,6 +99,33 @@ def split(
     return chunks
 
 
+MAX_WINDOWS = 64
+
+
+def windows(text: str, *, max_tokens: int, count_tokens: Callable[[str], int]) -> list[tuple[int, int]]:
+    """Group a passage's sentences into consecutive spans of about max_tokens tokens, in order.
+
+    Passages are found by their best window: a short span matches a question more sharply than a
+    whole passage does, and the reader still gets the passage. A sentence longer than max_tokens
+    is a window of its own; there are never more than MAX_WINDOWS (the last one absorbs the rest).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    spans: list[list[int]] = []
+    used = 0
+    for start, end in sentence_spans(text) or [_strip(text, 0, len(text))]:
+        tokens = count_tokens(text[start:end])
+        if spans and used + tokens <= max_tokens:
+            spans[-1][1] = end
+            used += tokens
+        elif len(spans) == MAX_WINDOWS:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+            used = tokens
+    return [(start, end) for start, end in spans if end > start]
+
+
 def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Return the (start, end) spans of the lines of text[start:end], wrapped lines rejoined, trimmed."""
     start, end = _checked_range(text, start, end)

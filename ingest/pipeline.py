@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.chunking import split
+from ingest.chunking import split, windows
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Chunk, Document, content_hash
@@ -22,16 +22,17 @@ from retrieval.library import Library
 log = logging.getLogger(__name__)
 
 IGNORE_FILE = ".sourcebookignore"
-# Chunks embedded per model call: big enough to batch well, small enough to show progress.
-EMBED_GROUP = 256
+# Windows embedded per model call: big enough to batch well, small enough to show progress.
+EMBED_GROUP = 512
 
 
 @dataclass(frozen=True, slots=True)
 class Chunking:
-    """How documents are cut: passage size in model tokens and the overlap between passages."""
+    """How documents are cut: passage size and overlap, and the size of the windows that are embedded."""
 
     max_tokens: int
     overlap_tokens: int
+    window_tokens: int
 
 
 @dataclass(slots=True)
@@ -43,8 +44,9 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
+    # Window texts (a passage has a few) sent to the model, and ones whose stored vector was reused.
+    windows_embedded: int = 0
+    windows_reused: int = 0
 
     def summary(self) -> dict[str, int]:
         """Return the counts shown at the end of a run."""
@@ -189,9 +191,9 @@ def _store_documents(
     embedder: Embedder,
     chunking: Chunking,
 ) -> None:
-    """Chunk, embed (reusing stored vectors for unchanged passages) and store, in groups."""
-    pending: list[tuple[Document, str, bool, list[Chunk]]] = []
-    pending_chunks = 0
+    """Chunk, embed (reusing stored vectors for unchanged text) and store, in groups."""
+    pending: list[_Pending] = []
+    pending_windows = 0
     for document, file_hash, existed in documents:
         chunks = split(
             document,
@@ -199,28 +201,45 @@ def _store_documents(
             overlap_tokens=chunking.overlap_tokens,
             count_tokens=embedder.count_tokens,
         )
-        pending.append((document, file_hash, existed, chunks))
-        pending_chunks += len(chunks)
-        if pending_chunks >= EMBED_GROUP:
+        spans = [windows(c.text, max_tokens=chunking.window_tokens, count_tokens=embedder.count_tokens) for c in chunks]
+        pending.append(_Pending(document, file_hash, existed, chunks, spans))
+        pending_windows += sum(len(s) for s in spans)
+        if pending_windows >= EMBED_GROUP:
             _flush(pending, report, library=library, embedder=embedder)
-            pending, pending_chunks = [], 0
+            pending, pending_windows = [], 0
     _flush(pending, report, library=library, embedder=embedder)
 
 
-def _flush(
-    pending: list[tuple[Document, str, bool, list[Chunk]]], report: IngestReport, *, library: Library, embedder: Embedder
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    document: Document
+    file_hash: str
+    existed: bool
+    chunks: list[Chunk]
+    windows: list[list[tuple[int, int]]]
+
+    def window_texts(self) -> list[str]:
+        return [c.text[a:b] for c, spans in zip(self.chunks, self.windows) for a, b in spans]
+
+
+def _flush(pending: list[_Pending], report: IngestReport, *, library: Library, embedder: Embedder) -> None:
     if not pending:
         return
-    all_chunks = [chunk for *_, chunks in pending for chunk in chunks]
-    known = library.store.vectors_for_texts([chunk.text_hash for chunk in all_chunks])
-    missing = list(dict.fromkeys(chunk.text for chunk in all_chunks if chunk.text_hash not in known))
+    texts = [text for item in pending for text in item.window_texts()]
+    known = library.store.vectors_for_texts([content_hash(t) for t in texts])
+    missing = list(dict.fromkeys(t for t in texts if content_hash(t) not in known))
     if missing:
+        # One model call for the whole group: sentence-transformers batches it by length.
         for text, vector in zip(missing, embedder.encode(missing)):
             known[content_hash(text)] = vector
-    report.chunks_embedded += len(missing)
-    report.chunks_reused += len(all_chunks) - len(missing)
-    for document, file_hash, existed, chunks in pending:
-        vectors = np.vstack([known[c.text_hash] for c in chunks]) if chunks else np.zeros((0, embedder.dim), np.float32)
-        library.put(document, chunks, vectors, file_hash=file_hash)
-        (report.updated if existed else report.added).append(document.source)
+    report.windows_embedded += len(missing)
+    report.windows_reused += len(texts) - len(missing)
+    for item in pending:
+        item_texts = item.window_texts()
+        vectors = (
+            np.vstack([known[content_hash(t)] for t in item_texts])
+            if item_texts
+            else np.zeros((0, embedder.dim), np.float32)
+        )
+        library.put(item.document, item.chunks, item.windows, vectors, file_hash=item.file_hash)
+        (report.updated if item.existed else report.added).append(item.document.source)

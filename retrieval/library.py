@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
+LOCK_FILE = "write.lock"
 
 
 class Library:
@@ -29,9 +33,11 @@ class Library:
                 (self.directory / name).unlink(missing_ok=True)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
+        self._thread_lock = threading.Lock()
         self.store = Store(self.directory / STORE_FILE)
         self._check(fingerprint)
         self.index = self._open_index()
+        self._generation = self.store.generation
 
     def _check(self, fingerprint: dict[str, str]) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
@@ -47,6 +53,25 @@ class Library:
                 f"Rebuild it with `sourcebook ingest PATH --index {self.directory} --rebuild`, "
                 "or point --index at another directory."
             )
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock: one writer at a time, across threads and processes.
+
+        A writer that finds the store changed by another process since this index was loaded
+        reloads the index first, so it never writes on top of a stale one.
+        """
+        with self._thread_lock, open(self.directory / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if self.store.generation != self._generation:
+                    log.info("the index changed on disk since it was loaded; reloading it")
+                    self.index = self._open_index()
+                    self._generation = self.store.generation
+                yield
+            finally:
+                self._generation = self.store.generation
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _open_index(self) -> VectorIndex:
         path = self.directory / VECTORS_FILE
@@ -66,14 +91,22 @@ class Library:
         self.save()
         return index
 
-    def put(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *, file_hash: str | None = None) -> None:
-        """Store a document's chunks and vectors and index them, replacing an earlier version."""
-        removed, added = self.store.put(document, chunks, vectors, file_hash=file_hash)
+    def put(
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        windows: Sequence[Sequence[tuple[int, int]]],
+        vectors: np.ndarray,
+        *,
+        file_hash: str | None = None,
+    ) -> None:
+        """Store a document's chunks and window vectors and index them, replacing an earlier version."""
+        removed, added = self.store.put(document, chunks, windows, vectors, file_hash=file_hash)
         self.index.remove(np.asarray(removed, dtype=np.int64))
         self.index.add(np.asarray(added, dtype=np.int64), vectors)
 
     def remove(self, document_id: str) -> int:
-        """Remove a document and its vectors; return how many chunks went."""
+        """Remove a document and its vectors; return how many vectors went."""
         removed = self.store.remove(document_id)
         self.index.remove(np.asarray(removed, dtype=np.int64))
         return len(removed)

@@ -11,7 +11,7 @@ import numpy as np
 from retrieval.embedder import Embedder
 from retrieval.index import VectorIndex
 from retrieval.records import Hit
-from retrieval.store import Store
+from retrieval.store import WINDOW_SLOTS, Store
 
 MAX_K = 50
 
@@ -96,10 +96,21 @@ def collapse(hits: Sequence[Hit], *, max_overlap: float = 0.5, max_similarity: f
     return kept
 
 
+# Windows fetched per passage wanted: a passage's several windows often rank together.
+WINDOWS_PER_PASSAGE = 4
+
+
 def dense_search(index: VectorIndex, query_vector: np.ndarray, k: int) -> Ranked:
-    """Return the k nearest chunks by cosine similarity, best first."""
-    scores, ids = index.search(query_vector, k)
-    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+    """Return the k chunks whose best window is nearest by cosine similarity, best first."""
+    scores, ids = index.search(query_vector, k * WINDOWS_PER_PASSAGE)
+    best: dict[int, float] = {}
+    for score, vector_id in zip(scores[0], ids[0]):
+        if vector_id >= 0:
+            # Results come best first, so a passage's first window is its best.
+            best.setdefault(int(vector_id) // WINDOW_SLOTS, float(score))
+            if len(best) == k:
+                break
+    return list(best.items())
 
 
 class Searcher:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -47,17 +46,18 @@ class Sourcebook:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings)
         self.chunking = Chunking(
-            max_tokens=min(settings.chunk_tokens, self.embedder.max_tokens), overlap_tokens=settings.chunk_overlap
+            max_tokens=min(settings.chunk_tokens, self.embedder.max_tokens),
+            overlap_tokens=settings.chunk_overlap,
+            window_tokens=min(settings.window_tokens, self.embedder.max_tokens),
         )
         fingerprint = {
             "model": self.embedder.name,
             "dim": str(self.embedder.dim),
             "chunk_tokens": str(self.chunking.max_tokens),
             "chunk_overlap": str(self.chunking.overlap_tokens),
+            "window_tokens": str(self.chunking.window_tokens),
         }
         self.library = Library(settings.index_dir, fingerprint=fingerprint, dim=self.embedder.dim, rebuild=rebuild)
-        # Changes to the library happen one at a time; queries go on meanwhile.
-        self._writing = threading.Lock()
         self._suggestions: tuple[int, list[str]] | None = None
         self.fusion = Fusion(
             method=settings.fusion,
@@ -76,7 +76,7 @@ class Sourcebook:
     # --- documents ------------------------------------------------------------------
     def ingest(self, path: Path, *, progress: Progress | None = None) -> IngestReport:
         """Ingest the files under `path`: new and changed ones embedded, vanished ones removed."""
-        with self._writing:
+        with self.library.writing():
             return ingest_path(
                 Path(path),
                 library=self.library,
@@ -88,7 +88,7 @@ class Sourcebook:
 
     def ingest_documents(self, documents: list[Document]) -> IngestReport:
         """Ingest documents that do not come from files (a benchmark corpus)."""
-        with self._writing:
+        with self.library.writing():
             return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
 
     def upload(self, files: Sequence[tuple[str, bytes]]) -> list[UploadResult]:
@@ -138,7 +138,7 @@ class Sourcebook:
 
     def delete(self, document_id: str) -> int:
         """Delete a document and its chunks; return how many chunks went."""
-        with self._writing:
+        with self.library.writing():
             self.document(document_id)
             removed = self.library.remove(document_id)
             self.library.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Chunking; recorded in the index, since changing it invalidates every stored chunk.
     chunk_tokens: int = Field(default=200, ge=16, le=254)
     chunk_overlap: int = Field(default=32, ge=0, le=100)
+    # Passages are found by their best window of about this many tokens (README, "Quality").
+    window_tokens: int = Field(default=48, ge=8, le=254)
 
     # Search: candidates taken from each side before fusion.
     candidates: int = Field(default=100, ge=1, le=1000)
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
     abstain_below: float = 0.485
     answer_passages: int = Field(default=5, ge=1, le=50)
+
+    # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes
+    # and feedback export; reads stay open.
+    api_token: SecretStr | None = None
 
     max_file_bytes: int = Field(default=50 * 2**20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)

@@ -19,10 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.records import Chunk, Document, Page, Section
+from ingest.chunking import MAX_WINDOWS
+from ingest.records import Chunk, Document, Page, Section, content_hash
 from retrieval.records import StoredDocument
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+# Each passage has up to this many window vectors; vector id = passage rowid * WINDOW_SLOTS + window.
+WINDOW_SLOTS = MAX_WINDOWS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,10 +51,18 @@ CREATE TABLE IF NOT EXISTS chunks (
     page INTEGER,
     line_start INTEGER NOT NULL,
     line_end INTEGER NOT NULL,
-    text TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS windows (
+    id INTEGER PRIMARY KEY,
+    chunk_rowid INTEGER NOT NULL REFERENCES chunks(rowid) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
     text_hash TEXT NOT NULL,
     vector BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS windows_chunk ON windows(chunk_rowid);
+CREATE INDEX IF NOT EXISTS windows_text_hash ON windows(text_hash);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY,
     created REAL NOT NULL,
@@ -60,7 +72,6 @@ CREATE TABLE IF NOT EXISTS feedback (
     comment TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
-CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, heading, content='chunks', content_rowid='rowid',
     tokenize='porter unicode61 remove_diacritics 2'
@@ -173,14 +184,23 @@ class Store:
 
     # --- writes ---------------------------------------------------------------------
     def put(
-        self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *, file_hash: str | None = None
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        windows: Sequence[Sequence[tuple[int, int]]],
+        vectors: np.ndarray,
+        *,
+        file_hash: str | None = None,
     ) -> tuple[list[int], list[int]]:
-        """Store a document with its chunks and vectors, replacing any earlier version.
+        """Store a document with its chunks and their window vectors, replacing any earlier version.
 
-        Returns (removed rowids, added rowids) so the vector index can follow.
+        `windows[i]` are spans of `chunks[i].text`; `vectors` holds one row per window, in order.
+        Returns (removed vector ids, added vector ids) so the vector index can follow.
         """
-        if len(chunks) != len(vectors):
-            raise ValueError(f"got {len(chunks)} chunks but {len(vectors)} vectors")
+        if len(chunks) != len(windows) or sum(len(w) for w in windows) != len(vectors):
+            raise ValueError(
+                f"got {len(chunks)} chunks, {len(windows)} window lists and {len(vectors)} vectors; they must match"
+            )
         structure = json.dumps(
             {
                 "sections": [[s.heading, s.start, s.end, s.level] for s in document.sections],
@@ -189,7 +209,9 @@ class Store:
         )
         vectors = np.asarray(vectors, dtype=np.float32)
         with self._transaction() as db:
-            removed = [r for (r,) in db.execute("SELECT rowid FROM chunks WHERE document_id=?", (document.id,))]
+            removed = self._vector_ids_of(db, document.id)
+            db.execute("DELETE FROM windows WHERE chunk_rowid IN (SELECT rowid FROM chunks WHERE document_id=?)",
+                        (document.id,))
             db.execute("DELETE FROM chunks WHERE document_id=?", (document.id,))
             db.execute(
                 "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -206,32 +228,42 @@ class Store:
                 ),
             )
             added = []
-            for chunk, vector in zip(chunks, vectors):
+            row = 0
+            for chunk, spans in zip(chunks, windows):
                 cursor = db.execute(
-                    "INSERT INTO chunks (id, document_id, start, end, heading, page, line_start, line_end,"
-                    " text, text_hash, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        chunk.id,
-                        chunk.document_id,
-                        chunk.start,
-                        chunk.end,
-                        chunk.heading,
-                        chunk.page,
-                        chunk.line_start,
-                        chunk.line_end,
-                        chunk.text,
-                        chunk.text_hash,
-                        vector.tobytes(),
-                    ),
+                    "INSERT INTO chunks (id, document_id, start, end, heading, page, line_start, line_end, text)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chunk.id, chunk.document_id, chunk.start, chunk.end, chunk.heading, chunk.page,
+                     chunk.line_start, chunk.line_end, chunk.text),
                 )
-                added.append(cursor.lastrowid)
+                for slot, (start, end) in enumerate(spans):
+                    vector_id = cursor.lastrowid * WINDOW_SLOTS + slot
+                    db.execute(
+                        "INSERT INTO windows (id, chunk_rowid, start, end, text_hash, vector) VALUES (?, ?, ?, ?, ?, ?)",
+                        (vector_id, cursor.lastrowid, start, end, content_hash(chunk.text[start:end]),
+                         vectors[row].tobytes()),
+                    )
+                    added.append(vector_id)
+                    row += 1
             self._bump(db)
         return removed, added
 
+    @staticmethod
+    def _vector_ids_of(db: sqlite3.Connection, document_id: str) -> list[int]:
+        return [
+            vector_id
+            for (vector_id,) in db.execute(
+                "SELECT w.id FROM windows w JOIN chunks c ON c.rowid = w.chunk_rowid WHERE c.document_id=?",
+                (document_id,),
+            )
+        ]
+
     def remove(self, document_id: str) -> list[int]:
-        """Delete a document and its chunks; return the removed chunk rowids."""
+        """Delete a document, its chunks and their vectors; return the removed vector ids."""
         with self._transaction() as db:
-            removed = [r for (r,) in db.execute("SELECT rowid FROM chunks WHERE document_id=?", (document_id,))]
+            removed = self._vector_ids_of(db, document_id)
+            db.execute("DELETE FROM windows WHERE chunk_rowid IN (SELECT rowid FROM chunks WHERE document_id=?)",
+                       (document_id,))
             db.execute("DELETE FROM chunks WHERE document_id=?", (document_id,))
             db.execute("DELETE FROM documents WHERE id=?", (document_id,))
             self._bump(db)
@@ -258,25 +290,29 @@ class Store:
         return dict(self._db.execute("SELECT source, file_hash FROM documents"))
 
     def vectors_for_texts(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Return stored vectors of passages with these text hashes, to skip re-embedding them."""
+        """Return stored vectors of windows with these text hashes, to skip re-embedding them."""
         found: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(text_hashes))
         for i in range(0, len(wanted), 500):
             batch = wanted[i : i + 500]
             marks = ",".join("?" * len(batch))
             for text_hash, blob in self._db.execute(
-                f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", batch
+                f"SELECT text_hash, vector FROM windows WHERE text_hash IN ({marks})", batch
             ):
                 found[text_hash] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (rowids, vectors) of every chunk in batches, for rebuilding the index."""
-        cursor = self._db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid")
+        """Yield (vector ids, vectors) of every window in batches, for rebuilding the index."""
+        cursor = self._db.execute("SELECT id, vector FROM windows ORDER BY id")
         while rows := cursor.fetchmany(batch):
             ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
             vectors = np.vstack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
             yield ids, vectors
+
+    def vector_ids(self) -> np.ndarray:
+        """Return the ids of every stored vector, sorted."""
+        return np.fromiter((i for (i,) in self._db.execute("SELECT id FROM windows ORDER BY id")), dtype=np.int64)
 
     def chunk_rowids(self) -> np.ndarray:
         """Return the rowids of every stored chunk, sorted."""

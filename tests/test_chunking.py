@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.chunking import paragraph_spans, sentence_spans, split
+from ingest.chunking import MAX_WINDOWS, paragraph_spans, sentence_spans, split, windows
 from ingest.records import Chunk, Document, Page, Section
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -365,3 +365,35 @@ def test_real_corpus_chunks_fit_the_real_tokenizer():
         assert statistics.median(sizes) > 254 / 2
         print(f"{path.name}: {len(chunks)} chunks, tokens min/median/max "
               f"{min(sizes)}/{statistics.median(sizes)}/{max(sizes)}")
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "Epsilon", "zeta"]), min_size=1, max_size=30),
+        min_size=1,
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=40),
+)
+def test_windows_group_whole_sentences_in_order_within_the_budget(sentences, budget):
+    text = " ".join(" ".join(words) + "." for words in sentences)
+    count = lambda piece: len(piece.split())  # noqa: E731
+
+    spans = windows(text, max_tokens=budget, count_tokens=count)
+
+    sentence_ends = {end for _, end in sentence_spans(text)}
+    covered = " ".join(text[a:b] for a, b in spans)
+    assert covered.split() == text.split()  # every word, once, in order
+    assert all(end in sentence_ends for _, end in spans)  # windows end where sentences end
+    for start, end in spans:
+        # Over budget only when a single sentence is longer than the budget on its own.
+        assert count(text[start:end]) <= budget or len(sentence_spans(text[start:end])) == 1
+    assert len(spans) <= MAX_WINDOWS
+
+
+def test_a_passage_of_short_sentences_makes_few_windows():
+    text = "One two. Three four. Five six. Seven eight."
+
+    spans = windows(text, max_tokens=4, count_tokens=lambda piece: len(piece.split()))
+
+    assert [text[a:b] for a, b in spans] == ["One two. Three four.", "Five six. Seven eight."]

@@ -54,7 +54,7 @@ def test_ingest_prints_a_summary_and_is_incremental(tmp_path, runner, fake_model
     assert json.loads(first.output)["added"] == 2
     assert json.loads(second.output) | {"files": None} == {
         "added": 0, "updated": 0, "removed": 0, "unchanged": 2, "failed": 0, "files": None,
-        "failures": [], "chunks_embedded": 0,
+        "failures": [], "windows_embedded": 0,
     }
     assert fake_model.encoded == []
 

@@ -25,12 +25,12 @@ def ingested(make_service, tmp_path):
     return service
 
 
-def test_a_reopened_index_holds_the_same_chunk_ids_as_the_store(make_service, tmp_path):
+def test_a_reopened_index_holds_the_same_vector_ids_as_the_store(make_service, tmp_path):
     ingested(make_service, tmp_path)
 
     reopened = make_service()
 
-    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
     assert reopened.search("backed up every night", k=1)[0].source == "docs/a.txt"
 
 
@@ -44,7 +44,7 @@ def test_a_corrupt_index_file_is_rebuilt_from_stored_vectors(make_service, embed
         reopened = make_service()
 
     assert embedder.encoded == []  # rebuilt without re-embedding
-    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
     assert any("rebuilt" in record.message or "unreadable" in record.message for record in caplog.records)
     assert reopened.search("on-call pages", k=1)[0].source == "docs/b.txt"
 
@@ -59,7 +59,7 @@ def test_an_index_left_behind_by_a_crash_is_rebuilt(make_service, tmp_path):
 
     reopened = make_service()
 
-    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.chunk_rowids())
+    assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
     assert reopened.search("office closes Christmas", k=1)[0].source == "docs/c.txt"
 
 

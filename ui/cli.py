@@ -89,7 +89,7 @@ def ingest(
             "files": {"added": report.added, "updated": report.updated, "removed": report.removed,
                       "unchanged": report.unchanged},
             "failures": [{"source": s, "reason": r} for s, r in report.failed],
-            "chunks_embedded": report.chunks_embedded,
+            "windows_embedded": report.windows_embedded,
         }
         out.print_json(json.dumps(payload))
     else:
@@ -97,7 +97,10 @@ def ingest(
             err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(reason)}")
         counts = ", ".join(f"{n} {what}" for what, n in report.summary().items())
         documents, chunks = service.counts()
-        out.print(f"{counts}. Embedded {report.chunks_embedded} passages; the index holds {documents} documents, {chunks} passages.")
+        out.print(
+            f"{counts}. Embedded {report.windows_embedded} new texts, reused {report.windows_reused}; "
+            f"the index holds {documents} documents, {chunks} passages."
+        )
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
 
