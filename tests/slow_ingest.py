@@ -1,0 +1,33 @@
+"""Run an ingest with the fake embedder, slowed down, so a test can kill it part-way.
+
+Usage: python -m tests.slow_ingest INDEX_DIR FOLDER
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ingest import pipeline
+from retrieval.service import Sourcebook
+from retrieval.settings import Settings
+from tests.fakes import FakeEmbedder
+
+
+class SlowEmbedder(FakeEmbedder):
+    """Takes a while per batch, like a real model, leaving time to be killed mid-run."""
+
+    def encode(self, texts):
+        time.sleep(0.05)
+        return super().encode(texts)
+
+
+if __name__ == "__main__":
+    index_dir, folder = Path(sys.argv[1]), Path(sys.argv[2])
+    # Small groups: many separate commits, so kills land between and inside them.
+    pipeline.EMBED_GROUP = 3
+    service = Sourcebook(Settings(index_dir=index_dir), embedder=SlowEmbedder())
+    print("started", flush=True)
+    report = service.ingest(folder)
+    print("finished", report.summary(), flush=True)
