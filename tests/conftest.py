@@ -37,7 +37,8 @@ def make_service(settings, embedder):
     """Open a service over the test index with the fake embedder."""
 
     def make(**overrides) -> Sourcebook:
-        return Sourcebook(settings.model_copy(update=overrides), embedder=embedder)
+        # Built anew rather than copied, so overrides are validated like real settings.
+        return Sourcebook(Settings(**{**settings.model_dump(), **overrides}), embedder=embedder)
 
     return make
 

@@ -14,6 +14,7 @@ from ui.api import (
     DocumentDetail,
     DocumentSummary,
     ErrorResponse,
+    FeedbackRecord,
     FeedbackResponse,
     Health,
     SearchResponse,
@@ -194,3 +195,30 @@ def test_openapi_documents_every_endpoint(client):
     assert {"/healthz", "/api/search", "/api/ask", "/api/documents", "/api/documents/{document_id}",
             "/api/feedback"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+@pytest.fixture
+def guarded(make_service, tmp_path):
+    service = make_service(corpus_dir=tmp_path / "corpus", api_token="s3cret-token")
+    service.ingest(write_files(tmp_path / "corpus", DOCS))
+    with TestClient(create_app(service, with_page=False)) as client:
+        yield client
+
+
+def test_with_a_token_configured_changes_need_it_and_reads_do_not(guarded):
+    upload = [("files", ("lunch.txt", b"Lunch\nLunch is at noon.\n", "text/plain"))]
+    document_id = guarded.get("/api/documents").json()[0]["id"]
+
+    assert "API token" in error_of(guarded.post("/api/documents", files=upload), 401)
+    assert "API token" in error_of(guarded.delete(f"/api/documents/{document_id}"), 401)
+    assert "API token" in error_of(guarded.get("/api/feedback"), 401)
+    wrong = {"Authorization": "Bearer not-it"}
+    assert "API token" in error_of(guarded.post("/api/documents", files=upload, headers=wrong), 401)
+    assert guarded.post("/api/search", json={"query": "lunch"}).status_code == 200
+    assert guarded.post("/api/feedback", json={"question": "q?", "answer": "a", "rating": "down"}).status_code == 200
+
+    right = {"Authorization": "Bearer s3cret-token"}
+    assert guarded.post("/api/documents", files=upload, headers=right).status_code == 200
+    assert guarded.delete(f"/api/documents/{document_id}", headers=right).status_code == 200
+    exported = [FeedbackRecord.model_validate(row) for row in guarded.get("/api/feedback", headers=right).json()]
+    assert [(f.question, f.rating) for f in exported] == [("q?", "down")]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, File, Request, UploadFile
+import hmac
+
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -18,7 +20,6 @@ from retrieval.errors import DocumentNotFound, IndexMismatch
 from retrieval.search import MAX_K
 from retrieval.service import Sourcebook
 
-router = APIRouter()
 
 
 # --- models ---------------------------------------------------------------------------
@@ -66,8 +67,12 @@ class CitationModel(BaseModel):
     score: float
 
 
+# At least one character that is not white space.
+HAS_TEXT = r"\S"
+
+
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
 
@@ -85,7 +90,7 @@ class Turn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
     history: list[Turn] = Field(default_factory=list, max_length=50)
@@ -147,7 +152,7 @@ class DeleteResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
     answer: str = Field(max_length=20_000)
     rating: Literal["up", "down"]
     comment: str = Field(default="", max_length=5000)
@@ -157,10 +162,38 @@ class FeedbackResponse(BaseModel):
     id: int
 
 
+class FeedbackRecord(BaseModel):
+    id: int
+    created: float
+    question: str
+    answer: str
+    rating: Literal["up", "down"]
+    comment: str
+
+
+class Unauthorized(Exception):
+    """A change was asked for without the configured API token."""
+
+
 # --- routes ---------------------------------------------------------------------------
+# Every route answers bad input with ErrorResponse, not FastAPI's default validation shape.
+router = APIRouter(responses={422: {"model": ErrorResponse}})
+
 def service_of(request: Request) -> Sourcebook:
     """The one service the app was built with."""
     return request.app.state.service
+
+
+def require_token(request: Request) -> None:
+    """Refuse the request unless it carries the configured API token (when one is configured)."""
+    token = service_of(request).settings.api_token
+    if token is None:
+        return
+    offered = request.headers.get("authorization", "")
+    scheme, _, value = offered.partition(" ")
+    # Constant-time comparison: the time taken says nothing about how much of a guess was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+        raise Unauthorized()
 
 
 @router.get("/healthz", response_model=Health)
@@ -210,9 +243,13 @@ def get_document(document_id: str, request: Request) -> DocumentDetail:
 @router.post(
     "/api/documents",
     response_model=UploadResponse,
-    responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+               415: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
 )
-async def upload_documents(request: Request, files: list[UploadFile] = File(...)) -> UploadResponse | JSONResponse:
+async def upload_documents(
+    request: Request, files: Annotated[list[UploadFile], File(min_length=1)]
+) -> UploadResponse | JSONResponse:
     service = service_of(request)
     settings = service.settings
     if len(files) > settings.max_upload_files:
@@ -232,7 +269,12 @@ async def upload_documents(request: Request, files: list[UploadFile] = File(...)
     return UploadResponse(results=[UploadResultModel(**asdict(r)) for r in results])
 
 
-@router.delete("/api/documents/{document_id}", response_model=DeleteResponse, responses={404: {"model": ErrorResponse}})
+@router.delete(
+    "/api/documents/{document_id}",
+    response_model=DeleteResponse,
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
+)
 def delete_document(document_id: str, request: Request) -> DeleteResponse:
     removed = service_of(request).delete(document_id)
     return DeleteResponse(id=document_id, chunks_removed=removed)
@@ -241,6 +283,16 @@ def delete_document(document_id: str, request: Request) -> DeleteResponse:
 @router.post("/api/feedback", response_model=FeedbackResponse, responses={422: {"model": ErrorResponse}})
 def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
     return FeedbackResponse(id=service_of(request).record_feedback(body.question, body.answer, body.rating, body.comment))
+
+
+@router.get(
+    "/api/feedback",
+    response_model=list[FeedbackRecord],
+    responses={401: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
+)
+def export_feedback(request: Request) -> list[FeedbackRecord]:
+    return [FeedbackRecord(**row) for row in service_of(request).feedback()]
 
 
 # --- errors, mapped to status codes in one place -----------------------------------------
@@ -253,13 +305,26 @@ def _unsupported(filename: str) -> bool:
     return suffix not in SUPPORTED_SUFFIXES
 
 
+def _explain(problem: dict) -> str:
+    """Say what was wrong in a person's words where pydantic's are obscure."""
+    if problem.get("type") == "string_pattern_mismatch" and problem.get("ctx", {}).get("pattern") == HAS_TEXT:
+        return "must contain some text"
+    return problem["msg"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the project's exceptions to JSON errors with the right status."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors()]
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {_explain(e)}" for e in error.errors()]
         return _error(422, "invalid request: " + "; ".join(problems), detail=[str(p) for p in problems])
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, error: Unauthorized) -> JSONResponse:
+        response = _error(401, "this needs the API token: send 'Authorization: Bearer <token>'")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, error: ValueError) -> JSONResponse:
