@@ -1,0 +1,343 @@
+"""The chat page in a real headless Chromium, against the real server (`sourcebook serve`) and model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, REPO
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+# The first page load computes the suggested questions and an upload re-embeds: give them time.
+expect.set_options(timeout=60_000)
+
+pytestmark = pytest.mark.integration
+
+SOURCEBOOK = Path(sys.executable).with_name("sourcebook")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = REPO / "docs" / "screenshot-answer.png"
+STARTUP_SECONDS = 120
+
+ZORBLAX = (
+    "Zorblax onboarding\n\n"
+    "The Zorblax onboarding kit ships with a blue lanyard and a welcome guide. "
+    "New hires collect the kit at the front desk on their first morning.\n"
+)
+SCRIPT_PAYLOAD = "<script>window.__pwned = 1</script>"
+IMG_PAYLOAD = '<img src=x onerror="window.__pwned = 2">'
+TITLE_PAYLOAD = '<img src=x onerror="window.__pwned = 3">'
+PAYLOAD = (
+    f"Quillfeather {TITLE_PAYLOAD} notes\n\n"
+    f"Payload test: {SCRIPT_PAYLOAD} and {IMG_PAYLOAD} end.\n\n"
+    "The Quillfeather archive keeps the payload test for the security review.\n"
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    root: Path
+    index: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`sourcebook serve` over a copy of the default corpus, ingested first; stopped at the end."""
+    root = tmp_path_factory.mktemp("web")
+    corpus, index = root / "corpus", root / "index"
+    shutil.copytree(CORPUS, corpus)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SOURCEBOOK_")}
+    env["GRADIO_ANALYTICS_ENABLED"] = "False"
+    subprocess.run(
+        [str(SOURCEBOOK), "ingest", str(corpus), "--index", str(index)],
+        cwd=root, env=env, check=True, capture_output=True, timeout=600,
+    )
+    url = f"http://127.0.0.1:{free_port()}"
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(SOURCEBOOK), "serve", "--port", url.rsplit(":", 1)[1], "--index", str(index), "--corpus", str(corpus)],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the server did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield Server(url, root, index)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh reader (own browser context, so own session) on the start screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+    yield page
+    context.close()
+
+
+# --- what a reader does -----------------------------------------------------------------
+def settled(page, elem_id: str) -> None:
+    """Wait until Gradio has finished updating a component (no pending state, fade-in done)."""
+    page.wait_for_function(
+        """(id) => { const c = document.querySelector(`#${id} .html-container`);
+                     return c && !c.classList.contains('pending') && getComputedStyle(c).opacity === '1'; }""",
+        arg=elem_id,
+    )
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, and return the new conversation turn once it is shown."""
+    turns = page.locator("#sb-conversation .turn")
+    before = turns.count()
+    box = page.locator("#sb-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(turns).to_have_count(before + 1)
+    settled(page, "sb-conversation")
+    return turns.last
+
+
+def open_sources(page) -> None:
+    page.get_by_role("tab", name="Sources").click()
+    expect(page.locator("#sb-documents")).to_contain_text("rednote-global-pivot.txt")
+
+
+def open_chat(page) -> None:
+    page.get_by_role("tab", name="Chat").click()
+    expect(page.locator("#sb-question textarea")).to_be_visible()
+
+
+def upload(page, name: str, text: str) -> str:
+    """Upload one file in the Sources tab and return the per-file result line."""
+    open_sources(page)
+    page.set_input_files(
+        "#sb-upload input[type=file]", files=[{"name": name, "mimeType": "text/plain", "buffer": text.encode()}]
+    )
+    result = page.locator("#sb-upload-results .upload-result", has_text=name)
+    expect(result).to_be_visible()
+    return result.inner_text()
+
+
+def delete(page, source_part: str) -> None:
+    """Choose the document whose source contains `source_part` and delete it in the Sources tab."""
+    open_sources(page)
+    page.locator("#sb-delete-choice input").click()
+    page.get_by_role("option", name=re.compile(re.escape(source_part))).click()
+    page.locator("#sb-delete").click()
+    expect(page.locator("#sb-delete-result")).to_contain_text("Deleted")
+    expect(page.locator("#sb-documents")).not_to_contain_text(source_part)
+    page.locator("#sb-delete-choice input").click()
+    expect(page.get_by_role("option").first).to_be_visible()
+    expect(page.get_by_role("option", name=re.compile(re.escape(source_part)))).to_have_count(0)
+    page.keyboard.press("Escape")
+
+
+def cited_mark_in_view(page) -> dict:
+    """Wait until the viewer's <mark id="cited"> is scrolled into its box and the window; return the geometry."""
+    geometry = """() => {
+        const mark = document.querySelector('#sb-viewer mark#cited');
+        if (!mark) return null;
+        const box = mark.closest('.viewer-scroll');
+        const m = mark.getBoundingClientRect(), b = box.getBoundingClientRect();
+        return {mark: [m.top, m.bottom], box: [b.top, b.bottom], viewport: window.innerHeight,
+                scrollTop: box.scrollTop, visible: m.top >= b.top && m.bottom <= b.bottom && m.top >= 0
+                && m.bottom <= window.innerHeight};
+    }"""
+    page.wait_for_function(f"() => {{ const g = ({geometry})(); return g && g.visible; }}")
+    return page.evaluate(geometry)
+
+
+# --- tests, in the order a new reader meets the page ---------------------------------------
+def test_start_screen_shows_the_library_and_suggested_questions_that_ask(page):
+    documents = len(list(CORPUS.glob("*.txt")))
+    start = page.locator("#sb-start")
+
+    expect(start.locator(".corpus-counts")).to_contain_text(f"{documents} documents")
+    expect(start.locator(".doc-titles li")).to_have_count(documents)
+    expect(start).to_contain_text("The split personality of Rednote and Xiaohongshu")
+    suggestions = start.locator("button.suggestion")
+    expect(suggestions.nth(3)).to_be_visible()
+    question = suggestions.first.inner_text()
+
+    suggestions.first.click()
+
+    turn = page.locator("#sb-conversation .turn")
+    expect(turn).to_have_count(1)
+    expect(turn.locator(".question")).to_have_text(question)
+    expect(turn.locator(".answer.answered .citation-card").first).to_be_visible()
+    # The start screen makes way for the conversation.
+    expect(start).to_be_hidden()
+
+
+def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page):
+    turn = ask(page, "Which cloud provider does Xiaohongshu use?")
+
+    expect(turn.locator(".answer.answered .answer-text")).to_contain_text("Alibaba Cloud")
+    expect(turn.locator(".answer-text .cite-marker").first).to_have_text("[1]")
+    card = turn.locator(".citation-card").first
+    expect(card.locator(".card-title")).to_have_text("Xiaohongshu (Rednote) after the TikTok Refugees’ dust has settled")
+    expect(card.locator(".card-detail")).to_contain_text(re.compile(r"lines? \d+"))
+    expect(card.locator(".card-source")).to_have_text(re.compile(r"rednote-after-the-tiktok-refugees\.txt$"))
+    expect(card.locator("mark")).to_contain_text("Alibaba Cloud")
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_clicking_a_citation_opens_the_document_at_the_quote(page):
+    turn = ask(page, "Which cloud provider does Xiaohongshu use?")
+    card = turn.locator(".citation-card").first
+    quote = card.locator("mark").inner_text()
+
+    card.click()
+
+    viewer = page.locator("#sb-viewer")
+    expect(viewer.locator(".viewer-title")).to_have_text(card.locator(".card-title").inner_text())
+    expect(viewer.locator("mark#cited")).to_have_text(quote)
+    # The whole document is there, not just the passage, and the quote was scrolled to.
+    assert len(viewer.locator(".viewer-text").inner_text()) > 5 * len(card.locator(".card-text").inner_text())
+    geometry = cited_mark_in_view(page)
+    assert geometry["scrollTop"] > 0, geometry
+
+    # The [n] marker in the answer opens the same place.
+    viewer.locator(".viewer-scroll").evaluate("box => box.scrollTop = 0")
+    turn.locator(".cite-marker").first.click()
+    expect(viewer.locator("mark#cited")).to_have_text(quote)
+    assert cited_mark_in_view(page)["scrollTop"] > 0
+
+
+def test_a_question_the_documents_do_not_answer_looks_different_and_offers_passages(page):
+    turn = ask(page, "How do I request time off on our team?")
+
+    box = turn.locator(".answer.not-found")
+    expect(box).to_be_visible()
+    expect(box.locator(".not-found-message")).to_contain_text("do not say")
+    expect(turn.locator(".answer.answered")).to_have_count(0)
+    expect(turn.locator(".citation-card")).to_have_count(0)
+    expect(box.locator("h4.see-also")).to_have_text("See also")
+    expect(box.locator(".passage-card").first).to_be_visible()
+    # Amber, not the plain answer look.
+    background = box.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert background not in ("rgba(0, 0, 0, 0)", "transparent", "rgb(255, 255, 255)"), background
+
+    # A "see also" passage opens in the viewer too, highlighted whole.
+    passage = box.locator(".passage-card").first
+    passage.click()
+    expect(page.locator("#sb-viewer mark#cited")).to_have_text(passage.locator(".card-text").inner_text())
+
+
+def test_thumbs_up_on_the_latest_answer_is_stored(page, server):
+    ask(page, "When was the app launched?")
+
+    page.locator("#sb-up").click()
+
+    expect(page.locator("#sb-feedback-note")).to_contain_text("recorded")
+    exported = subprocess.run(
+        [str(SOURCEBOOK), "feedback", "export", "--index", str(server.index)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    ratings = [json.loads(line) for line in exported.splitlines()]
+    assert {"question": "When was the app launched?", "rating": "up"}.items() <= ratings[-1].items()
+
+
+def test_an_uploaded_document_is_answered_from_and_gone_after_delete(page):
+    result = upload(page, "zorblax-onboarding.txt", ZORBLAX)
+    assert re.search(r"zorblax-onboarding\.txt\s+added", result), result
+    expect(page.locator("#sb-documents")).to_contain_text("zorblax-onboarding.txt")
+    expect(page.locator("#sb-start .corpus-counts")).to_contain_text("6 documents")
+
+    open_chat(page)
+    turn = ask(page, "What ships with the Zorblax onboarding kit?")
+    expect(turn.locator(".answer-text")).to_contain_text("blue lanyard and a welcome guide")
+    expect(turn.locator(".citation-card .card-source").first).to_have_text(re.compile("zorblax-onboarding.txt"))
+
+    delete(page, "zorblax-onboarding.txt")
+    open_chat(page)
+    page.locator("#sb-new").click()
+    expect(page.locator("#sb-start .corpus-counts")).to_contain_text("5 documents")
+    turn = ask(page, "What ships with the Zorblax onboarding kit?")
+    expect(turn.locator(".answer")).not_to_contain_text("blue lanyard")
+    expect(turn.locator(".citation-card", has_text="zorblax")).to_have_count(0)
+
+
+def test_html_and_script_in_a_document_or_question_are_shown_as_text_and_never_run(page):
+    result = upload(page, "quillfeather.txt", PAYLOAD)
+    assert "added" in result, result
+    expect(page.locator("#sb-documents")).to_contain_text("quillfeather.txt")
+
+    open_chat(page)
+    question = f"What does the Quillfeather archive keep? {IMG_PAYLOAD.replace('2', '4')}"
+    turn = ask(page, question)
+    expect(turn.locator(".question")).to_have_text(question)
+    turn = ask(page, "What does the Quillfeather archive keep?")
+    card = turn.locator(".sb-card").first
+    expect(card.locator(".card-title")).to_contain_text(TITLE_PAYLOAD)
+    expect(card.locator(".card-text")).to_contain_text(SCRIPT_PAYLOAD)
+    expect(card.locator(".card-text")).to_contain_text(IMG_PAYLOAD)
+
+    card.click()
+    viewer = page.locator("#sb-viewer")
+    expect(viewer.locator(".viewer-text")).to_contain_text(f"Payload test: {SCRIPT_PAYLOAD} and {IMG_PAYLOAD} end.")
+    expect(viewer.locator(".viewer-title")).to_contain_text(TITLE_PAYLOAD)
+
+    # The payloads stayed text: no element was made from them and nothing ran.
+    for region in ("#sb-conversation", "#sb-viewer", "#sb-start"):
+        assert page.locator(f"{region} img, {region} script").count() == 0, region
+    assert page.evaluate("window.__pwned") is None
+    delete(page, "quillfeather.txt")
+    assert page.evaluate("window.__pwned") is None

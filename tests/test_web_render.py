@@ -1,0 +1,277 @@
+"""The chat page's HTML: quotes highlighted in place, markers and cards that open sources, untrusted text escaped."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import gradio as gr
+from pydantic import SecretStr
+
+from ingest.records import Document, Page, Section
+from ingest.uploads import UploadResult
+from retrieval.records import Answer, Citation, Hit, StoredDocument
+from ui import web
+
+SCRIPT = "<script>window.__pwned = 1</script>"
+IMG = '<img src=x onerror="window.__pwned = 2">'
+
+PASSAGE_TEXT = "Servers run in Hangzhou. Xiaohongshu relies on Alibaba Cloud. Storage is local."
+QUOTE = "Xiaohongshu relies on Alibaba Cloud."
+
+
+def hit(text: str = PASSAGE_TEXT, *, start: int = 100, chunk_id: str = "c1", **overrides) -> Hit:
+    fields = dict(
+        chunk_id=chunk_id, document_id="d1", source="corpus/cloud.txt", title="Cloud notes", heading="Hosting",
+        page=None, line_start=4, line_end=6, start=start, end=start + len(text), text=text, score=0.9,
+    )
+    return Hit(**{**fields, **overrides})
+
+
+def citation(passage: Hit, quote: str = QUOTE, *, n: int = 1, **overrides) -> Citation:
+    start = passage.start + passage.text.index(quote)
+    fields = dict(
+        n=n, chunk_id=passage.chunk_id, document_id=passage.document_id, source=passage.source, title=passage.title,
+        heading=passage.heading, page=passage.page, line_start=5, line_end=5, start=start, end=start + len(quote),
+        quote=quote, score=0.8,
+    )
+    return Citation(**{**fields, **overrides})
+
+
+def visible_text(markup: str) -> str:
+    """What a reader sees: tags dropped, entities decoded."""
+    return unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def tags(markup: str) -> list[str]:
+    return re.findall(r"<\s*([a-zA-Z][a-zA-Z0-9]*)", markup)
+
+
+def test_highlight_marks_exactly_the_span_and_escapes_each_part():
+    text = f"before {SCRIPT} <quote & more> after {IMG}"
+    start = text.index("<quote")
+    end = start + len("<quote & more>")
+
+    markup = web.highlight(text, start, end, mark_id="cited")
+
+    assert re.search(r'<mark id="cited">([^<]*)</mark>', markup).group(1) == "&lt;quote &amp; more&gt;"
+    assert visible_text(markup) == text
+    assert set(tags(markup)) == {"mark"}
+
+
+def test_highlight_clamps_a_span_outside_the_text():
+    assert web.highlight("abc", -5, 99) == "<mark>abc</mark>"
+    assert web.highlight("abc", 2, 1) == "ab<mark></mark>c"
+
+
+def test_a_citation_card_highlights_the_quote_inside_its_passage():
+    passage = hit()
+    cited = citation(passage)
+
+    card = web.citation_card(cited, [hit(chunk_id="other"), passage])
+
+    assert re.search(r"<mark>([^<]*)</mark>", card).group(1) == QUOTE
+    text = visible_text(card)
+    assert "[1]" in text and "Cloud notes" in text and "§ Hosting" in text and "line 5" in text
+    assert "corpus/cloud.txt" in text
+    assert "Servers run in Hangzhou." in text and "Storage is local." in text
+    # Clicking the card opens the document at the quote.
+    assert f'data-document="d1" data-start="{cited.start}" data-end="{cited.end}"' in card
+
+
+def test_a_citation_card_without_its_passage_shows_the_quote_alone():
+    cited = citation(hit())
+
+    card = web.citation_card(cited, [hit(chunk_id="unrelated", text="Something else entirely.")])
+
+    assert re.search(r"<mark>([^<]*)</mark>", card).group(1) == QUOTE
+    assert "Servers run in Hangzhou" not in card
+
+
+def test_places_show_the_page_for_paginated_sources_and_lines_otherwise():
+    assert web.place_detail(hit(page=3)) == "§ Hosting · p. 3"
+    assert web.place_detail(hit(heading=None)) == "lines 4–6"
+    assert web.place_detail(hit(heading=None, line_end=4)) == "line 4"
+
+
+def test_answer_markers_become_buttons_that_open_their_citation():
+    first, second = hit(), hit("Payments go through Alipay.", chunk_id="c2", start=500)
+    one, two = citation(first), citation(second, "Payments go through Alipay.", n=2)
+    answer = Answer("q", True, f"{QUOTE} [1] Payments go through Alipay. [2]", (one, two), (first, second))
+
+    markup = web.answer_text(answer)
+
+    markers = re.findall(r'<button[^>]*data-start="(\d+)"[^>]*>\[(\d)\]</button>', markup)
+    assert markers == [(str(one.start), "1"), (str(two.start), "2")]
+    assert visible_text(markup) == answer.answer
+
+
+def test_a_bracketed_number_inside_a_quote_is_not_taken_for_its_marker():
+    quote = "Revenue grew [1] in 2024."
+    passage = hit(quote)
+    cited = citation(passage, quote)
+    answer = Answer("q", True, f"{quote} [1]", (cited,), (passage,))
+
+    markup = web.answer_text(answer)
+
+    assert markup.startswith("Revenue grew [1] in 2024. <button")
+    assert markup.count("<button") == 1
+
+
+def test_an_answer_turn_shows_question_quotes_and_cards():
+    passage = hit()
+    answer = Answer("Which cloud?", True, f"{QUOTE} [1]", (citation(passage),), (passage,))
+
+    markup = web.render_turn(answer)
+
+    assert 'class="answer answered"' in markup and "not-found" not in markup
+    assert markup.count('class="sb-card citation-card"') == 1
+    assert "Which cloud?" in visible_text(markup)
+
+
+def test_a_declined_answer_is_a_distinct_box_with_see_also_passages():
+    passages = (hit(), hit("Another passage.", chunk_id="c2", start=900))
+    answer = Answer("How do I request leave?", False, "The documents do not say.", (), passages)
+
+    markup = web.render_turn(answer)
+
+    assert 'class="answer not-found"' in markup and "answered" not in markup
+    assert "See also" in markup
+    assert markup.count('class="sb-card passage-card"') == 2
+    assert "citation-card" not in markup and "<mark" not in markup
+    # A see-also card opens its whole passage.
+    assert 'data-document="d1" data-start="900" data-end="916"' in markup
+
+
+def test_untrusted_text_everywhere_in_a_turn_is_escaped():
+    payload = f"{SCRIPT} {IMG}"
+    passage = hit(f"Payload test: {payload} end. {QUOTE}", title=f"Title {IMG}", heading=f"Heading {SCRIPT}",
+                  source=f"corpus/{IMG}.txt")
+    cited = citation(passage)
+    answered = Answer(f"Question {IMG}?", True, f"{QUOTE} [1]", (cited,), (passage,))
+    declined = Answer(f"Question {SCRIPT}?", False, f"Not found {IMG}", (), (passage,))
+
+    for markup in (web.render_conversation([answered, declined]), web.hit_card(passage)):
+        assert set(tags(markup)) <= {"div", "p", "span", "mark", "button", "h4"}, set(tags(markup))
+        assert "<script" not in markup and "<img" not in markup
+        assert SCRIPT in visible_text(markup) and IMG in visible_text(markup)
+
+
+def test_the_viewer_shows_the_whole_document_with_the_cited_span_marked():
+    text = "Title\n\nHosting\nServers run in Hangzhou. Xiaohongshu relies on Alibaba Cloud.\nMore text.\n"
+    start = text.index(QUOTE)
+    document = Document("corpus/cloud.txt", "Cloud notes", text, sections=(Section("Hosting", 7, len(text)),))
+
+    markup = web.render_viewer(document, start, start + len(QUOTE), opened=7)
+
+    assert re.search(r'<mark id="cited">([^<]*)</mark>', markup).group(1) == QUOTE
+    body = re.search(r'<div class="viewer-text">(.*)</div></div></div>$', markup, re.S).group(1)
+    assert visible_text(body) == text
+    assert "§ Hosting · line 4 · corpus/cloud.txt" in visible_text(markup)
+    assert 'data-opened="7"' in markup
+
+
+def test_the_viewer_names_the_page_of_a_paginated_document():
+    text = "Page one text.\fPage two has the quote here.\f"
+    start = text.index("the quote")
+    document = Document("corpus/report.pdf", "Report", text, pages=(Page(1, 0, 15), Page(2, 15, len(text))))
+
+    markup = web.render_viewer(document, start, start + len("the quote"))
+
+    assert "p. 2 · line 1" in visible_text(markup)
+
+
+def test_the_viewer_windows_a_huge_document_around_the_cited_span():
+    text = "x" * (web.VIEWER_CHARS * 2) + "NEEDLE" + "y" * web.VIEWER_CHARS
+    start = text.index("NEEDLE")
+
+    markup = web.render_viewer(Document("big.txt", "Big", text), start, start + 6)
+
+    assert re.search(r'<mark id="cited">([^<]*)</mark>', markup).group(1) == "NEEDLE"
+    assert len(markup) < web.VIEWER_CHARS + 2_000
+    assert f"of {len(text):,}" in visible_text(markup)
+
+
+def test_the_viewer_escapes_document_text_and_title():
+    text = f"Payload test: {SCRIPT} and {IMG} end."
+    start = text.index(SCRIPT)
+    document = Document(f"corpus/{IMG}.txt", f"Title {IMG}", text)
+
+    markup = web.render_viewer(document, start, start + len(SCRIPT))
+
+    assert "<script" not in markup and "<img" not in markup
+    assert re.search(r'<mark id="cited">([^<]*)</mark>', markup).group(1) == "&lt;script&gt;window.__pwned = 1&lt;/script&gt;"
+    assert text in visible_text(markup)
+
+
+def stored(title: str, source: str, *, updated: float = 1_700_000_000.0, size: int = 2048) -> StoredDocument:
+    return StoredDocument(id=source, source=source, title=title, size=size, chunks=3, updated=updated, content_hash="h")
+
+
+def test_the_start_screen_counts_documents_and_offers_suggestions_as_buttons():
+    documents = [stored("Handbook", "corpus/handbook.md"), stored(f"Odd {IMG}", "corpus/odd.txt")]
+    question = 'What is "Handbook" <about>?'
+
+    markup = web.render_start(documents, (2, 41), [question, "Who founded it?"])
+
+    assert "The library holds 2 documents in 41 passages." in visible_text(markup)
+    assert re.findall(r'data-question="([^"]*)"', markup)[0] == "What is &quot;Handbook&quot; &lt;about&gt;?"
+    assert markup.count('class="suggestion"') == 2
+    assert "<img" not in markup and IMG in visible_text(markup)
+
+
+def test_the_start_screen_for_an_empty_library_points_to_the_sources_tab():
+    markup = web.render_start([], (0, 0), [])
+
+    assert "The library is empty" in markup and "Sources" in markup and "suggestion" not in markup
+
+
+def test_the_start_screen_lists_a_big_library_briefly():
+    documents = [stored(f"Doc {i}", f"corpus/{i}.txt") for i in range(web.START_TITLES + 5)]
+
+    markup = web.render_start(documents, (len(documents), 1), [])
+
+    assert markup.count("<li>") == web.START_TITLES
+    assert "and 5 more documents" in markup
+    assert "1 passage." in visible_text(markup)
+
+
+def test_upload_results_show_each_file_its_status_and_reason():
+    results = [
+        UploadResult("notes.md", "added", "d1"),
+        UploadResult(f"{IMG}.bin", "failed", None, "'.bin' files are not supported"),
+    ]
+
+    markup = web.render_upload_results(results)
+
+    lines = [visible_text(line) for line in re.findall(r'<li class="upload-result">.*?</li>', markup)]
+    assert lines == ["notes.md added", f"{IMG}.bin failed: '.bin' files are not supported"]
+    assert "<img" not in markup
+
+
+def test_the_documents_table_lists_newest_first_with_readable_sizes():
+    documents = [stored("Old", "corpus/old.txt", updated=1_000.0, size=999), stored("New", "corpus/new.txt", updated=2_000.0, size=1_500_000)]
+
+    rows = web.document_rows(documents)
+
+    assert [row[0] for row in rows] == ["New", "Old"]
+    assert rows[0][2] == "1.5 MB" and rows[1][2] == "999 B"
+    assert rows[0][3] == 3 and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", rows[0][4])
+    assert web.document_choices(documents) == [("New (corpus/new.txt)", "corpus/new.txt"), ("Old (corpus/old.txt)", "corpus/old.txt")]
+
+
+def test_the_page_builds_over_a_service_and_wires_citation_clicks_and_suggestions(make_service):
+    page = web.build_page(make_service())
+
+    assert isinstance(page, gr.Blocks)
+    config = page.get_config_file()
+    triggers = {target[1] for dependency in config["dependencies"] for target in dependency["targets"]}
+    assert {"click", "submit", "cite", "suggest", "upload", "select", "load"} <= triggers
+
+
+def test_changes_need_the_token_only_when_one_is_configured():
+    assert web.token_accepted(None, "")
+    assert web.token_accepted(SecretStr("s3cret"), "s3cret")
+    assert not web.token_accepted(SecretStr("s3cret"), "")
+    assert not web.token_accepted(SecretStr("s3cret"), None)
+    assert not web.token_accepted(SecretStr("s3cret"), "s3cre")

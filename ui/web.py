@@ -1,0 +1,557 @@
+"""The chat page: ask, read quoted answers, open their sources, manage the documents.
+
+Everything shown here that comes from a document or a reader (quotes, passages, titles,
+headings, sources, questions) is untrusted: it is HTML-escaped by the render functions below
+before it reaches a gr.HTML component, which inserts its value as markup.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+from pydantic import SecretStr
+
+from ingest.records import Document
+from ingest.uploads import UploadResult
+from retrieval.errors import DocumentNotFound
+from retrieval.records import Answer, Citation, Hit, StoredDocument
+from retrieval.service import Sourcebook
+
+# The start screen lists at most this many document titles (a big library has thousands).
+START_TITLES = 12
+SUGGESTIONS = 5
+# The viewer shows at most this many characters of a document, centred on the cited span.
+VIEWER_CHARS = 200_000
+TABLE_HEADERS = ["title", "source", "size", "passages", "updated"]
+
+STYLE = """
+<style id="sourcebook-style">
+.sb-header h1 { margin: 0; font-size: 1.6rem; }
+.sb-header p { margin: .2rem 0 0; color: var(--body-text-color-subdued); }
+.sb-start { padding: 1rem 1.2rem; border: 1px solid var(--border-color-primary); border-radius: 10px;
+  background: var(--background-fill-secondary); }
+.sb-start h2 { margin-top: 0; font-size: 1.25rem; }
+.sb-start h3 { font-size: 1rem; margin: 1rem 0 .4rem; }
+.sb-start .doc-titles { margin: .3rem 0 0 1.1rem; padding: 0; }
+.sb-start .doc-titles li { margin: .1rem 0; }
+.sb-start .suggestions { display: flex; flex-wrap: wrap; gap: .5rem; }
+.sb-start .suggestions button.suggestion { all: unset; box-sizing: border-box; border: 1px solid var(--color-accent);
+  color: var(--body-text-color); background: var(--background-fill-primary); border-radius: 999px;
+  padding: .35rem .9rem; cursor: pointer; font-size: .92rem; font-weight: 400; line-height: 1.35; }
+.sb-start .suggestions button.suggestion:hover,
+.sb-start .suggestions button.suggestion:focus-visible { background: var(--color-accent-soft); }
+.sb-start .empty { color: var(--body-text-color-subdued); }
+.sb-conversation .turn { margin: 0 0 1.4rem; }
+.sb-conversation .question { font-weight: 600; margin: 0 0 .5rem; padding: .5rem .8rem; border-radius: 8px;
+  background: var(--color-accent-soft); display: inline-block; max-width: 100%; }
+.sb-conversation .answer { padding: .8rem 1rem; border-radius: 8px; border: 1px solid var(--border-color-primary); }
+.sb-conversation .answer.answered { border-left: 4px solid var(--color-accent); }
+.sb-conversation .answer-text { margin: 0 0 .6rem; line-height: 1.55; }
+.sb-conversation .answer.not-found { background: rgba(245, 158, 11, .12); border: 1px solid rgba(217, 119, 6, .55);
+  border-left: 4px solid #d97706; }
+.sb-conversation .not-found-message { margin: 0 0 .6rem; font-weight: 600; color: #b45309; }
+.dark .sb-conversation .not-found-message { color: #fbbf24; }
+.sb-conversation h4.see-also { margin: .6rem 0 .4rem; font-size: .95rem; }
+.sb-conversation .answer-text button.cite-marker { all: unset; color: var(--color-accent); font-weight: 700;
+  cursor: pointer; padding: 0 .15rem; border-radius: 4px; font-size: .92em; }
+.sb-conversation .answer-text button.cite-marker:hover,
+.sb-conversation .answer-text button.cite-marker:focus-visible { background: var(--color-accent-soft);
+  text-decoration: underline; }
+.sb-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .75rem;
+  margin: .5rem 0; cursor: pointer; background: var(--background-fill-primary); }
+.sb-card:hover, .sb-card:focus { border-color: var(--color-accent); outline: none; }
+.sb-card .card-place { font-size: .85rem; margin-bottom: .3rem; }
+.sb-card .card-place .n { font-weight: 700; color: var(--color-accent); margin-right: .3rem; }
+.sb-card .card-title { font-weight: 600; }
+.sb-card .card-detail { color: var(--body-text-color-subdued); font-size: .82rem; }
+.sb-card .card-source { color: var(--body-text-color-subdued); font-size: .78rem; font-family: var(--font-mono); }
+.sb-card .card-text { font-size: .9rem; line-height: 1.5; white-space: pre-wrap; margin: 0; }
+.sb-card .card-text mark, .sb-viewer .viewer-text mark { background: #fde68a; color: #1f2937; padding: 0 .1rem;
+  border-radius: 2px; }
+mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b; }
+.sb-viewer .viewer-empty { color: var(--body-text-color-subdued); padding: 1rem; border-radius: 8px;
+  border: 1px dashed var(--border-color-primary); }
+.sb-viewer .viewer-head { margin-bottom: .5rem; }
+.sb-viewer .viewer-title { font-weight: 700; font-size: 1.05rem; }
+.sb-viewer .viewer-place, .sb-viewer .viewer-note { color: var(--body-text-color-subdued); font-size: .85rem; }
+.sb-viewer .viewer-scroll { position: relative; height: min(70vh, 720px); overflow-y: auto;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6rem .8rem;
+  background: var(--background-fill-secondary); }
+.sb-viewer .viewer-text { white-space: pre-wrap; word-wrap: break-word; font-size: .9rem; line-height: 1.55; margin: 0;
+  font-family: var(--font); }
+.sb-results ul { list-style: none; margin: .3rem 0; padding: 0; }
+.sb-results li { margin: .2rem 0; }
+.sb-results .status { font-weight: 700; }
+.sb-results .status-added, .sb-results .status-updated, .sb-results .status-deleted { color: #15803d; }
+.sb-results .status-unchanged { color: var(--body-text-color-subdued); }
+.sb-results .status-failed { color: #b91c1c; }
+.sb-feedback-note { color: var(--body-text-color-subdued); font-size: .9rem; }
+#sb-up::before, #sb-down::before { content: ""; display: inline-block; width: 1.05em; height: 1.05em;
+  margin-right: .35em; vertical-align: -0.15em; background-color: currentColor;
+  -webkit-mask: var(--thumb) no-repeat center / contain; mask: var(--thumb) no-repeat center / contain; }
+/* thumbs */
+#sb-viewer-column { position: sticky; top: .5rem; align-self: flex-start; }
+</style>
+"""
+# The thumbs are drawn as CSS masks (Feather icons, MIT licence): emoji fonts are missing on many
+# machines, and a missing glyph shows as an empty box.
+_ICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='black' "
+    "stroke-width='2' stroke-linecap='round' stroke-linejoin='round'%3E%3Cpath d='{}'/%3E%3C/svg%3E"
+)
+_THUMBS = {
+    "sb-up": "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3z"
+    "M7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3",
+    "sb-down": "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3z"
+    "m7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17",
+}
+_THUMB_CSS = "".join(f'#{button} {{ --thumb: url("{_ICON.format(path)}"); }}\n' for button, path in _THUMBS.items())
+STYLE = STYLE.replace("/* thumbs */", _THUMB_CSS)
+
+# Clicks on anything carrying data-document (a [n] marker, a passage card) open the viewer.
+CITE_JS = """
+const open = (target) => trigger('cite', {
+  document_id: target.dataset.document, start: Number(target.dataset.start), end: Number(target.dataset.end)
+});
+element.addEventListener('click', (event) => {
+  const target = event.target.closest('[data-document]');
+  if (target && element.contains(target)) { event.preventDefault(); event.stopPropagation(); open(target); }
+});
+// Cards are focusable divs; the [n] buttons already turn Enter and Space into clicks.
+element.addEventListener('keydown', (event) => {
+  const target = event.target.closest('[data-document]');
+  if (target && target.tagName !== 'BUTTON' && (event.key === 'Enter' || event.key === ' ')) {
+    event.preventDefault();
+    open(target);
+  }
+});
+"""
+
+SUGGEST_JS = """
+element.addEventListener('click', (event) => {
+  const target = event.target.closest('[data-question]');
+  if (target && element.contains(target)) {
+    event.preventDefault();
+    trigger('suggest', {question: target.dataset.question});
+  }
+});
+"""
+
+# Bring the highlighted span into view inside the viewer's own scroll box (and the box into the window).
+REVEAL_JS = """
+const reveal = () => {
+  const mark = element.querySelector('#cited');
+  const box = element.querySelector('.viewer-scroll');
+  if (!mark || !box) return;
+  box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
+  const rect = box.getBoundingClientRect();
+  if (rect.top < 0 || rect.bottom > window.innerHeight) box.scrollIntoView({block: 'nearest'});
+};
+watch('value', () => requestAnimationFrame(reveal));
+"""
+
+
+# --- rendering (pure: records in, escaped HTML out) ---------------------------------------
+def esc(text: object) -> str:
+    """Escape untrusted text for HTML content and attribute values."""
+    return html.escape(str(text), quote=True)
+
+
+def highlight(text: str, start: int, end: int, *, mark_id: str | None = None) -> str:
+    """Escape `text` with the span [start, end) wrapped in <mark>; the three parts are escaped apart."""
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    attribute = f' id="{esc(mark_id)}"' if mark_id else ""
+    return f"{esc(text[:start])}<mark{attribute}>{esc(text[start:end])}</mark>{esc(text[end:])}"
+
+
+def place_detail(place: Citation | Hit) -> str:
+    """Return where a quote or passage sits: section, then page (if paginated) or lines, as plain text."""
+    parts = []
+    if place.heading:
+        parts.append(f"§ {place.heading}")
+    if place.page is not None:
+        parts.append(f"p. {place.page}")
+    elif place.line_start == place.line_end:
+        parts.append(f"line {place.line_start}")
+    else:
+        parts.append(f"lines {place.line_start}–{place.line_end}")
+    return " · ".join(parts)
+
+
+def _target(document_id: str, start: int, end: int) -> str:
+    return f'data-document="{esc(document_id)}" data-start="{int(start)}" data-end="{int(end)}"'
+
+
+def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "") -> str:
+    number = f'<span class="n">{esc(label)}</span>' if label else ""
+    return (
+        f'<div class="sb-card {kind}" role="button" tabindex="0" title="Show in the document" '
+        f"{_target(place.document_id, place.start, place.end)}>"
+        f'<div class="card-place">{number}<span class="card-title">{esc(place.title)}</span> '
+        f'<span class="card-detail">· {esc(place_detail(place))}</span>'
+        f'<div class="card-source">{esc(place.source)}</div></div>'
+        f'<p class="card-text">{body}</p></div>'
+    )
+
+
+def citation_card(citation: Citation, passages: Sequence[Hit]) -> str:
+    """A cited passage with its quote highlighted, or the quote alone when the passage is not at hand."""
+    passage = next((p for p in passages if p.chunk_id == citation.chunk_id), None)
+    offset = citation.start - passage.start if passage else -1
+    if passage and offset >= 0 and passage.text[offset : offset + len(citation.quote)] == citation.quote:
+        body = highlight(passage.text, offset, offset + len(citation.quote))
+    else:
+        body = f"<mark>{esc(citation.quote)}</mark>"
+    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]")
+
+
+def hit_card(hit: Hit) -> str:
+    """A passage shown as a "see also" card (no quote to highlight)."""
+    return _card(hit, esc(hit.text), kind="passage-card")
+
+
+def answer_text(answer: Answer) -> str:
+    """The answer's text, escaped, with each citation's [n] marker made a button that opens its source."""
+    text, position, parts = answer.answer, 0, []
+    for citation in answer.citations:
+        marker = f"[{citation.n}]"
+        # The marker follows its quote; looking after the quote skips a "[n]" inside quoted text.
+        quoted = text.find(citation.quote, position)
+        found = text.find(marker, quoted + len(citation.quote) if quoted >= 0 else position)
+        if found < 0:
+            continue
+        parts.append(esc(text[position:found]))
+        parts.append(
+            f'<button type="button" class="cite-marker" title="Show in the document" '
+            f"{_target(citation.document_id, citation.start, citation.end)}>{marker}</button>"
+        )
+        position = found + len(marker)
+    parts.append(esc(text[position:]))
+    return "".join(parts)
+
+
+def render_turn(answer: Answer) -> str:
+    """One question and its answer block: quoted answer and cited passages, or the not-found box."""
+    question = f'<div class="question">{esc(answer.question)}</div>'
+    if answer.answered:
+        cards = "".join(citation_card(c, answer.passages) for c in answer.citations)
+        block = (
+            f'<div class="answer answered"><p class="answer-text">{answer_text(answer)}</p>'
+            f'<div class="cards">{cards}</div></div>'
+        )
+    else:
+        see_also = "".join(hit_card(hit) for hit in answer.passages)
+        block = (
+            f'<div class="answer not-found"><p class="not-found-message">{esc(answer.answer)}</p>'
+            + (f'<h4 class="see-also">See also</h4><div class="cards">{see_also}</div>' if see_also else "")
+            + "</div>"
+        )
+    return f'<div class="turn">{question}{block}</div>'
+
+
+def render_conversation(turns: Sequence[Answer]) -> str:
+    """The whole conversation, oldest turn first."""
+    return f'<div class="sb-conversation">{"".join(render_turn(t) for t in turns)}</div>'
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def render_start(documents: Sequence[StoredDocument], counts: tuple[int, int], suggestions: Sequence[str]) -> str:
+    """The onboarding screen: what the library holds and questions to start with."""
+    n_documents, n_passages = counts
+    if not n_documents:
+        return (
+            '<div class="sb-start"><h2>Ask your documents</h2><p class="corpus-counts empty">'
+            "The library is empty. Add documents in the <strong>Sources</strong> tab, then ask about them.</p></div>"
+        )
+    titles = "".join(f"<li>{esc(d.title)}</li>" for d in documents[:START_TITLES])
+    more = len(documents) - START_TITLES
+    if more > 0:
+        titles += f'<li class="more">and {_plural(more, "more document")}</li>'
+    buttons = "".join(
+        f'<button type="button" class="suggestion" data-question="{esc(q)}">{esc(q)}</button>' for q in suggestions
+    )
+    tries = f'<h3>Try asking</h3><div class="suggestions">{buttons}</div>' if suggestions else ""
+    return (
+        '<div class="sb-start"><h2>Ask your documents</h2>'
+        f'<p class="corpus-counts">The library holds <strong>{_plural(n_documents, "document")}</strong> '
+        f"in <strong>{_plural(n_passages, 'passage')}</strong>. Every answer quotes them word for word, "
+        "with a citation you can open.</p>"
+        f'<ul class="doc-titles">{titles}</ul>{tries}</div>'
+    )
+
+
+def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) -> str:
+    """The whole document (or a large window of it) with the cited span highlighted as <mark id="cited">."""
+    text = document.text
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    first, last = 0, len(text)
+    if len(text) > VIEWER_CHARS:
+        first = max(0, min(start - VIEWER_CHARS // 2, len(text) - VIEWER_CHARS))
+        last = first + VIEWER_CHARS
+    place = []
+    heading = document.heading_at(start)
+    if heading:
+        place.append(f"§ {heading}")
+    page = document.page_at(start)
+    if page is not None:
+        place.append(f"p. {page}")
+    line_start, line_end = document.line_at(start), document.line_at(max(start, end - 1))
+    place.append(f"line {line_start}" if line_start == line_end else f"lines {line_start}–{line_end}")
+    note = (
+        f'<div class="viewer-note">Showing characters {first:,}–{last:,} of {len(text):,}.</div>'
+        if (first, last) != (0, len(text))
+        else ""
+    )
+    body = highlight(text[first:last], start - first, end - first, mark_id="cited")
+    # data-opened changes on every click, so opening the same span again re-renders and scrolls.
+    return (
+        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">'
+        f'<div class="viewer-title">{esc(document.title)}</div>'
+        f'<div class="viewer-place">{esc(" · ".join(place))} · '
+        f'<span class="viewer-source">{esc(document.source)}</span></div>'
+        f'{note}</div><div class="viewer-scroll"><div class="viewer-text">{body}</div></div></div>'
+    )
+
+
+def render_viewer_message(message: str) -> str:
+    """The viewer before a citation is opened, or when its document has gone."""
+    return f'<div class="sb-viewer"><div class="viewer-empty">{esc(message)}</div></div>'
+
+
+def render_upload_results(results: Sequence[UploadResult]) -> str:
+    """One line per uploaded file: its name, what became of it and why if it failed."""
+    lines = []
+    for result in results:
+        reason = f": {esc(result.reason)}" if result.reason else ""
+        lines.append(
+            f'<li class="upload-result"><span class="filename">{esc(result.filename)}</span> '
+            f'<span class="status status-{esc(result.status)}">{esc(result.status)}</span>{reason}</li>'
+        )
+    return f'<div class="sb-results"><ul>{"".join(lines)}</ul></div>'
+
+
+def render_message(message: str, *, status: str) -> str:
+    """A one-line outcome (deleted, failed) in the Sources tab."""
+    return f'<div class="sb-results"><span class="status status-{esc(status)}">{esc(message)}</span></div>'
+
+
+def human_size(size: int) -> str:
+    """Bytes as a short readable size."""
+    for unit in ("B", "kB", "MB"):
+        if size < 1000 or unit == "MB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    return f"{size:,.1f} MB"
+
+
+def document_rows(documents: Sequence[StoredDocument]) -> list[list[str | int]]:
+    """The Sources table, newest first (a fresh upload shows at the top): title, source, size, passages, updated."""
+    newest_first = sorted(documents, key=lambda d: (-d.updated, d.title.casefold()))
+    return [
+        [d.title, d.source, human_size(d.size), d.chunks, datetime.fromtimestamp(d.updated).strftime("%Y-%m-%d %H:%M")]
+        for d in newest_first
+    ]
+
+
+def document_choices(documents: Sequence[StoredDocument]) -> list[tuple[str, str]]:
+    """Dropdown choices for deleting, by title: (title and source, document id)."""
+    by_title = sorted(documents, key=lambda d: (d.title.casefold(), d.source))
+    return [(f"{d.title} ({d.source})", d.id) for d in by_title]
+
+
+def token_accepted(required: SecretStr | None, offered: str | None) -> bool:
+    """Whether a change to the library may go ahead: no token is configured, or the right one is offered."""
+    if required is None:
+        return True
+    # Constant-time comparison, as in the HTTP API: the time taken says nothing about a guess.
+    return hmac.compare_digest((offered or "").encode(), required.get_secret_value().encode())
+
+
+# --- the page ------------------------------------------------------------------------------
+def build_page(service: Sourcebook) -> gr.Blocks:
+    """Build the chat page over `service`; per-reader conversation state lives in the session."""
+
+    def start_screen() -> str:
+        return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
+
+    def sources_view() -> tuple:
+        documents = service.documents()
+        return document_rows(documents), gr.update(choices=document_choices(documents), value=None)
+
+    def ask(question: str, turns: list[Answer]):
+        question = (question or "").strip()
+        if not question:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        answer = service.ask(question, history=[turn.question for turn in turns])
+        turns = [*turns, answer]
+        return "", turns, render_conversation(turns), gr.update(visible=False), gr.update(visible=True), ""
+
+    def ask_suggested(turns: list[Answer], event: gr.EventData):
+        return ask(str(getattr(event, "question", "")), turns)
+
+    def open_citation(event: gr.EventData) -> str:
+        # The event data comes from the browser: checked like any other input.
+        try:
+            document = service.document(str(getattr(event, "document_id", "")))
+            start, end = int(getattr(event, "start", 0)), int(getattr(event, "end", 0))
+        except DocumentNotFound:
+            return render_viewer_message("That document is no longer in the library.")
+        except (TypeError, ValueError):
+            return render_viewer_message("That citation could not be opened.")
+        return render_viewer(document, start, end, opened=time.monotonic_ns())
+
+    def new_conversation():
+        return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False), ""
+
+    def rate(turns: list[Answer], rating: str) -> str:
+        if not turns:
+            return '<span class="sb-feedback-note">Ask a question first.</span>'
+        latest = turns[-1]
+        service.record_feedback(latest.question, latest.answer, rating)
+        word = "helpful" if rating == "up" else "not helpful"
+        return f'<span class="sb-feedback-note">Thanks: your rating ({word}) of the last answer is recorded.</span>'
+
+    settings = service.settings
+    locked = "A valid API token is needed to add or delete documents."
+
+    def upload(paths: list[str] | None, token: str):
+        if not paths:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if not token_accepted(settings.api_token, token):
+            return render_message(locked, status="failed"), gr.skip(), gr.skip(), None
+        if len(paths) > settings.max_upload_files:
+            message = f"At most {settings.max_upload_files} files at a time, got {len(paths)}."
+            return render_message(message, status="failed"), gr.skip(), gr.skip(), None
+        results = []
+        for path in map(Path, paths):
+            # Gradio keeps the upload on disk: a file over the limit is refused without reading it in.
+            size = path.stat().st_size
+            if size > settings.max_file_bytes:
+                reason = f"file is {size:,} bytes, over the {settings.max_file_bytes:,}-byte limit"
+                results.append(UploadResult(path.name, "failed", reason=reason))
+            else:
+                results.extend(service.upload([(path.name, path.read_bytes())]))
+        rows, choices = sources_view()
+        # Clearing the file box makes room for the next drop; the results stay listed below it.
+        return render_upload_results(results), rows, choices, None
+
+    def delete(document_id: str | None, token: str):
+        if not token_accepted(settings.api_token, token):
+            return render_message(locked, status="failed"), gr.skip(), gr.skip()
+        if not document_id:
+            return render_message("Choose a document to delete first.", status="failed"), *sources_view()
+        try:
+            title = service.document(document_id).title
+            removed = service.delete(document_id)
+        except DocumentNotFound:
+            return render_message("That document is no longer in the library.", status="failed"), *sources_view()
+        message = f"Deleted {title} ({_plural(removed, 'passage')})."
+        return render_message(message, status="deleted"), *sources_view()
+
+    with gr.Blocks(title="sourcebook", analytics_enabled=False) as page:
+        turns = gr.State([])
+        gr.HTML(
+            '<div class="sb-header"><h1>sourcebook</h1>'
+            "<p>Answers from your team's documents, quoted word for word, with sources you can check.</p></div>",
+            head=STYLE,
+            js_on_load=None,
+        )
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=360):
+                        start = gr.HTML(
+                            '<div class="sb-start">Opening the library…</div>',
+                            elem_id="sb-start",
+                            js_on_load=SUGGEST_JS,
+                        )
+                        conversation = gr.HTML(render_conversation([]), elem_id="sb-conversation", js_on_load=CITE_JS)
+                        with gr.Row(equal_height=True):
+                            question = gr.Textbox(
+                                placeholder="Ask a question about the documents…",
+                                label="Question",
+                                show_label=False,
+                                container=False,
+                                scale=6,
+                                elem_id="sb-question",
+                                autofocus=True,
+                            )
+                            ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sb-ask")
+                        with gr.Row(visible=False, elem_id="sb-feedback") as feedback_row:
+                            # Thumbs are drawn by CSS (#sb-up::before): emoji fonts are not everywhere.
+                            up = gr.Button("Helpful", size="sm", elem_id="sb-up", scale=0, min_width=110)
+                            down = gr.Button("Not helpful", size="sm", elem_id="sb-down", scale=0, min_width=130)
+                            restart = gr.Button("New conversation", size="sm", elem_id="sb-new", scale=0, min_width=150)
+                        feedback_note = gr.HTML(elem_id="sb-feedback-note", js_on_load=None)
+                    with gr.Column(scale=2, min_width=320, elem_id="sb-viewer-column"):
+                        viewer = gr.HTML(
+                            render_viewer_message(
+                                "Click a citation, its [n] marker or a passage to read it in its document."
+                            ),
+                            elem_id="sb-viewer",
+                            js_on_load=REVEAL_JS,
+                        )
+            with gr.Tab("Sources", id="sources") as sources_tab:
+                # Changing the library takes the same token as the HTTP API, when one is configured.
+                token = gr.Textbox(
+                    label="API token (needed to add or delete documents)",
+                    type="password",
+                    visible=settings.api_token is not None,
+                    elem_id="sb-token",
+                )
+                table = gr.Dataframe(
+                    headers=TABLE_HEADERS,
+                    datatype=["str", "str", "str", "number", "str"],
+                    interactive=False,
+                    wrap=True,
+                    column_widths=["34%", "34%", "10%", "9%", "13%"],
+                    label="Documents",
+                    elem_id="sb-documents",
+                )
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        files = gr.File(
+                            label="Add documents (.txt, .md, .html, .pdf, .docx): drop files here or click",
+                            file_count="multiple",
+                            type="filepath",
+                            elem_id="sb-upload",
+                        )
+                        upload_results = gr.HTML(elem_id="sb-upload-results", js_on_load=None)
+                    with gr.Column():
+                        chosen = gr.Dropdown(label="Document to delete", choices=[], elem_id="sb-delete-choice")
+                        delete_button = gr.Button("Delete document", variant="stop", elem_id="sb-delete")
+                        delete_result = gr.HTML(elem_id="sb-delete-result", js_on_load=None)
+
+        asked = [question, turns, conversation, start, feedback_row, feedback_note]
+        ask_button.click(ask, [question, turns], asked)
+        question.submit(ask, [question, turns], asked)
+        start.suggest(ask_suggested, [turns], asked)
+        conversation.cite(open_citation, None, viewer)
+        up.click(lambda t: rate(t, "up"), [turns], feedback_note)
+        down.click(lambda t: rate(t, "down"), [turns], feedback_note)
+        restart.click(new_conversation, None, [turns, conversation, start, feedback_row, feedback_note])
+        # Uploads, deletes and the refresh when the Sources tab opens run one at a time, in the
+        # order they were asked for, so a refresh started before an upload never lands after it.
+        # (Writes to the library are serialised by the service anyway.)
+        in_order = {"concurrency_id": "sources", "concurrency_limit": 1}
+        uploaded = files.upload(upload, [files, token], [upload_results, table, chosen, files], **in_order)
+        uploaded.then(start_screen, None, start)
+        deleted = delete_button.click(delete, [chosen, token], [delete_result, table, chosen], **in_order)
+        deleted.then(start_screen, None, start)
+        # The table is refreshed whenever its tab opens, as other readers may have changed the
+        # library. Without show_progress="hidden" a table updated while its tab is hidden keeps
+        # showing a spinner (Gradio 6.17).
+        sources_tab.select(sources_view, None, [table, chosen], show_progress="hidden", **in_order)
+        page.load(sources_view, None, [table, chosen], show_progress="hidden").then(start_screen, None, start)
+    return page
