@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= .sourcebook
 
-.PHONY: install run test test-unit test-integration eval clean
+.PHONY: install browser run test test-unit test-integration bench eval clean
 
 install: $(STAMP)
 
@@ -20,16 +20,26 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/sourcebook ingest corpus --index $(INDEX)
-	$(BIN)/sourcebook chat --index $(INDEX)
+	$(BIN)/sourcebook serve --index $(INDEX) --corpus corpus
 
-test: install
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser
 	$(BIN)/pytest
 
 test-unit: install
 	$(BIN)/pytest -m "not integration"
 
-test-integration: install
+test-integration: install browser
 	$(BIN)/pytest -m integration
+
+# Speed, memory and scale figures (not part of `make test`); writes bench/results/.
+# `make bench QUICK=1` ingests 1,000 SciFact abstracts instead of all 5,183 for the ingest comparison.
+bench: install
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 eval: install
 	$(BIN)/sourcebook ingest corpus --index $(INDEX)

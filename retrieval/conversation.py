@@ -9,9 +9,10 @@ from retrieval.store import keyword_terms
 
 # Openings and words that say a question continues the previous one ("and what about March?").
 _CONTINUATION = re.compile(r"^\s*(and|also|what about|how about|and what about|then|same for|so)\b", re.IGNORECASE)
-_REFERENCE = re.compile(r"\b(it|its|they|them|their|that|those|this|these|there|he|she|his|her)\b", re.IGNORECASE)
-# A question with this few content words rarely stands on its own.
-_SHORT = 3
+# Pronouns that point back; "this", "that" and "there" are left out, being mostly not ("is there a form?").
+_REFERENCE = re.compile(r"\b(it|its|they|them|their|those|these|he|she|his|her)\b", re.IGNORECASE)
+# A question of a single content word ("March?") cannot stand on its own.
+_SHORT = 1
 
 
 def contextualise(question: str, history: Sequence[str]) -> str:

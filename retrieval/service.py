@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,8 @@ from retrieval.settings import Settings
 from retrieval.suggestions import candidate_questions
 
 RATINGS = ("up", "down")
+# Where deleted corpus files go; hidden, so ingest skips it.
+DELETED_FOLDER = ".deleted"
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +140,30 @@ class Sourcebook:
         return document
 
     def delete(self, document_id: str) -> int:
-        """Delete a document and its chunks; return how many chunks went."""
+        """Delete a document and its passages; return how many passages went.
+
+        A file in the corpus folder is moved aside into its hidden `.deleted/` folder, so the
+        next ingest of the folder does not bring it back, and nothing is lost.
+        """
         with self.library.writing():
-            self.document(document_id)
-            removed = self.library.remove(document_id)
+            document = self.document(document_id)
+            removed = self.library.store.chunk_count(document_id)
+            self.library.remove(document_id)
             self.library.save()
+            self._set_aside(Path(document.source))
         return removed
+
+    def _set_aside(self, path: Path) -> None:
+        corpus = self.settings.corpus_dir.resolve()
+        path = path.resolve()
+        if not path.is_file() or not path.is_relative_to(corpus):
+            return
+        aside = corpus / DELETED_FOLDER / path.relative_to(corpus)
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        if aside.exists():
+            aside = aside.with_name(f"{aside.stem}.{int(time.time())}{aside.suffix}")
+        os.replace(path, aside)
+        log.info("moved %s to %s", path, aside)
 
     def counts(self) -> tuple[int, int]:
         """Return (documents, chunks)."""

@@ -400,6 +400,10 @@ class Store:
         row = self._db.execute("SELECT id FROM documents WHERE source=?", (source,)).fetchone()
         return row[0] if row else None
 
+    def chunk_count(self, document_id: str) -> int:
+        """Return how many passages a document has."""
+        return self._db.execute("SELECT count(*) FROM chunks WHERE document_id=?", (document_id,)).fetchone()[0]
+
     def chunk_sources(self) -> dict[int, str]:
         """Return {chunk rowid: document source} for every chunk (document-level evaluation)."""
         return dict(self._db.execute("SELECT c.rowid, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"))

@@ -137,6 +137,10 @@ def test_upload_then_ask_then_delete(client, service, tmp_path):
     assert DeleteResponse.model_validate(deleted.json()).chunks_removed >= 1
     hits = SearchResponse.model_validate(client.post("/api/search", json={"query": "visitors park garage"}).json()).hits
     assert all(hit.source != "corpus/parking.txt" for hit in hits)
+    # The file is set aside, not destroyed, and the next ingest of the folder does not revive it.
+    assert not (tmp_path / "corpus" / "parking.txt").exists()
+    assert (tmp_path / "corpus" / ".deleted" / "parking.txt").exists()
+    assert service.ingest(tmp_path / "corpus").added == []
 
 
 def test_upload_reports_each_file(client):
@@ -222,3 +226,13 @@ def test_with_a_token_configured_changes_need_it_and_reads_do_not(guarded):
     assert guarded.delete(f"/api/documents/{document_id}", headers=right).status_code == 200
     exported = [FeedbackRecord.model_validate(row) for row in guarded.get("/api/feedback", headers=right).json()]
     assert [(f.question, f.rating) for f in exported] == [("q?", "down")]
+
+
+def test_a_new_question_after_another_is_not_taken_for_a_follow_up(client):
+    history = [{"question": "How far ahead should I book flights through the travel desk?"}]
+
+    answer = AskResponse.model_validate(
+        client.post("/api/ask", json={"question": "Where do I report phishing emails?", "history": history}).json()
+    )
+
+    assert answer.citations[0].source == "corpus/security.md"

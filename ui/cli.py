@@ -315,7 +315,9 @@ def serve(
     with failures_as_messages():
         service = Sourcebook(settings_for(index, corpus))
     documents, chunks = service.counts()
-    out.print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)")
+    # Plain print: this line is read in logs too, where rich would pad it to the console width.
+    print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)",
+          flush=True)
     # One worker process: the model and index load once and are shared by the request
     # threads (FastAPI runs the model-bound routes in its thread pool), so users are
     # served side by side without a copy of the model per process.
