@@ -15,9 +15,9 @@ from retrieval.store import STOPWORDS, keyword_terms
 NOT_ANSWERED = "The documents do not say. The closest passages are below."
 
 # How a sentence's evidence score is made: meaning, shared words, and the rank of its passage.
-SEMANTIC_WEIGHT = 0.6
-LEXICAL_WEIGHT = 0.25
-PASSAGE_WEIGHT = 0.15
+SEMANTIC_WEIGHT = 0.48
+LEXICAL_WEIGHT = 0.28
+PASSAGE_WEIGHT = 0.24
 # Further sentences join the answer only when nearly as good as the best one.
 EXTRA_SENTENCE_MARGIN = 0.05
 # A figure from another document is shown beside the best one when the sentence itself matches

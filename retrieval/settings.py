@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     # Answering: abstain when the best sentence's evidence score is below this.
     # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
-    abstain_below: float = 0.485
+    abstain_below: float = 0.526
     answer_passages: int = Field(default=5, ge=1, le=50)
 
     # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes
