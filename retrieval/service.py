@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -77,8 +78,36 @@ class Sourcebook:
         )
 
     # --- documents ------------------------------------------------------------------
-    def ingest(self, path: Path, *, progress: Progress | None = None) -> IngestReport:
-        """Ingest the files under `path`: new and changed ones embedded, vanished ones removed."""
+    def ingest(
+        self,
+        path: Path,
+        *,
+        progress: Progress | None = None,
+        use_ray: bool = False,
+        ray_address: str | None = None,
+        ray_actors: int = 1,
+    ) -> IngestReport:
+        """Ingest the files under `path`: new and changed ones embedded, vanished ones removed.
+
+        With `use_ray` (or a `ray_address`, which implies it) the files are read, cut up and
+        embedded on Ray: a local runtime, or the cluster at `ray_address`, with `ray_actors`
+        embedding actors that each load the model the settings name. Needs the `ray` extra.
+        """
+        if use_ray or ray_address:
+            # Imported here: Ray is an optional extra.
+            from ingest.distributed import ingest_path_ray
+
+            with self.library.writing():
+                return ingest_path_ray(
+                    Path(path),
+                    library=self.library,
+                    settings=self.settings,
+                    chunking=self.chunking,
+                    max_file_bytes=self.settings.max_file_bytes,
+                    address=ray_address,
+                    num_actors=ray_actors,
+                    progress=progress,
+                )
         with self.library.writing():
             return ingest_path(
                 Path(path),
@@ -223,7 +252,18 @@ class Sourcebook:
         return self.library.store.feedback()
 
 
+MAX_QUESTION_CHARS = 2000
+# Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
 def _clean(text: str, what: str) -> str:
+    """Check a question or query where it enters: some text, not too long, nothing unprintable."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what} must contain some text, got {text!r}")
-    return text.strip()
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"{what} must be at most {MAX_QUESTION_CHARS} characters, got {len(text):,}")
+    cleaned = _UNPRINTABLE.sub(" ", text).strip()
+    if not cleaned:
+        raise ValueError(f"{what} must contain some printable text, got {text!r}")
+    return cleaned

@@ -13,12 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import DocumentNotFound, IndexMismatch
 from retrieval.search import MAX_K
-from retrieval.service import Sourcebook
+from retrieval.service import MAX_QUESTION_CHARS, Sourcebook
 
 
 
@@ -72,7 +73,7 @@ HAS_TEXT = r"\S"
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
 
@@ -90,7 +91,7 @@ class Turn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
     history: list[Turn] = Field(default_factory=list, max_length=50)
@@ -152,7 +153,7 @@ class DeleteResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000, pattern=HAS_TEXT)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     answer: str = Field(max_length=20_000)
     rating: Literal["up", "down"]
     comment: str = Field(default="", max_length=5000)
@@ -319,6 +320,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {_explain(e)}" for e in error.errors()]
         return _error(422, "invalid request: " + "; ".join(problems), detail=[str(p) for p in problems])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse, an unknown route) in the same shape.
+        response = _error(error.status_code, str(error.detail))
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, error: Unauthorized) -> JSONResponse:
