@@ -113,3 +113,31 @@ def test_two_ingests_at_once_take_turns(settings, tmp_path):
     reopened = open_library(settings)
     assert_consistent(reopened)
     assert reopened.counts()[0] == 6
+
+
+def test_queries_during_an_ingest_keep_working_and_see_whole_documents(settings, tmp_path):
+    from tests.slow_ingest import SlowEmbedder
+
+    folder = write_files(tmp_path / "docs", EARLIER)
+    service = Sourcebook(settings, embedder=SlowEmbedder())
+    service.ingest(folder)
+    write_files(folder, new_documents(16))
+    writer = threading.Thread(target=service.ingest, args=(folder,))
+    failures, seen = [], set()
+
+    writer.start()
+    while writer.is_alive():
+        try:
+            for hit in service.search("meeting note decision topic", k=10):
+                # Every passage seen belongs to a whole stored document, at its stated place.
+                document = service.document(hit.document_id)
+                assert document.text[hit.start : hit.end] == hit.text
+                seen.add(hit.source)
+            assert service.search("on-call rota Monday", k=1)[0].source == "docs/earlier/oncall.txt"
+        except Exception as error:  # noqa: BLE001 - any failure while the ingest runs is the finding
+            failures.append(repr(error))
+    writer.join()
+
+    assert failures == []
+    assert len(seen) > 1  # the searches really ran while documents were arriving
+    assert_consistent(service)
