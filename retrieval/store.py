@@ -99,6 +99,16 @@ STOPWORDS = frozenset(
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+# Keyword search is exact BM25 up to this many chunks; beyond it, words are tiered by how common
+# they are, within these budgets (Store.keyword_search; measured in docs/BENCHMARKS.md).
+KEYWORD_EXACT_UP_TO = 50_000
+# Rows gathered through the rare words, and postings of the common words that only add weight.
+KEYWORD_ROW_BUDGET = 10_000
+KEYWORD_POSTING_BUDGET = 30_000
+# How a word's share of rows is estimated in a large library: counted in this many rows, in windows.
+KEYWORD_SAMPLE_ROWS = 2_000
+KEYWORD_SAMPLE_WINDOWS = 2
+
 
 def keyword_terms(text: str) -> list[str]:
     """Return the distinct lower-cased content words of `text`, in order."""
@@ -107,6 +117,15 @@ def keyword_terms(text: str) -> list[str]:
         if word not in STOPWORDS and word not in seen:
             seen[word] = None
     return list(seen)
+
+
+def _phrase(term: str) -> str:
+    # Quoting each term keeps FTS5 syntax characters in user text inert.
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _any_of(terms: Sequence[str]) -> str:
+    return " OR ".join(_phrase(t) for t in terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,12 +359,30 @@ class Store:
         return found
 
     def keyword_search(self, query: str, k: int, *, source: str | None = None) -> list[tuple[int, float]]:
-        """Return up to k (rowid, BM25 score) pairs for the content words of `query`, best first."""
+        """Return up to k (rowid, BM25 score) pairs for the content words of `query`, best first.
+
+        Exact BM25 over every content word up to KEYWORD_EXACT_UP_TO chunks. Beyond that, FTS5's
+        cost grows with the rows holding any query word: bm25() scores each of them and counts
+        each word's whole posting list for its idf. So the words are split by how common they are
+        (estimated from a sample): rows are gathered through the rare words only, within a budget
+        of rows; commoner words still add their exact BM25 weight to those rows, within a budget of
+        postings; the commonest are left out. Rows holding none of the rare words are not found:
+        their scores are bounded by the common words' small idf.
+        """
         terms = keyword_terms(query)
         if not terms:
             return []
-        # Quoting each term keeps FTS5 syntax characters in user text inert.
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        rare, common = self._keyword_tiers(terms)
+        if not common:
+            return self._bm25(_any_of(rare), k, source)
+        # Rows holding a common word as well get their score over rare and common words together;
+        # the others' score over the rare words alone is the same, as they hold no common word.
+        # (The rare-only list is taken twice as deep, since rows of the first list take places in it.)
+        scores = dict(self._bm25(_any_of(rare), 2 * k, source))
+        scores.update(self._bm25(f"({_any_of(rare)}) AND ({_any_of(common)})", k, source))
+        return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+
+    def _bm25(self, match: str, k: int, source: str | None) -> list[tuple[int, float]]:
         sql = "SELECT chunks_fts.rowid, bm25(chunks_fts, 1.0, 0.5) AS rank FROM chunks_fts"
         params: list = [match]
         if source is not None:
@@ -358,6 +395,44 @@ class Store:
         params.append(k)
         # bm25() is lower-is-better; flip it so every score in the system is higher-is-better.
         return [(rowid, -rank) for rowid, rank in self._db.execute(sql, params)]
+
+    def _keyword_tiers(self, terms: list[str]) -> tuple[list[str], list[str]]:
+        """Split query words into (rare: rows are found through them, common: they only add weight)."""
+        low, high = self._db.execute("SELECT (SELECT min(rowid) FROM chunks), (SELECT max(rowid) FROM chunks)").fetchone()
+        if low is None or high - low + 1 <= KEYWORD_EXACT_UP_TO or len(terms) == 1:
+            return terms, []
+        span = high - low + 1
+        # Each word's share of rows, counted in a few windows of rowids: seeking a posting list to a
+        # rowid is cheap, reading all of it is what costs.
+        width = max(1, KEYWORD_SAMPLE_ROWS // KEYWORD_SAMPLE_WINDOWS)
+        starts = [low + (span - width) * i // max(1, KEYWORD_SAMPLE_WINDOWS - 1) for i in range(KEYWORD_SAMPLE_WINDOWS)]
+        share = {}
+        for term in terms:
+            hits = sum(
+                self._db.execute(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                    (_phrase(term), start, start + width - 1),
+                ).fetchone()[0]
+                for start in starts
+            )
+            share[term] = hits / (width * len(starts))
+        rare: list[str] = []
+        common: list[str] = []
+        rows = postings = 0.0
+        for term in sorted(terms, key=lambda t: share[t]):
+            expected = share[term] * span
+            # FTS5's idf gives a word found in half the rows or more no weight at all.
+            if share[term] >= 0.5:
+                break
+            if not rare or (not common and rows + expected <= KEYWORD_ROW_BUDGET):
+                rare.append(term)
+                rows += expected
+            elif postings + expected <= KEYWORD_POSTING_BUDGET:
+                common.append(term)
+                postings += expected
+            else:
+                break
+        return (rare or [min(terms, key=lambda t: share[t])]), common
 
     def missing_words(self, words: Sequence[str]) -> list[str]:
         """Return the words that no chunk contains (compared after the keyword index's stemming)."""
