@@ -110,14 +110,13 @@ def ingest_path(
     """Bring the library in line with the files under `root`: embed new and changed ones, drop vanished ones."""
     root = Path(root)
     report = IngestReport()
-    files = find_files(root)
     stored = library.store.file_hashes()
-    sources = {source_for(path): path for path in files}
+    sources = files_to_consider(root)
 
     def changed_documents() -> Iterator[tuple[Document, str, bool]]:
         for done, (source, path) in enumerate(sources.items(), start=1):
             try:
-                outcome = _read(path, source, stored.get(source), max_file_bytes)
+                outcome = read_changed(path, source, stored.get(source), max_file_bytes)
             except IngestError as error:
                 log.warning("skipped %s", error)
                 report.failed.append((source, error.reason))
@@ -131,16 +130,28 @@ def ingest_path(
                 progress(done, len(sources))
 
     _store_documents(changed_documents(), report, library=library, embedder=embedder, chunking=chunking)
-
-    if root.is_dir():
-        folder = source_for(root)
-        for source in sorted(set(stored) - set(sources)):
-            document_id = library.store.document_id_for_source(source)
-            if document_id and _is_under(source, folder):
-                library.remove(document_id)
-                report.removed.append(source)
+    remove_vanished(root, stored, sources, library=library, report=report)
     library.save()
     return report
+
+
+def files_to_consider(root: Path) -> dict[str, Path]:
+    """Return {source: path} of the files under `root` an ingest looks at, in a stable order."""
+    return {source_for(path): path for path in find_files(root)}
+
+
+def remove_vanished(
+    root: Path, stored: dict[str, str], sources: dict[str, Path], *, library: Library, report: IngestReport
+) -> None:
+    """Remove the stored documents under folder `root` whose files are no longer there."""
+    if not root.is_dir():
+        return
+    folder = source_for(root)
+    for source in sorted(set(stored) - set(sources)):
+        document_id = library.store.document_id_for_source(source)
+        if document_id and _is_under(source, folder):
+            library.remove(document_id)
+            report.removed.append(source)
 
 
 def ingest_documents(
@@ -168,8 +179,11 @@ def _is_under(source: str, folder: str) -> bool:
     return source.startswith(folder.rstrip("/") + "/")
 
 
-def _read(path: Path, source: str, stored_hash: str | None, max_file_bytes: int) -> tuple[Document, str] | None:
-    """Parse a file, or return None when its bytes are unchanged since the last ingest."""
+def read_changed(path: Path, source: str, stored_hash: str | None, max_file_bytes: int) -> tuple[Document, str] | None:
+    """Parse a file into (document, hash of its bytes), or return None when its bytes are unchanged.
+
+    Raises IngestError, naming the file and the reason, when it is too big, unreadable or bad.
+    """
     try:
         size = path.stat().st_size
         if size > max_file_bytes:
@@ -183,6 +197,42 @@ def _read(path: Path, source: str, stored_hash: str | None, max_file_bytes: int)
     return parse(data, path.suffix, source=source), file_hash
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new or changed document cut up and ready to embed: its passages and each passage's windows."""
+
+    document: Document
+    file_hash: str
+    existed: bool
+    chunks: list[Chunk]
+    # windows[i] are (start, end) spans of chunks[i].text; the windows are what gets embedded.
+    windows: list[list[tuple[int, int]]]
+
+    def window_texts(self) -> list[str]:
+        """Return the texts to embed, one per window, in storage order."""
+        return [c.text[a:b] for c, spans in zip(self.chunks, self.windows) for a, b in spans]
+
+
+def prepare(
+    document: Document, file_hash: str, *, existed: bool, chunking: Chunking, count_tokens: Callable[[str], int]
+) -> Prepared:
+    """Cut a document into passages and each passage into the windows that will be embedded."""
+    chunks = split(
+        document,
+        max_tokens=chunking.max_tokens,
+        overlap_tokens=chunking.overlap_tokens,
+        count_tokens=count_tokens,
+    )
+    spans = [windows(c.text, max_tokens=chunking.window_tokens, count_tokens=count_tokens) for c in chunks]
+    return Prepared(document, file_hash, existed, chunks, spans)
+
+
+def store_prepared(item: Prepared, vectors: np.ndarray, *, library: Library, report: IngestReport) -> None:
+    """Store one prepared document with one vector per window (one transaction) and record it."""
+    library.put(item.document, item.chunks, item.windows, vectors, file_hash=item.file_hash)
+    (report.updated if item.existed else report.added).append(item.document.source)
+
+
 def _store_documents(
     documents: Iterable[tuple[Document, str, bool]],
     report: IngestReport,
@@ -192,37 +242,19 @@ def _store_documents(
     chunking: Chunking,
 ) -> None:
     """Chunk, embed (reusing stored vectors for unchanged text) and store, in groups."""
-    pending: list[_Pending] = []
+    pending: list[Prepared] = []
     pending_windows = 0
     for document, file_hash, existed in documents:
-        chunks = split(
-            document,
-            max_tokens=chunking.max_tokens,
-            overlap_tokens=chunking.overlap_tokens,
-            count_tokens=embedder.count_tokens,
-        )
-        spans = [windows(c.text, max_tokens=chunking.window_tokens, count_tokens=embedder.count_tokens) for c in chunks]
-        pending.append(_Pending(document, file_hash, existed, chunks, spans))
-        pending_windows += sum(len(s) for s in spans)
+        item = prepare(document, file_hash, existed=existed, chunking=chunking, count_tokens=embedder.count_tokens)
+        pending.append(item)
+        pending_windows += sum(len(s) for s in item.windows)
         if pending_windows >= EMBED_GROUP:
             _flush(pending, report, library=library, embedder=embedder)
             pending, pending_windows = [], 0
     _flush(pending, report, library=library, embedder=embedder)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    document: Document
-    file_hash: str
-    existed: bool
-    chunks: list[Chunk]
-    windows: list[list[tuple[int, int]]]
-
-    def window_texts(self) -> list[str]:
-        return [c.text[a:b] for c, spans in zip(self.chunks, self.windows) for a, b in spans]
-
-
-def _flush(pending: list[_Pending], report: IngestReport, *, library: Library, embedder: Embedder) -> None:
+def _flush(pending: list[Prepared], report: IngestReport, *, library: Library, embedder: Embedder) -> None:
     if not pending:
         return
     texts = [text for item in pending for text in item.window_texts()]
@@ -241,5 +273,4 @@ def _flush(pending: list[_Pending], report: IngestReport, *, library: Library, e
             if item_texts
             else np.zeros((0, embedder.dim), np.float32)
         )
-        library.put(item.document, item.chunks, item.windows, vectors, file_hash=item.file_hash)
-        (report.updated if item.existed else report.added).append(item.document.source)
+        store_prepared(item, vectors, library=library, report=report)

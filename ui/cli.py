@@ -70,19 +70,56 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="A file or folder of documents.")] = Path("corpus"),
     index: IndexOption = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start the index afresh (after a settings change).")] = False,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Read, cut up and embed the files on Ray (pip install 'sourcebook[ray]'): on a local Ray "
+            "runtime of 2 CPUs, or on the cluster given by --ray-address.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="Join the Ray cluster at ADDRESS (HOST:PORT of the head, as `ray start --head` prints it) "
+            "instead of starting a local runtime; implies --ray. Every node must see PATH at the same path.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", min=1, help="With --ray: embedding actors, each loading the model once.")
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest new and changed files under PATH; drop the ones that disappeared."""
+    """Ingest new and changed files under PATH; drop the ones that disappeared.
+
+    `sourcebook ingest PATH --ray` runs the same ingest as a Ray Data pipeline on this machine;
+    `--ray-address HOST:PORT` runs it on a Ray cluster (docs/SCALING.md).
+    """
     with failures_as_messages():
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
+        if ray_actors != 1 and not (use_ray or ray_address):
+            raise ValueError(f"--ray-actors {ray_actors} needs --ray or --ray-address")
         service = open_service(index, rebuild=rebuild)
         with Progress(
             TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=err, transient=True, disable=as_json,
         ) as bar:
             task = bar.add_task("files", total=None)
-            report = service.ingest(path, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            try:
+                report = service.ingest(
+                    path,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    use_ray=use_ray,
+                    ray_address=ray_address,
+                    ray_actors=ray_actors,
+                )
+            except (ImportError, ConnectionError) as error:
+                # Ray missing, or no cluster at the address given.
+                err.print(f"[red]error:[/red] {escape(str(error))}")
+                raise typer.Exit(1) from error
     if as_json:
         payload = {
             **report.summary(),
