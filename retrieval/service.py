@@ -254,7 +254,7 @@ class Sourcebook:
 
 MAX_QUESTION_CHARS = 2000
 # Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _clean(text: str, what: str) -> str:

@@ -11,7 +11,7 @@ import hmac
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -68,11 +68,15 @@ class CitationModel(BaseModel):
     score: float
 
 
-# At least one character that is not white space.
-HAS_TEXT = r"\S"
+# At least one character that is neither white space nor a control character nor half of a
+# surrogate pair, spelled out so that every regex dialect reading the schema agrees on it.
+HAS_TEXT = r"[^\s\x00-\x1f\x7f-\x9f\ufeff\ud800-\udfff]"
+# Python's re, not pydantic's default engine, which refuses surrogate ranges.
+TEXT_MODEL = ConfigDict(regex_engine="python-re")
 
 
 class SearchRequest(BaseModel):
+    model_config = TEXT_MODEL
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
@@ -91,6 +95,7 @@ class Turn(BaseModel):
 
 
 class AskRequest(BaseModel):
+    model_config = TEXT_MODEL
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
@@ -153,6 +158,7 @@ class DeleteResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
+    model_config = TEXT_MODEL
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     answer: str = Field(max_length=20_000)
     rating: Literal["up", "down"]
@@ -177,8 +183,9 @@ class Unauthorized(Exception):
 
 
 # --- routes ---------------------------------------------------------------------------
-# Every route answers bad input with ErrorResponse, not FastAPI's default validation shape.
-router = APIRouter(responses={422: {"model": ErrorResponse}})
+# Every route answers bad input with ErrorResponse, not FastAPI's default validation shape:
+# 422 when the request does not fit its model, 400 when the service refuses a value.
+router = APIRouter(responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 
 def service_of(request: Request) -> Sourcebook:
     """The one service the app was built with."""
