@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -16,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray  # the `ray` extra, which `make install` installs
 
-ray = pytest.importorskip("ray", reason="the ray extra is installed by `make install`")
-
-from ingest import distributed  # noqa: E402
-from ingest.distributed import ModelRecipe, ingest_path_ray, wordpiece_counter  # noqa: E402
-from ingest.chunking import sentence_spans  # noqa: E402
-from retrieval import service as service_module  # noqa: E402
-from retrieval.service import Sourcebook, load_embedder  # noqa: E402
-from retrieval.settings import Settings  # noqa: E402
-from tests.conftest import CORPUS, REPO, write_files  # noqa: E402
-from tests.fakes import FakeEmbedder  # noqa: E402
+from ingest import distributed
+from ingest.chunking import sentence_spans
+from ingest.distributed import ModelRecipe, ingest_path_ray, wordpiece_counter
+from ingest.pipeline import Chunking, prepare
+from ingest.records import Document
+from retrieval import service as service_module
+from retrieval.service import Sourcebook, load_embedder
+from retrieval.settings import Settings
+from tests.conftest import CORPUS, REPO, write_files
+from tests.fakes import FakeEmbedder
 
 
 def paragraph(topic: str, n: int) -> str:
@@ -196,7 +198,7 @@ def test_ray_ingest_stores_exactly_what_a_local_ingest_stores(local_ray, tmp_pat
     assert top_results(distributed_service) == top_results(local)
     assert distributed_service.search("VPN certificate first day", k=1)[0].source == "docs/guide/setup.md"
     assert_consistent(distributed_service)
-    # One model load per actor that had work; the copy of a file's text was embedded once per call.
+    # One model load per actor (each in its own process), and every window embedded or reused.
     loads = [e for e in events(tmp_path / "model.log") if e["event"] == "load"]
     assert 1 <= len(loads) <= 2 and len({e["pid"] for e in loads}) == len(loads)
     assert report.windows_embedded + report.windows_reused == local_report.windows_embedded + local_report.windows_reused
@@ -268,6 +270,33 @@ def test_an_embedding_worker_killed_mid_batch_is_replaced_and_nothing_is_lost_or
     assert got["chunks"] == expected["chunks"]
     assert np.array_equal(got["vectors"], expected["vectors"])
     assert_consistent(service)
+
+
+def test_the_embedding_actor_sends_a_repeated_window_text_to_the_model_once(tmp_path):
+    log = tmp_path / "model.log"
+    chunking = Chunking(max_tokens=40, overlap_tokens=0, window_tokens=12)
+    text = "Billing\n\n" + paragraph("billing", 1) + "\n"
+    items = [
+        prepare(Document(source=source, title="Billing", text=text), "hash", existed=False, chunking=chunking,
+                count_tokens=FakeEmbedder().count_tokens)
+        for source in ("billing.txt", "copy-of-billing.txt")
+    ]
+    batch = {
+        "source": np.array(["billing.txt", "copy-of-billing.txt", "bad.txt"], dtype=object),
+        "status": np.array([distributed.PREPARED, distributed.PREPARED, distributed.FAILED], dtype=object),
+        "prepared": np.array([pickle.dumps(items[0]), pickle.dumps(items[1]), b""], dtype=object),
+    }
+
+    out = distributed.EmbedWindows(recording_model(log))(batch)
+
+    texts = items[0].window_texts()
+    assert len(texts) > 1
+    assert [e["texts"] for e in events(log) if e["event"] == "done"] == [texts]
+    assert out["embedded"].tolist() == [len(texts), 0, 0]
+    expected = FakeEmbedder().encode(texts)
+    for row in (0, 1):
+        assert np.array_equal(np.frombuffer(out["vectors"][row], np.float32).reshape(expected.shape), expected)
+    assert out["vectors"][2] == b""
 
 
 JOINING_DRIVER = """
