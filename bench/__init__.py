@@ -1,0 +1,1 @@
+"""Benchmarks of speed, memory and scale (`make bench`, `python -m bench`); see docs/BENCHMARKS.md."""

@@ -1,13 +1,11 @@
-"""What every benchmark shares: timing, percentiles, memory readings and the machine's description."""
+"""What every benchmark shares: paths, percentiles, memory readings and the machine's description."""
 
 from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,23 +58,6 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def timed(call: Callable[[], object]) -> tuple[float, object]:
-    """Run `call` once and return (milliseconds, its result)."""
-    started = time.perf_counter()
-    result = call()
-    return (time.perf_counter() - started) * 1000, result
-
-
-@contextmanager
-def stopwatch(into: dict, key: str):
-    """Record the seconds spent in the block as into[key]."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        into[key] = round(time.perf_counter() - started, 3)
-
-
 def memory_of(pid: int | None = None) -> dict[str, int]:
     """Return resident memory of a process in bytes: total, anonymous and file-backed (mapped files)."""
     status = Path(f"/proc/{pid or 'self'}/status").read_text().splitlines()
@@ -86,13 +67,6 @@ def memory_of(pid: int | None = None) -> dict[str, int]:
             "peak": fields.get("VmHWM", 0)}
 
 
-def median(values: Sequence[float]) -> float:
-    """The median, rounded for a table."""
-    return round(statistics.median(values), 3)
-
-
 def say(message: str) -> None:
     """Progress for the person running the benchmark (stderr, so stdout stays the table)."""
-    import sys
-
     print(message, file=sys.stderr, flush=True)

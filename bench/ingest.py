@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import CORPUS, SCIFACT, cores, median, say
+from bench.common import CORPUS, SCIFACT, cores, say
 from retrieval import evaluation
 from retrieval.service import Sourcebook
 from retrieval.settings import Settings

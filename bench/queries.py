@@ -9,7 +9,6 @@ does less work than sourcebook's search; it is the floor a user would compare ag
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess

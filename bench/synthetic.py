@@ -3,15 +3,15 @@
 Text: each synthetic passage takes a real SciFact passage (its "base", taken in turn so every
 real passage is used equally), drops one of its sentences when it has three or more, and adds
 one or two sentences of another, random passage. 25 passages make a document, and the
-documents are stored through the library's own `put` (store, windows where passages have
-them, vector index), so the library has the layout a real ingest gives.
+documents are stored through the library's own `put` (store, keyword index, vector index),
+so the library has the layout a real ingest gives.
 
 Vectors: the model is not run. Each real sentence is given the vector of the real passage it
 came from, and a synthetic passage's vector is the normalised sum of its sentences' vectors plus
-a little Gaussian noise (norm 0.3), renormalised: close to its base passage's vector, pulled a
-little towards the other one. That keeps the geometry of the real corpus at a size the model
-could not embed here in reasonable time (about 17 chunks/s: 16 hours for 1M). One vector per
-chunk, over its whole text.
+a little Gaussian noise (norm 0.3, from a fixed bank of 16,384 draws), renormalised: close to
+its base passage's vector, pulled a little towards the other one. That keeps the geometry of
+the real corpus at a size the model could not embed here in reasonable time (about 17 chunks/s:
+16 hours for 1M). One vector per chunk, over its whole text (one window, where the library takes window spans).
 """
 
 from __future__ import annotations
