@@ -92,8 +92,3 @@ class Chunk:
         if not self.id:
             key = f"chunk\0{self.document_id}\0{self.start}\0{self.end}\0{self.text}"
             object.__setattr__(self, "id", content_hash(key)[:16])
-
-    @property
-    def text_hash(self) -> str:
-        """Hash of the passage text alone: equal texts share one embedding."""
-        return content_hash(self.text)

@@ -175,6 +175,14 @@ def print_answer(answer: Answer) -> None:
         out.print(f"    [dim]chars {citation.start}-{citation.end}[/dim]")
 
 
+def emit_answer(answer: Answer, *, as_json: bool) -> None:
+    """Print one answer: a JSON line, or the readable form."""
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+    else:
+        print_answer(answer)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -205,11 +213,7 @@ def ask(
     with failures_as_messages():
         service = open_service(index)
         if question != "-":
-            answer = service.ask(question, k=k, source=source)
-            if as_json:
-                print(json.dumps(answer.to_dict(), ensure_ascii=False))
-            else:
-                print_answer(answer)
+            emit_answer(service.ask(question, k=k, source=source), as_json=as_json)
             return
     # One question per line, one JSON object (or readable answer) per line, one model load.
     failed = False
@@ -222,10 +226,7 @@ def ask(
             failed = True
             print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
             continue
-        if as_json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            print_answer(answer)
+        emit_answer(answer, as_json=as_json)
     if failed:
         raise typer.Exit(2)
 
