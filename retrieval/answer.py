@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ingest.chunking import sentence_spans
+from retrieval.embedder import TokenVectors
 from retrieval.records import Answer, Citation, Hit
 from retrieval.store import STOPWORDS, keyword_terms
 
@@ -24,6 +25,8 @@ EXTRA_SENTENCE_MARGIN = 0.05
 # nearly as well, whatever the rank of its passage (which may say less else about the question).
 FIGURE_MARGIN = 0.3
 MAX_SENTENCES = 3
+# How many of the top passages may show that a question is covered (question_support).
+SUPPORT_PASSAGES = 3
 # Shorter fragments are headings, list items or captions: they do not answer anything alone.
 MIN_SENTENCE_WORDS = 4
 
@@ -100,6 +103,63 @@ def score_sentences(
         scored.append(Sentence(sentence.hit, sentence.rank, sentence.start, sentence.end, sentence.text, score))
     scored.sort(key=lambda s: (-s.score, s.rank, s.start))
     return scored
+
+
+_CONTENT_WORD = re.compile(r"\w+")
+
+
+def word_support(question: str, question_tokens: TokenVectors, passage_tokens: TokenVectors) -> dict[str, float]:
+    """Return how well the passage covers each content word of the question, from 0 to 1.
+
+    A word's support is the best cosine between its wordpieces' contextual vectors and any
+    token of the passage, averaged over its pieces: a passage that answers a question speaks
+    of everything the question asks about, in its own words or others ("founded" and
+    "launched by"), while a near miss leaves the asked-about thing ("which university") out.
+    """
+    if not len(passage_tokens.vectors) or not len(question_tokens.vectors):
+        return {}
+    best = (_unit_rows(question_tokens.vectors) @ _unit_rows(passage_tokens.vectors).T).max(axis=1)
+    support: dict[str, float] = {}
+    for match in _CONTENT_WORD.finditer(question):
+        word = match.group().lower()
+        if word in STOPWORDS or len(word) < 2:
+            continue
+        pieces = [i for i, (start, end) in enumerate(question_tokens.spans) if start >= match.start() and end <= match.end()]
+        if pieces:
+            support[word] = min(support.get(word, 1.0), float(best[pieces].mean()))
+    return support
+
+
+def question_support(question: str, question_tokens: TokenVectors, passage_tokens: Sequence[TokenVectors]) -> float:
+    """Return how fully the best of the first few passages covers the question, from 0 to 1.
+
+    A passage covers a question as well as it covers its least-supported word; the best of the
+    first SUPPORT_PASSAGES passages counts, since the one that answers may rank second or third.
+    """
+    return max(
+        (min(word_support(question, question_tokens, tokens).values(), default=1.0) for tokens in passage_tokens[:SUPPORT_PASSAGES]),
+        default=0.0,
+    )
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def sentence_vectors(sentences: Sequence[Sentence], tokens: dict[str, TokenVectors]) -> np.ndarray:
+    """Return each sentence's vector: its passage's token vectors over its span, mean-pooled.
+
+    The model pools tokens the same way for a whole text, so this is the sentence read in its
+    passage's context, at the cost of one pass over each passage instead of one per sentence.
+    `tokens` holds the token vectors of each passage, by chunk id.
+    """
+    rows = []
+    for sentence in sentences:
+        passage = tokens[sentence.hit.chunk_id]
+        start, end = sentence.start - sentence.hit.start, sentence.end - sentence.hit.start
+        inside = [i for i, (s, e) in enumerate(passage.spans) if s >= start and e <= end]
+        rows.append(passage.vectors[inside].mean(axis=0) if inside else np.zeros(passage.vectors.shape[1], np.float32))
+    return _unit_rows(np.asarray(rows, dtype=np.float32))
 
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
@@ -191,13 +251,19 @@ def compose(
     passages: Sequence[Hit],
     *,
     question_vector: np.ndarray,
-    encode: Callable[[list[str]], np.ndarray],
+    question_tokens: TokenVectors,
+    passage_tokens: Sequence[TokenVectors],
     abstain_below: float,
+    support_below: float = 0.0,
     unknown_names: Sequence[str] = (),
     focus: str | None = None,
 ) -> Answer:
     """Answer from the passages with verbatim quotes and [n] citations, or abstain when evidence is weak.
 
+    `question_tokens` and `passage_tokens` are the token vectors of the user's own question and
+    of each passage, in order: sentences are scored by their pooled vectors, and when the
+    passages leave a word of the question poorly supported (`question_support` below
+    `support_below`), part of what is asked is missing and the answer is declined.
     `unknown_names` are names in the question that no document mentions: then the documents
     cannot be answering it, however close the passages look.
     """
@@ -206,11 +272,15 @@ def compose(
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
     sentences = candidate_sentences(passages)
-    vectors = encode([s.text for s in sentences]) if sentences else None
+    tokens = {hit.chunk_id: token_vectors for hit, token_vectors in zip(passages, passage_tokens)}
+    vectors = sentence_vectors(sentences, tokens) if sentences else None
     scored = score_sentences(question, question_vector, sentences, vectors, focus=focus) if sentences else []
     evidence = scored[0].score if scored else 0.0
-    if evidence < abstain_below:
-        return Answer(question, answered=False, answer=NOT_ANSWERED, passages=tuple(passages), evidence=evidence)
+    support = question_support(focus or question, question_tokens, passage_tokens)
+    if evidence < abstain_below or support < support_below:
+        return Answer(
+            question, answered=False, answer=NOT_ANSWERED, passages=tuple(passages), evidence=evidence, support=support
+        )
     chosen, differing = select(question, scored)
     # Quotes read in document order when they come from one document.
     if not differing:
@@ -219,4 +289,6 @@ def compose(
     body = " ".join(f"{c.quote} [{c.n}]" for c in citations)
     if differing:
         body = "The documents give different figures: " + body
-    return Answer(question, answered=True, answer=body, citations=citations, passages=tuple(passages), evidence=evidence)
+    return Answer(
+        question, answered=True, answer=body, citations=citations, passages=tuple(passages), evidence=evidence, support=support
+    )

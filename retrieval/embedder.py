@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +16,14 @@ log = logging.getLogger(__name__)
 
 # all-MiniLM-L6-v2 reads 256 tokens, two of which are [CLS] and [SEP].
 SPECIAL_TOKENS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVectors:
+    """The model's contextual vector of each wordpiece of a text, with the piece's character span."""
+
+    spans: tuple[tuple[int, int], ...]
+    vectors: np.ndarray  # one row per span, as the model outputs it (mean-pooled, they make the text's vector)
 
 
 class Embedder(Protocol):
@@ -31,6 +40,11 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Return the number of model tokens in `text`, special tokens excluded."""
         ...
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
+        ...
+
 
 
 def bundled_model_path() -> Path:
@@ -121,3 +135,20 @@ class SentenceTransformerEmbedder:
         """Return the number of wordpiece tokens in `text`, special tokens excluded."""
         # verbose=False: counting a long text is the point here, not a mistake to warn about.
         return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
+        outputs = self.model.encode(
+            list(texts), batch_size=self.batch_size, output_value="token_embeddings", show_progress_bar=False
+        )
+        result = []
+        for text, output in zip(texts, outputs):
+            # The same tokenisation the model ran (it truncates at max_seq_length), with offsets;
+            # special tokens have empty spans.
+            offsets = self._tokenizer(
+                text, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
+            )["offset_mapping"]
+            keep = [i for i, (start, end) in enumerate(offsets) if end > start]
+            vectors = np.ascontiguousarray(np.asarray(output, dtype=np.float32)[keep])
+            result.append(TokenVectors(tuple(tuple(offsets[i]) for i in keep), vectors))
+        return result

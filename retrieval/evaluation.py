@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,7 @@ class QAOutcome:
     answered: bool
     answer_correct: bool
     evidence: float
+    support: float = 1.0
 
 
 def score_qa(outcomes: Sequence[QAOutcome]) -> QAReport:
@@ -128,30 +129,62 @@ def evaluate_qa(ask: Callable[[str], object], items: Sequence[QAItem]) -> tuple[
                 answered=answer.answered,
                 answer_correct=answer.answered and contains_answer(answer.answer, item.answers),
                 evidence=answer.evidence,
+                support=answer.support,
             )
         )
     return score_qa(outcomes), outcomes
 
 
-def calibrate_threshold(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> float:
-    """Return the highest abstention threshold that declines at most that share of answerable questions.
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When to abstain: the best sentence's evidence below one, or a question word's support below the other."""
 
-    Run the questions with abstention off (threshold 0) so every evidence score is seen.
+    evidence: float
+    support: float
+
+    def declines(self, outcome: QAOutcome) -> bool:
+        """Whether an answer with this outcome's scores would be declined."""
+        return outcome.evidence < self.evidence or outcome.support < self.support
+
+
+def _floor(value: float) -> float:
+    # Rounded down, so the question a threshold sits on stays answered.
+    return math.floor(value * 10_000) / 10_000
+
+
+def calibrate_thresholds(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> Thresholds:
+    """Return the thresholds declining the most unanswerable questions while declining at most
+    `max_wrong_declines` of the answerable ones.
+
+    Run the questions with abstention off (both thresholds 0) so every score is seen. Each
+    threshold sits on an answerable question's score; of equally good pairs, the one declining
+    fewest answerable questions wins, then the one with the lower evidence threshold.
     """
-    evidence = sorted(o.evidence for o in outcomes if o.item.answerable)
-    if not evidence:
+    answerable = [o for o in outcomes if o.item.answerable]
+    unanswerable = [o for o in outcomes if not o.item.answerable]
+    if not answerable:
         raise ValueError("calibration needs answerable questions")
-    allowed = math.floor(max_wrong_declines * len(evidence))
-    # Declining means evidence < threshold, so the threshold sits at the first score kept
-    # (rounded down, so that question stays answered).
-    return math.floor(evidence[allowed] * 10_000) / 10_000
+    allowed = math.floor(max_wrong_declines * len(answerable))
+    best: tuple[tuple[int, int, float], Thresholds] | None = None
+    for evidence in sorted({0.0} | {_floor(o.evidence) for o in answerable}):
+        kept = sorted(_floor(o.support) for o in answerable if o.evidence >= evidence)
+        budget = allowed - (len(answerable) - len(kept))
+        if budget < 0:
+            break
+        thresholds = Thresholds(evidence, kept[budget] if budget < len(kept) else 0.0)
+        wrong = sum(thresholds.declines(o) for o in answerable)
+        declined = sum(thresholds.declines(o) for o in unanswerable)
+        key = (declined, -wrong, -evidence)
+        if best is None or key > best[0]:
+            best = (key, thresholds)
+    return best[1]
 
 
-def with_threshold(outcomes: Sequence[QAOutcome], threshold: float) -> list[QAOutcome]:
-    """Return the outcomes as they would be had answers below `threshold` been declined."""
+def with_thresholds(outcomes: Sequence[QAOutcome], thresholds: Thresholds) -> list[QAOutcome]:
+    """Return the outcomes as they would be had answers been declined by these thresholds."""
     return [
-        QAOutcome(o.item, o.rank, o.answered and o.evidence >= threshold,
-                  o.answer_correct and o.evidence >= threshold, o.evidence)
+        replace(o, answered=o.answered and not thresholds.declines(o),
+                answer_correct=o.answer_correct and not thresholds.declines(o))
         for o in outcomes
     ]
 

@@ -61,6 +61,8 @@ class Answer:
     passages: tuple[Hit, ...] = field(default=())
     # The best sentence's evidence score, compared with the abstention threshold (not in the JSON).
     evidence: float = 0.0
+    # The least support the top passage gives a word of the question (answer.word_support).
+    support: float = 1.0
 
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""

@@ -215,12 +215,18 @@ class Sourcebook:
         vector = self.embedder.encode([query])
         passages = self.searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
         unknown = self.library.store.missing_words(names_in(question))
+        answering = passages[: self.settings.answer_passages]
+        # One pass of the model over the question and the answering passages gives both the
+        # sentences' vectors and the words' support.
+        question_tokens, *passage_tokens = self.embedder.token_vectors([question, *(p.text for p in answering)])
         answer = compose(
             query,
-            passages[: self.settings.answer_passages],
+            answering,
             question_vector=vector[0],
-            encode=self.embedder.encode,
+            question_tokens=question_tokens,
+            passage_tokens=passage_tokens,
             abstain_below=self.settings.abstain_below,
+            support_below=self.settings.abstain_support_below,
             unknown_names=unknown,
             focus=question,
         )

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retrieval.embedder import TokenVectors
+
 _WORD = re.compile(r"\w+")
 
 
@@ -39,3 +41,12 @@ class FakeEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """One token per word: words sharing a stem match exactly, others hardly at all."""
+        result = []
+        for text in texts:
+            matches = list(_WORD.finditer(text.lower()))
+            rows = np.array([_stem_vector(m.group()[:5], self.dim) for m in matches], dtype=np.float32).reshape(-1, self.dim)
+            result.append(TokenVectors(tuple(m.span() for m in matches), rows))
+        return result

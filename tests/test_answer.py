@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from retrieval.answer import NOT_ANSWERED, names_in, numbers_in
+from retrieval.answer import NOT_ANSWERED, names_in, numbers_in, word_support
+from tests.fakes import FakeEmbedder
 from tests.conftest import write_files
 
 HANDBOOK = {
@@ -67,6 +68,32 @@ def test_a_question_naming_something_no_document_mentions_is_declined(service):
 
     assert not answer.answered
     assert "Brazil" in answer.answer
+
+
+def test_word_support_is_low_for_the_word_the_passage_leaves_out():
+    question = "Which university did the founder of the garage attend?"
+    passage = "The founder opened the garage under building B in 2013."
+    question_tokens, passage_tokens = FakeEmbedder().token_vectors([question, passage])
+
+    support = word_support(question, question_tokens, passage_tokens)
+
+    assert set(support) == {"university", "founder", "garage", "attend"}
+    assert support["founder"] == pytest.approx(1.0) and support["garage"] == pytest.approx(1.0)
+    assert support["university"] < 0.5 and support["attend"] < 0.5
+
+
+def test_a_near_miss_is_declined_when_word_support_is_required(make_service, tmp_path):
+    service = make_service(abstain_support_below=0.5)
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    covered = service.ask("How many days of paid leave does an employee receive per year?")
+    near_miss = service.ask("How many days of paid parental leave does an employee receive per year?")
+
+    assert covered.answered and covered.support == pytest.approx(1.0)
+    # The leave passage matches all but one word; "parental" is what the question is about.
+    assert near_miss.passages[0].source == "docs/leave.txt"
+    assert not near_miss.answered and near_miss.answer == NOT_ANSWERED
+    assert near_miss.support < 0.5
 
 
 def test_differing_figures_from_two_documents_are_both_shown(make_service, tmp_path):

@@ -28,6 +28,8 @@ def fake_model(monkeypatch):
     """The CLI loads its model through load_embedder; tests give it the fake one."""
     embedder = FakeEmbedder()
     monkeypatch.setattr(service_module, "load_embedder", lambda settings: embedder)
+    # Word support is calibrated for the real model (see conftest's settings).
+    monkeypatch.setenv("SOURCEBOOK_ABSTAIN_SUPPORT_BELOW", "0")
     return embedder
 
 

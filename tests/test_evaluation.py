@@ -11,7 +11,8 @@ from retrieval.evaluation import (
     QAItem,
     QAOutcome,
     beir_metrics,
-    calibrate_threshold,
+    Thresholds,
+    calibrate_thresholds,
     contains_answer,
     documents_ranking,
     load_beir,
@@ -20,7 +21,7 @@ from retrieval.evaluation import (
     ndcg_at,
     recall_at,
     score_qa,
-    with_threshold,
+    with_thresholds,
     write_trec_run,
 )
 
@@ -126,12 +127,31 @@ def test_calibration_declines_at_most_the_allowed_share_of_answerable_questions(
     answerable = QAItem("q", ("x",), True)
     unanswerable = QAItem("u", (), False)
     evidence = [0.2, 0.5, 0.6, 0.7] + [0.8] * 16  # 20 answerable questions: 5% allows one decline
-    outcomes = [QAOutcome(answerable, 1, True, True, e) for e in evidence]
-    outcomes += [QAOutcome(unanswerable, None, True, False, e) for e in (0.1, 0.3, 0.55)]
+    # Support says nothing here (the same for every question), so evidence decides.
+    outcomes = [QAOutcome(answerable, 1, True, True, e, support=0.5) for e in evidence]
+    outcomes += [QAOutcome(unanswerable, None, True, False, e, support=0.5) for e in (0.1, 0.3, 0.55)]
 
-    threshold = calibrate_threshold(outcomes)
-    report = score_qa(with_threshold(outcomes, threshold))
+    thresholds = calibrate_thresholds(outcomes)
+    report = score_qa(with_thresholds(outcomes, thresholds))
 
-    assert threshold == 0.5
+    assert thresholds == Thresholds(evidence=0.5, support=0.5)
     assert report.declined_answerable == 0.05
     assert report.declined_unanswerable == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_calibration_spends_the_allowed_declines_where_they_catch_most_unanswerable_questions():
+    answerable = QAItem("q", ("x",), True)
+    unanswerable = QAItem("u", (), False)
+    # 20 answerable questions, one decline allowed. Evidence alone cannot separate the
+    # unanswerable ones (their evidence is high), but their support is low: the one decline
+    # goes to the support threshold, which catches both.
+    outcomes = [QAOutcome(answerable, 1, True, True, 0.5, support=0.3)]
+    outcomes += [QAOutcome(answerable, 1, True, True, 0.6 + i / 100, support=0.6) for i in range(19)]
+    outcomes += [QAOutcome(unanswerable, None, True, False, 0.7, support=s) for s in (0.2, 0.4)]
+
+    thresholds = calibrate_thresholds(outcomes)
+    report = score_qa(with_thresholds(outcomes, thresholds))
+
+    assert thresholds == Thresholds(evidence=0.0, support=0.6)
+    assert report.declined_unanswerable == 1.0
+    assert report.declined_answerable == 0.05

@@ -88,7 +88,13 @@ def test_disagreeing_figures_for_monthly_users_are_all_shown(library):
 def test_questions_the_documents_do_not_cover_are_declined(library):
     _, service, _ = library
 
-    for question in ["When is RedNote launching in Brazil?", "How do I request time off on our team?"]:
+    for question in [
+        "When is RedNote launching in Brazil?",
+        "How do I request time off on our team?",
+        # Near misses: passages speak of Lemon8's team and of shopping on RedNote, not of this.
+        "What salary does a Lemon8 moderator earn?",
+        "What is the refund policy for purchases on RedNote?",
+    ]:
         answer = service.ask(question)
         assert not answer.answered, question
         assert answer.passages
@@ -105,7 +111,7 @@ def test_the_shipped_question_set_meets_its_floor(library):
     assert report.recall_at_5 >= 0.88
     assert report.mrr_at_10 >= 0.70
     assert report.declined_answerable <= 0.05
-    assert report.declined_unanswerable >= 0.30
+    assert report.declined_unanswerable >= 0.65
 
 
 def test_search_through_the_source_filter(library):

@@ -286,16 +286,19 @@ def evaluate(
 
 
 def _calibrate(qa: Path, index: Path | None) -> dict:
-    """Answer everything, then pick the threshold that wrongly declines at most 5% of answerable questions."""
+    """Answer everything, then pick the thresholds that wrongly decline at most 5% of answerable questions."""
     from retrieval import evaluation
     from retrieval.service import Sourcebook
 
-    service = Sourcebook(settings_for(index).model_copy(update={"abstain_below": 0.0}))
+    service = Sourcebook(settings_for(index).model_copy(update={"abstain_below": 0.0, "abstain_support_below": 0.0}))
     _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), evaluation.load_qa(qa))
-    threshold = evaluation.calibrate_threshold(outcomes)
-    report = evaluation.score_qa(evaluation.with_threshold(outcomes, threshold))
-    err.print(f"set SOURCEBOOK_ABSTAIN_BELOW={threshold} (or Settings.abstain_below) to use it")
-    return {"abstain_below": threshold, **report.to_dict()}
+    thresholds = evaluation.calibrate_thresholds(outcomes)
+    report = evaluation.score_qa(evaluation.with_thresholds(outcomes, thresholds))
+    err.print(
+        f"set SOURCEBOOK_ABSTAIN_BELOW={thresholds.evidence} and SOURCEBOOK_ABSTAIN_SUPPORT_BELOW={thresholds.support}"
+        " (or the Settings fields of those names) to use them"
+    )
+    return {"abstain_below": thresholds.evidence, "abstain_support_below": thresholds.support, **report.to_dict()}
 
 
 def _eval_beir(directory: Path, split: str, run_out: Path | None, index: Path | None) -> dict:
