@@ -13,3 +13,12 @@ class DocumentNotFound(LookupError):
 
 class IndexMismatch(RuntimeError):
     """The index on disk was built with other settings than the ones in force."""
+
+
+class UploadTooLarge(ValueError):
+    """An upload is over a size limit; it is refused as a whole, before anything is written."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit

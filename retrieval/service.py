@@ -18,7 +18,7 @@ from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import compose, names_in
 from retrieval.conversation import contextualise
 from retrieval.embedder import Embedder, SentenceTransformerEmbedder
-from retrieval.errors import DocumentNotFound
+from retrieval.errors import DocumentNotFound, UploadTooLarge
 from retrieval.library import Library
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
@@ -123,12 +123,32 @@ class Sourcebook:
         with self.library.writing():
             return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
 
+    def check_upload(self, sizes: Sequence[int]) -> None:
+        """Refuse a whole upload of files of these sizes (bytes) when it is too many files or bytes.
+
+        Front ends call it as soon as they know the sizes, before reading the files in; `upload`
+        calls it again on what it was given.
+        """
+        settings = self.settings
+        if len(sizes) > settings.max_upload_files:
+            raise ValueError(f"at most {settings.max_upload_files} files per upload, got {len(sizes)}")
+        total = sum(sizes)
+        if total > settings.max_upload_bytes:
+            raise UploadTooLarge(
+                f"the files of this upload total {total:,} bytes, "
+                f"over the {settings.max_upload_bytes:,}-byte limit per upload",
+                size=total,
+                limit=settings.max_upload_bytes,
+            )
+
     def upload(self, files: Sequence[tuple[str, bytes]]) -> list[UploadResult]:
         """Check, save into the corpus folder and ingest uploaded files; one result per file.
 
-        A file that cannot be read is refused before it is written, so the corpus folder only
-        ever holds files that were indexed.
+        Too many files or bytes together refuse the whole upload (`check_upload`) before any is
+        written. A file that cannot be read is refused before it is written, so the corpus folder
+        only ever holds files that were indexed.
         """
+        self.check_upload([len(data) for _, data in files])
         results = []
         for name, data in files:
             try:

@@ -51,3 +51,5 @@ class Settings(BaseSettings):
 
     max_file_bytes: int = Field(default=50 * 2**20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
+    # All the files of one upload together; a request over it is refused whole.
+    max_upload_bytes: int = Field(default=200 * 2**20, ge=1)

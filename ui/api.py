@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import hmac
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Message
 
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
-from retrieval.errors import DocumentNotFound, IndexMismatch
+from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
 from retrieval.search import MAX_K
 from retrieval.service import MAX_QUESTION_CHARS, Sourcebook
 
@@ -248,26 +252,76 @@ def get_document(document_id: str, request: Request) -> DocumentDetail:
     )
 
 
-@router.post(
-    "/api/documents",
-    response_model=UploadResponse,
-    responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-               415: {"model": ErrorResponse}},
-    dependencies=[Depends(require_token)],
-)
+# Room in an upload's request body for the multipart framing around its files: a boundary and
+# a few headers per file, a few hundred bytes each.
+FORM_FRAMING_BYTES = 64 * 1024
+
+
+class UploadRoute(APIRoute):
+    """The upload route, guarded before its body is read.
+
+    FastAPI reads a whole form (spooling its files to disk) before it runs dependencies or the
+    route, so the token and the size are checked here first: no token, or a body over the
+    upload limit (its Content-Length, or the bytes counted as they arrive when it has none),
+    and the request is refused without being stored anywhere.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            require_token(request)
+            settings = service_of(request).settings
+            limit = settings.max_upload_bytes + FORM_FRAMING_BYTES
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _body_too_large(f"is {int(declared):,} bytes", int(declared), settings.max_upload_bytes)
+            received = 0
+
+            async def receive_counted() -> Message:
+                nonlocal received
+                message = await request.receive()
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _body_too_large(f"is at least {received:,} bytes", received, settings.max_upload_bytes)
+                return message
+
+            try:
+                return await handle(Request(request.scope, receive_counted))
+            except StarletteHTTPException as error:
+                # FastAPI reports any failure while reading a form as a 400: say what it was.
+                if isinstance(error.__cause__, UploadTooLarge):
+                    raise error.__cause__ from None
+                raise
+
+        return guarded
+
+
+def _body_too_large(measured: str, size: int, limit: int) -> UploadTooLarge:
+    return UploadTooLarge(
+        f"the upload's request body {measured}, over the {limit:,}-byte limit per upload", size=size, limit=limit
+    )
+
+
 async def upload_documents(
     request: Request, files: Annotated[list[UploadFile], File(min_length=1)]
 ) -> UploadResponse | JSONResponse:
+    """Save and ingest the uploaded files; a result per file (the token and body size are checked by UploadRoute)."""
     service = service_of(request)
     settings = service.settings
-    if len(files) > settings.max_upload_files:
-        raise ValueError(f"at most {settings.max_upload_files} files per upload, got {len(files)}")
+    # The form's files are on disk by now, their sizes known: refuse too many or too big before reading any in.
+    service.check_upload([upload.size or 0 for upload in files])
     received = []
     for upload in files:
         # Read one byte past the limit: enough to know a file is too big without holding it all.
         data = await upload.read(settings.max_file_bytes + 1)
         if len(data) > settings.max_file_bytes:
-            return _error(413, f"{upload.filename}: over the {settings.max_file_bytes:,}-byte limit per file")
+            raise UploadTooLarge(
+                f"{upload.filename}: {upload.size or len(data):,} bytes, over the {settings.max_file_bytes:,}-byte "
+                "limit per file",
+                size=upload.size or len(data),
+                limit=settings.max_file_bytes,
+            )
         received.append((upload.filename or "", data))
     if all(_unsupported(name) for name, _ in received):
         names = ", ".join(name for name, _ in received)
@@ -275,6 +329,17 @@ async def upload_documents(
     # Ingest embeds: off the event loop, like the model-bound routes.
     results = await run_in_threadpool(service.upload, received)
     return UploadResponse(results=[UploadResultModel(**asdict(r)) for r in results])
+
+
+router.add_api_route(
+    "/api/documents",
+    upload_documents,
+    methods=["POST"],
+    response_model=UploadResponse,
+    responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+               415: {"model": ErrorResponse}},
+    route_class_override=UploadRoute,
+)
 
 
 @router.delete(
@@ -345,6 +410,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, error: ValueError) -> JSONResponse:
         return _error(400, str(error))
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
+        return _error(413, str(error))
 
     @app.exception_handler(DocumentNotFound)
     async def not_found(request: Request, error: DocumentNotFound) -> JSONResponse:

@@ -423,20 +423,27 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         return f'<span class="sb-feedback-note">Thanks: your rating ({word}) of the last answer is recorded.</span>'
 
     settings = service.settings
-    locked = "A valid API token is needed to add or delete documents."
+
+    def locked(token: str | None, change: str, changed: str) -> str:
+        """Why a change was refused: whether the token was missing or wrong, and that nothing changed."""
+        if not (token or "").strip():
+            return f"Enter the API token above to {change} documents; nothing was {changed}."
+        return f"That API token is not the right one; nothing was {changed}."
 
     def upload(paths: list[str] | None, token: str):
         if not paths:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if not token_accepted(settings.api_token, token):
-            return render_message(locked, status="failed"), gr.skip(), gr.skip(), None
-        if len(paths) > settings.max_upload_files:
-            message = f"At most {settings.max_upload_files} files at a time, got {len(paths)}."
-            return render_message(message, status="failed"), gr.skip(), gr.skip(), None
+            return render_message(locked(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
+        paths = [Path(path) for path in paths]
+        sizes = [path.stat().st_size for path in paths]
+        try:
+            # Gradio keeps the upload on disk: too many files or bytes are refused without reading any in.
+            service.check_upload(sizes)
+        except ValueError as error:
+            return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
         results = []
-        for path in map(Path, paths):
-            # Gradio keeps the upload on disk: a file over the limit is refused without reading it in.
-            size = path.stat().st_size
+        for path, size in zip(paths, sizes):
             if size > settings.max_file_bytes:
                 reason = f"file is {size:,} bytes, over the {settings.max_file_bytes:,}-byte limit"
                 results.append(UploadResult(path.name, "failed", reason=reason))
@@ -448,7 +455,7 @@ def build_page(service: Sourcebook) -> gr.Blocks:
 
     def delete(document_id: str | None, token: str):
         if not token_accepted(settings.api_token, token):
-            return render_message(locked, status="failed"), gr.skip(), gr.skip()
+            return render_message(locked(token, "delete", "deleted"), status="failed"), gr.skip(), gr.skip()
         if not document_id:
             return render_message("Choose a document to delete first.", status="failed"), *sources_view()
         try:
