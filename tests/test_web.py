@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,14 @@ def healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`sourcebook serve` over a copy of the default corpus, ingested first; stopped at the end."""
-    root = tmp_path_factory.mktemp("web")
+@contextmanager
+def serving(root: Path, **settings: str):
+    """`sourcebook serve` over a copy of the default corpus, ingested first, with these SOURCEBOOK_ settings."""
     corpus, index = root / "corpus", root / "index"
     shutil.copytree(CORPUS, corpus)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SOURCEBOOK_")}
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
+    env.update({f"SOURCEBOOK_{name.upper()}": value for name, value in settings.items()})
     subprocess.run(
         [str(SOURCEBOOK), "ingest", str(corpus), "--index", str(index)],
         cwd=root, env=env, check=True, capture_output=True, timeout=600,
@@ -110,6 +111,13 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The page as a new user gets it: no API token, default limits; stopped at the end."""
+    with serving(tmp_path_factory.mktemp("web")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -117,16 +125,24 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextmanager
+def reader(browser, url: str):
     """A fresh reader (own browser context, so own session) on the start screen."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(server.url)
+    page.goto(url)
     expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with reader(browser, server.url) as page:
+        yield page
 
 
 # --- what a reader does -----------------------------------------------------------------
@@ -161,22 +177,33 @@ def open_chat(page) -> None:
     expect(page.locator("#sb-question textarea")).to_be_visible()
 
 
+def drop_files(page, files: dict[str, str]) -> None:
+    """Drop text files on the Sources tab's upload box, all at once."""
+    page.set_input_files(
+        "#sb-upload input[type=file]",
+        files=[{"name": name, "mimeType": "text/plain", "buffer": text.encode()} for name, text in files.items()],
+    )
+
+
 def upload(page, name: str, text: str) -> str:
     """Upload one file in the Sources tab and return the per-file result line."""
     open_sources(page)
-    page.set_input_files(
-        "#sb-upload input[type=file]", files=[{"name": name, "mimeType": "text/plain", "buffer": text.encode()}]
-    )
+    drop_files(page, {name: text})
     result = page.locator("#sb-upload-results .upload-result", has_text=name)
     expect(result).to_be_visible()
     return result.inner_text()
 
 
-def delete(page, source_part: str) -> None:
-    """Choose the document whose source contains `source_part` and delete it in the Sources tab."""
+def choose_to_delete(page, source_part: str) -> None:
+    """Pick the document whose source contains `source_part` in the Sources tab's delete list."""
     open_sources(page)
     page.locator("#sb-delete-choice input").click()
     page.get_by_role("option", name=re.compile(re.escape(source_part))).click()
+
+
+def delete(page, source_part: str) -> None:
+    """Choose the document whose source contains `source_part` and delete it in the Sources tab."""
+    choose_to_delete(page, source_part)
     page.locator("#sb-delete").click()
     expect(page.locator("#sb-delete-result")).to_contain_text("Deleted")
     expect(page.locator("#sb-documents")).not_to_contain_text(source_part)
@@ -341,3 +368,109 @@ def test_html_and_script_in_a_document_or_question_are_shown_as_text_and_never_r
     assert page.evaluate("window.__pwned") is None
     delete(page, "quillfeather.txt")
     assert page.evaluate("window.__pwned") is None
+
+
+# --- with an API token configured ------------------------------------------------------------
+TOKEN = "page-token-5d1e7"
+# A small total per upload, so that two small files can go over it.
+MAX_UPLOAD_BYTES = 4000
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    """The page with an API token configured and a total upload limit of MAX_UPLOAD_BYTES."""
+    root = tmp_path_factory.mktemp("guarded")
+    with serving(root, api_token=TOKEN, max_upload_bytes=str(MAX_UPLOAD_BYTES)) as running:
+        yield running
+
+
+@pytest.fixture
+def guarded_page(browser, guarded_server):
+    with reader(browser, guarded_server.url) as page:
+        yield page
+
+
+def listed_sources(server: Server) -> list[str]:
+    """The library's documents, as the HTTP API lists them (reading needs no token)."""
+    with urllib.request.urlopen(f"{server.url}/api/documents", timeout=30) as response:
+        return sorted(document["source"] for document in json.load(response))
+
+
+def corpus_files(server: Server) -> list[str]:
+    """The files in the served corpus folder (the hidden .deleted/ folder aside)."""
+    return sorted(path.name for path in (server.root / "corpus").iterdir() if path.is_file())
+
+
+def test_without_the_right_token_uploads_and_deletes_are_refused_on_the_page_and_change_nothing(
+    guarded_page, guarded_server
+):
+    page = guarded_page
+    open_sources(page)
+    token = page.locator("#sb-token input")
+    expect(token).to_be_visible()
+    expect(token).to_have_attribute("type", "password")
+    sources, files = listed_sources(guarded_server), corpus_files(guarded_server)
+    uploaded, deleted = page.locator("#sb-upload-results"), page.locator("#sb-delete-result")
+
+    drop_files(page, {"zorblax-onboarding.txt": ZORBLAX})
+    expect(uploaded).to_have_text("Enter the API token above to add documents; nothing was added.")
+    expect(uploaded.locator(".status-failed")).to_be_visible()
+
+    token.fill("not-the-token")
+    drop_files(page, {"zorblax-onboarding.txt": ZORBLAX})
+    expect(uploaded).to_have_text("That API token is not the right one; nothing was added.")
+
+    choose_to_delete(page, "rednote-global-pivot.txt")
+    page.locator("#sb-delete").click()
+    expect(deleted).to_have_text("That API token is not the right one; nothing was deleted.")
+    token.fill("")
+    page.locator("#sb-delete").click()
+    expect(deleted).to_have_text("Enter the API token above to delete documents; nothing was deleted.")
+
+    assert listed_sources(guarded_server) == sources
+    assert corpus_files(guarded_server) == files
+    # The page's own list, refreshed when the tab opens again, still holds the five documents only.
+    open_chat(page)
+    open_sources(page)
+    for source in sources:
+        expect(page.locator("#sb-documents")).to_contain_text(Path(source).name)
+    expect(page.locator("#sb-documents")).not_to_contain_text("zorblax")
+    expect(page.locator("#sb-start .corpus-counts")).to_contain_text(f"{len(sources)} documents")
+
+
+def test_with_the_right_token_an_upload_and_a_delete_go_through(guarded_page, guarded_server):
+    page = guarded_page
+    open_sources(page)
+    page.locator("#sb-token input").fill(TOKEN)
+
+    result = upload(page, "zorblax-onboarding.txt", ZORBLAX)
+
+    assert re.search(r"zorblax-onboarding\.txt\s+added", result), result
+    expect(page.locator("#sb-documents")).to_contain_text("zorblax-onboarding.txt")
+    assert any(source.endswith("zorblax-onboarding.txt") for source in listed_sources(guarded_server))
+
+    delete(page, "zorblax-onboarding.txt")
+
+    assert not any(source.endswith("zorblax-onboarding.txt") for source in listed_sources(guarded_server))
+    assert "zorblax-onboarding.txt" not in corpus_files(guarded_server)
+
+
+def test_files_over_the_total_upload_limit_are_refused_together_on_the_page(guarded_page, guarded_server):
+    page = guarded_page
+    open_sources(page)
+    page.locator("#sb-token input").fill(TOKEN)
+    sources, files = listed_sources(guarded_server), corpus_files(guarded_server)
+    # Each file is well under the per-file limit; together they are over the total.
+    notes = {name: ZORBLAX * 15 for name in ("kit-one.txt", "kit-two.txt")}
+    total = sum(len(text.encode()) for text in notes.values())
+    assert total > MAX_UPLOAD_BYTES
+
+    drop_files(page, notes)
+
+    expect(page.locator("#sb-upload-results")).to_have_text(
+        f"Nothing was added: the files of this upload total {total:,} bytes, "
+        f"over the {MAX_UPLOAD_BYTES:,}-byte limit per upload."
+    )
+    assert listed_sources(guarded_server) == sources
+    assert corpus_files(guarded_server) == files
+
