@@ -109,6 +109,11 @@ def windows(text: str, *, max_tokens: int, count_tokens: Callable[[str], int]) -
     whole passage does, and the reader still gets the passage. A sentence longer than max_tokens
     is a window of its own; there are never more than MAX_WINDOWS (the last one absorbs the rest).
     """
+    return [(start, end) for start, end, _ in sized_windows(text, max_tokens=max_tokens, count_tokens=count_tokens)]
+
+
+def sized_windows(text: str, *, max_tokens: int, count_tokens: Callable[[str], int]) -> list[tuple[int, int, int]]:
+    """Return `windows(text)` as (start, end, tokens), tokens being the sum of the window's sentence counts."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     spans: list[list[int]] = []
@@ -117,13 +122,32 @@ def windows(text: str, *, max_tokens: int, count_tokens: Callable[[str], int]) -
         tokens = count_tokens(text[start:end])
         if spans and used + tokens <= max_tokens:
             spans[-1][1] = end
+            spans[-1][2] += tokens
             used += tokens
         elif len(spans) == MAX_WINDOWS:
             spans[-1][1] = end
+            spans[-1][2] += tokens
         else:
-            spans.append([start, end])
+            spans.append([start, end, tokens])
             used = tokens
-    return [(start, end) for start, end in spans if end > start]
+    return [(start, end, tokens) for start, end, tokens in spans if end > start]
+
+
+def counted_once(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
+    """Wrap a token counter so that it counts each distinct text once and remembers the count.
+
+    Cutting a document counts each sentence for its passage, and again for the passage's windows;
+    the second count is a lookup. Keep one per document: the memory lasts as long as the wrapper.
+    """
+    counts: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        tokens = counts.get(text)
+        if tokens is None:
+            tokens = counts[text] = count_tokens(text)
+        return tokens
+
+    return count
 
 
 def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:

@@ -6,13 +6,13 @@ import fnmatch
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ingest.chunking import split, windows
+from ingest.chunking import counted_once, sized_windows, split
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Chunk, Document, content_hash
@@ -22,8 +22,13 @@ from retrieval.library import Library
 log = logging.getLogger(__name__)
 
 IGNORE_FILE = ".sourcebookignore"
-# Windows embedded per model call: big enough to batch well, small enough to show progress.
-EMBED_GROUP = 512
+# Windows gathered from many documents before any goes to the model, so that each model batch
+# holds texts of nearly the same token count: the padding in a pool of 4,096 SciFact windows is
+# 3% over the tokens themselves, against 16% in pools of 512 (docs/BENCHMARKS.md). A crash loses
+# at most one pool's embedding; every document stored before it stays.
+EMBED_GROUP = 4096
+# Texts per model call for an embedder that does not state its batch size.
+MODEL_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,23 +118,26 @@ def ingest_path(
     stored = library.store.file_hashes()
     sources = files_to_consider(root)
 
-    def changed_documents() -> Iterator[tuple[Document, str, bool]]:
-        for done, (source, path) in enumerate(sources.items(), start=1):
+    def changed_documents() -> Iterator[tuple[Document, str, bool] | None]:
+        for source, path in sources.items():
             try:
                 outcome = read_changed(path, source, stored.get(source), max_file_bytes)
             except IngestError as error:
                 log.warning("skipped %s", error)
                 report.failed.append((source, error.reason))
+                yield None
             else:
                 if outcome is None:
                     report.unchanged.append(source)
+                    yield None
                 else:
                     document, file_hash = outcome
                     yield document, file_hash, source in stored
-            if progress:
-                progress(done, len(sources))
 
-    _store_documents(changed_documents(), report, library=library, embedder=embedder, chunking=chunking)
+    _store_documents(
+        changed_documents(), report, library=library, embedder=embedder, chunking=chunking,
+        progress=progress, total=len(sources),
+    )
     remove_vanished(root, stored, sources, library=library, report=report)
     library.save()
     return report
@@ -207,24 +215,35 @@ class Prepared:
     chunks: list[Chunk]
     # windows[i] are (start, end) spans of chunks[i].text; the windows are what gets embedded.
     windows: list[list[tuple[int, int]]]
+    # window_tokens[i][j]: the tokens of window j of chunk i (the sum of its sentences' counts),
+    # used only to put windows of the same length into one model batch.
+    window_tokens: list[list[int]]
 
     def window_texts(self) -> list[str]:
         """Return the texts to embed, one per window, in storage order."""
         return [c.text[a:b] for c, spans in zip(self.chunks, self.windows) for a, b in spans]
+
+    def window_sizes(self) -> list[int]:
+        """Return the token count of each window, in the order of `window_texts`."""
+        return [tokens for sizes in self.window_tokens for tokens in sizes]
 
 
 def prepare(
     document: Document, file_hash: str, *, existed: bool, chunking: Chunking, count_tokens: Callable[[str], int]
 ) -> Prepared:
     """Cut a document into passages and each passage into the windows that will be embedded."""
+    # The windows' sentences are the passages' sentences again: count each one once.
+    count_tokens = counted_once(count_tokens)
     chunks = split(
         document,
         max_tokens=chunking.max_tokens,
         overlap_tokens=chunking.overlap_tokens,
         count_tokens=count_tokens,
     )
-    spans = [windows(c.text, max_tokens=chunking.window_tokens, count_tokens=count_tokens) for c in chunks]
-    return Prepared(document, file_hash, existed, chunks, spans)
+    sized = [sized_windows(c.text, max_tokens=chunking.window_tokens, count_tokens=count_tokens) for c in chunks]
+    spans = [[(start, end) for start, end, _ in passage] for passage in sized]
+    tokens = [[size for _, _, size in passage] for passage in sized]
+    return Prepared(document, file_hash, existed, chunks, spans, tokens)
 
 
 def store_prepared(item: Prepared, vectors: np.ndarray, *, library: Library, report: IngestReport) -> None:
@@ -233,39 +252,106 @@ def store_prepared(item: Prepared, vectors: np.ndarray, *, library: Library, rep
     (report.updated if item.existed else report.added).append(item.document.source)
 
 
+def embed_by_length(
+    embedder: Embedder,
+    texts: Sequence[str],
+    tokens: Sequence[int],
+    *,
+    embedded: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed texts one model batch per call, longest first, each batch alike in token count.
+
+    Returns one row per text, in the order given. sentence-transformers orders a call's texts by
+    characters, not tokens, and pads each batch to its longest: on SciFact's windows that computes
+    half as much again as the tokens need. `tokens` (a close estimate is enough) decides the
+    batches here instead. `embedded(n)` is told after each batch how many texts are done.
+    """
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    batch = int(getattr(embedder, "batch_size", MODEL_BATCH))
+    # sorted() is stable, so equal lengths keep their order and a run is reproducible.
+    order = sorted(range(len(texts)), key=lambda i: -tokens[i])
+    for start in range(0, len(order), batch):
+        rows = order[start : start + batch]
+        vectors[rows] = embedder.encode([texts[i] for i in rows])
+        if embedded:
+            embedded(start + len(rows))
+    return vectors
+
+
 def _store_documents(
-    documents: Iterable[tuple[Document, str, bool]],
+    documents: Iterable[tuple[Document, str, bool] | None],
     report: IngestReport,
     *,
     library: Library,
     embedder: Embedder,
     chunking: Chunking,
+    progress: Progress | None = None,
+    total: int = 0,
 ) -> None:
-    """Chunk, embed (reusing stored vectors for unchanged text) and store, in groups."""
+    """Chunk, embed (reusing stored vectors for unchanged text) and store, pooling many documents.
+
+    `documents` yields one entry per file, None for a file with nothing to store (unchanged or
+    failed). Progress counts settled files; while a pool is embedded it moves with the batches.
+    """
     pending: list[Prepared] = []
     pending_windows = 0
-    for document, file_hash, existed in documents:
+    settled = 0
+
+    def flush() -> None:
+        nonlocal settled, pending, pending_windows
+        pool, before = len(pending), settled
+
+        def embedded(done: int, todo: int) -> None:
+            if progress:
+                progress(before + pool * done // todo, total)
+
+        _flush(pending, report, library=library, embedder=embedder, embedded=embedded)
+        settled += pool
+        pending, pending_windows = [], 0
+        if progress:
+            progress(settled, total)
+
+    for entry in documents:
+        if entry is None:
+            settled += 1
+            if progress:
+                progress(settled, total)
+            continue
+        document, file_hash, existed = entry
         item = prepare(document, file_hash, existed=existed, chunking=chunking, count_tokens=embedder.count_tokens)
         pending.append(item)
         pending_windows += sum(len(s) for s in item.windows)
         if pending_windows >= EMBED_GROUP:
-            _flush(pending, report, library=library, embedder=embedder)
-            pending, pending_windows = [], 0
-    _flush(pending, report, library=library, embedder=embedder)
+            flush()
+    if pending:
+        flush()
 
 
-def _flush(pending: list[Prepared], report: IngestReport, *, library: Library, embedder: Embedder) -> None:
-    if not pending:
-        return
-    texts = [text for item in pending for text in item.window_texts()]
-    known = library.store.vectors_for_texts([content_hash(t) for t in texts])
-    missing = list(dict.fromkeys(t for t in texts if content_hash(t) not in known))
+def _flush(
+    pending: list[Prepared],
+    report: IngestReport,
+    *,
+    library: Library,
+    embedder: Embedder,
+    embedded: Callable[[int, int], None] | None = None,
+) -> None:
+    """Embed the pool's new window texts together, then store its documents one transaction each."""
+    hashes = [content_hash(t) for item in pending for t in item.window_texts()]
+    known = library.store.vectors_for_texts(hashes)
+    # Each text new to the store, once, with its size.
+    missing: dict[str, int] = {}
+    for item in pending:
+        for text, tokens in zip(item.window_texts(), item.window_sizes()):
+            if content_hash(text) not in known:
+                missing.setdefault(text, tokens)
     if missing:
-        # One model call for the whole group: sentence-transformers batches it by length.
-        for text, vector in zip(missing, embedder.encode(missing)):
+        texts = list(missing)
+        batch_done = (lambda done: embedded(done, len(texts))) if embedded else None
+        vectors = embed_by_length(embedder, texts, list(missing.values()), embedded=batch_done)
+        for text, vector in zip(texts, vectors):
             known[content_hash(text)] = vector
     report.windows_embedded += len(missing)
-    report.windows_reused += len(texts) - len(missing)
+    report.windows_reused += len(hashes) - len(missing)
     for item in pending:
         item_texts = item.window_texts()
         vectors = (

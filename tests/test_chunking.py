@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.chunking import MAX_WINDOWS, paragraph_spans, sentence_spans, split, windows
+from ingest.chunking import (
+    MAX_WINDOWS,
+    counted_once,
+    paragraph_spans,
+    sentence_spans,
+    sized_windows,
+    split,
+    windows,
+)
 from ingest.records import Chunk, Document, Page, Section
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -397,3 +405,51 @@ def test_a_passage_of_short_sentences_makes_few_windows():
     spans = windows(text, max_tokens=4, count_tokens=lambda piece: len(piece.split()))
 
     assert [text[a:b] for a, b in spans] == ["One two. Three four.", "Five six. Seven eight."]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(any_text, prose()), budget=st.integers(1, 60), count=st.sampled_from(COUNTERS))
+def test_sized_windows_are_the_windows_with_their_sentences_token_counts(text, budget, count):
+    sized = sized_windows(text, max_tokens=budget, count_tokens=count)
+
+    assert [(start, end) for start, end, _ in sized] == windows(text, max_tokens=budget, count_tokens=count)
+    for start, end, tokens in sized:
+        sentences = sentence_spans(text, start, end) or [(start, end)]
+        assert tokens == sum(count(text[a:b]) for a, b in sentences)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(any_text, prose(), long_words), limit=limits(), count=st.sampled_from(COUNTERS))
+def test_a_counter_that_counts_each_text_once_cuts_exactly_the_same(text, limit, count):
+    max_tokens, overlap_tokens = limit
+    doc = document(text)
+    asked: list[str] = []
+
+    def recording(piece: str) -> int:
+        asked.append(piece)
+        return count(piece)
+
+    once = counted_once(recording)
+    chunks = split(doc, max_tokens=max_tokens, overlap_tokens=overlap_tokens, count_tokens=once)
+    spans = [windows(chunk.text, max_tokens=max_tokens, count_tokens=once) for chunk in chunks]
+
+    assert chunks == split(doc, max_tokens=max_tokens, overlap_tokens=overlap_tokens, count_tokens=count)
+    assert spans == [windows(chunk.text, max_tokens=max_tokens, count_tokens=count) for chunk in chunks]
+    assert len(asked) == len(set(asked))
+
+
+def test_windows_recount_nothing_the_passages_already_counted():
+    text = "The build runs nightly. It takes ten minutes.\n\nTests run after it. Failures page the on-call."
+    asked: list[str] = []
+    once = counted_once(lambda piece: asked.append(piece) or word_count(piece))
+
+    chunks = split(document(text), max_tokens=40, overlap_tokens=0, count_tokens=once)
+    before = len(asked)
+    sized = [sized_windows(chunk.text, max_tokens=6, count_tokens=once) for chunk in chunks]
+
+    # Every sentence was counted while cutting passages; windows only look the counts up.
+    assert len(asked) == before
+    assert [[(chunk.text[a:b], n) for a, b, n in passage] for chunk, passage in zip(chunks, sized)] == [[
+        ("The build runs nightly.", 4), ("It takes ten minutes.", 4),
+        ("Tests run after it.", 4), ("Failures page the on-call.", 4),
+    ]]

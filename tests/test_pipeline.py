@@ -7,7 +7,9 @@ import os
 import numpy as np
 
 from ingest.pipeline import find_files
+from retrieval.service import Sourcebook
 from tests.conftest import write_files
+from tests.fakes import FakeEmbedder
 
 ONBOARDING = {
     "handbook/setup.md": "# Setup\n\nInstall the toolchain with the bootstrap script.\n\n"
@@ -128,3 +130,70 @@ def test_identical_passages_share_one_embedding(make_service, embedder, tmp_path
 
     assert report.windows_embedded == 1 and report.windows_reused == 1
     assert embedder.encoded == [text]
+
+
+class BatchRecorder(FakeEmbedder):
+    """The fake model with a stated batch size, keeping each call's texts apart."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts):
+        self.calls.append(list(texts))
+        return super().encode(texts)
+
+
+def sentence(topic: str, words: int) -> str:
+    return " ".join([topic, *(f"{topic}{n}" for n in range(words - 1))]) + "."
+
+
+def test_windows_of_many_documents_share_model_batches_by_length(settings, tmp_path):
+    # One window each; long and short documents alternate in file order.
+    files = {"a.txt": sentence("alpha", 30), "b.txt": sentence("beta", 3), "c.txt": sentence("gamma", 30),
+             "d.txt": sentence("delta", 3), "e.txt": sentence("eps", 12)}
+    model = BatchRecorder(batch_size=2)
+    service = Sourcebook(settings, embedder=model)
+
+    service.ingest(write_files(tmp_path / "docs", files))
+
+    # One model batch per call, longest first, each holding windows of like length from
+    # different documents, so that little of any batch is padding.
+    assert model.calls == [[files["a.txt"], files["c.txt"]], [files["e.txt"], files["b.txt"]], [files["d.txt"]]]
+
+
+def test_each_window_keeps_its_own_vector_when_batches_are_reordered(make_service, tmp_path):
+    files = {f"note-{n}.txt": "\n\n".join(sentence(f"t{n}x{k}", 2 + (n * 7 + k * 5) % 40) for k in range(6))
+             for n in range(8)}
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", files))
+
+    store = service.library.store
+    rows = store._db.execute("SELECT w.start, w.end, c.text, w.vector FROM windows w JOIN chunks c"
+                             " ON c.rowid = w.chunk_rowid").fetchall()
+    texts = [text[start:end] for start, end, text, _ in rows]
+    stored = np.vstack([np.frombuffer(vector, dtype=np.float32) for *_, vector in rows])
+    assert len(set(texts)) == len(texts) > 8 * 3  # several windows per document, all different
+    assert np.array_equal(stored, FakeEmbedder().encode(texts))
+
+
+def test_progress_counts_settled_files_and_moves_while_a_pool_is_embedded(settings, tmp_path):
+    folder = write_files(tmp_path / "docs", {f"a{n}.txt": sentence(f"old{n}", 5) for n in range(3)})
+    Sourcebook(settings, embedder=FakeEmbedder()).ingest(folder)
+    write_files(folder, {**{f"b{n}.txt": sentence(f"new{n}", 5) for n in range(4)}, "c.txt": b"\x00\x01\x02" * 50})
+    service = Sourcebook(settings, embedder=BatchRecorder(batch_size=1))
+    seen: list[tuple[int, int, int]] = []
+
+    report = service.ingest(
+        folder, progress=lambda done, total: seen.append((done, total, service.library.store.counts()[0])))
+
+    assert report.summary() == {"added": 4, "updated": 0, "removed": 0, "unchanged": 3, "failed": 1}
+    done = [d for d, _, _ in seen]
+    assert {total for _, total, _ in seen} == {8}
+    assert done == sorted(done) and done[-1] == 8
+    # Unchanged and failed files count as they are read; the four new ones (one pool, one window
+    # each, embedded one per call) count as their batches go, before any of them is stored.
+    assert done == [1, 2, 3, 4, 5, 6, 7, 8, 8]
+    assert [stored for _, _, stored in seen] == [3, 3, 3, 3, 3, 3, 3, 3, 7]
+    assert seen[-1] == (8, 8, 7)
