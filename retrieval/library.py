@@ -41,8 +41,7 @@ class Library:
 
     def _check(self, fingerprint: dict[str, str]) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
-        documents, _ = self.store.counts()
-        if documents == 0:
+        if self.store.is_empty():
             self.store.set_meta(fingerprint)
             return
         differing = {key: (recorded.get(key), value) for key, value in fingerprint.items() if recorded.get(key) != value}
@@ -79,6 +78,10 @@ class Library:
         if index is None:
             index = self.rebuild_index()
         return index
+
+    def warm(self) -> None:
+        """Read the memory-mapped vector index into memory in the background (a server, once it is up)."""
+        self.index.warm()
 
     def rebuild_index(self) -> VectorIndex:
         """Rebuild the vector index from the stored vectors (no re-embedding) and save it."""

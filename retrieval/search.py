@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +76,18 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
 
 
-def collapse(hits: Sequence[Hit], *, max_overlap: float = 0.5, max_similarity: float = 0.8) -> list[Hit]:
-    """Drop hits that repeat a better one: an overlapping span of the same document, or near-identical text."""
+def collapse(
+    hits: Sequence[Hit], *, max_overlap: float = 0.5, max_similarity: float = 0.8, limit: int | None = None
+) -> list[Hit]:
+    """Drop hits that repeat a better one: an overlapping span of the same document, or near-identical text.
+
+    With `limit`, stop once that many hits are kept.
+    """
     kept: list[Hit] = []
     kept_shingles: list[set[tuple[str, ...]]] = []
     for hit in hits:
+        if limit is not None and len(kept) == limit:
+            break
         shingles = _shingles(hit.text)
         duplicate = False
         for other, other_shingles in zip(kept, kept_shingles):
@@ -86,8 +96,9 @@ def collapse(hits: Sequence[Hit], *, max_overlap: float = 0.5, max_similarity: f
                 if overlap > max_overlap * min(hit.end - hit.start, other.end - other.start):
                     duplicate = True
                     break
-            union = len(shingles | other_shingles)
-            if union and len(shingles & other_shingles) / union >= max_similarity:
+            shared = len(shingles & other_shingles)
+            union = len(shingles) + len(other_shingles) - shared
+            if union and shared / union >= max_similarity:
                 duplicate = True
                 break
         if not duplicate:
@@ -113,6 +124,24 @@ def dense_search(index: VectorIndex, query_vector: np.ndarray, k: int) -> Ranked
     return list(best.items())
 
 
+# The keyword half of each search runs on one of these threads while the calling thread encodes
+# the query and searches the vectors: SQLite, ONNX Runtime and FAISS release the GIL, so the
+# halves overlap on two cores (docs/BENCHMARKS.md). Each thread keeps its own SQLite connection.
+KEYWORD_THREADS = 8
+_keyword_pool: tuple[int, ThreadPoolExecutor] | None = None
+_keyword_pool_lock = threading.Lock()
+
+
+def _keyword_threads() -> ThreadPoolExecutor:
+    """The keyword threads of this process (a forked child starts its own: it has none of its parent's)."""
+    global _keyword_pool
+    with _keyword_pool_lock:
+        if _keyword_pool is None or _keyword_pool[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=KEYWORD_THREADS, thread_name_prefix="sourcebook-keyword")
+            _keyword_pool = (os.getpid(), pool)
+        return _keyword_pool[1]
+
+
 class Searcher:
     """Runs hybrid searches over one store, index and embedder."""
 
@@ -123,36 +152,48 @@ class Searcher:
         self.candidates = candidates
         self.fusion = fusion
 
-    def rankings(self, query: str, query_vector: np.ndarray, *, source: str | None = None) -> tuple[Ranked, Ranked]:
-        """Return the dense and keyword candidate rankings for a query."""
+    def rankings(
+        self, query: str, query_vector: np.ndarray | None = None, *, source: str | None = None
+    ) -> tuple[Ranked, Ranked]:
+        """Return the dense and keyword candidate rankings for a query, encoding it if no vector is given."""
+        keyword = _keyword_threads().submit(self.store.keyword_search, query, self.candidates, source=source)
+        try:
+            if query_vector is None:
+                query_vector = self.embedder.encode([query])
+            dense = self._dense(query_vector, source)
+        finally:
+            # Wait for the keyword half even if the dense half failed: it uses the store.
+            keyword_ranking = keyword.result()
+        return dense, keyword_ranking
+
+    def _dense(self, query_vector: np.ndarray, source: str | None) -> Ranked:
         if source is None:
-            dense = dense_search(self.index, query_vector, self.candidates)
-        else:
-            # Filtering after the fact needs a deeper dense list to leave enough candidates.
-            deep = dense_search(self.index, query_vector, self.candidates * 20)
-            allowed = {r for r, c in self.store.chunks([r for r, _ in deep]).items() if c.source == source}
-            dense = [pair for pair in deep if pair[0] in allowed][: self.candidates]
-        keyword = self.store.keyword_search(query, self.candidates, source=source)
-        return dense, keyword
+            return dense_search(self.index, query_vector, self.candidates)
+        # Filtering after the fact needs a deeper dense list to leave enough candidates.
+        deep = dense_search(self.index, query_vector, self.candidates * 20)
+        allowed = {r for r, c in self.store.chunks([r for r, _ in deep]).items() if c.source == source}
+        return [pair for pair in deep if pair[0] in allowed][: self.candidates]
 
     def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """Return the k best distinct passages for `query`, optionally from one source only."""
         check_k(k)
         if not query.strip():
             raise ValueError("query must contain some text, got an empty string")
-        if query_vector is None:
-            query_vector = self.embedder.encode([query])
         dense, keyword = self.rankings(query, query_vector, source=source)
         fused = fuse(dense, keyword, self.fusion)
-        # Fetch a few spares, since collapsing duplicates can remove some.
+        # Up to 3k passages may be needed, since collapsing drops duplicates; they are read a few at
+        # a time (k + 2 first), as in a large library each row read may be a read from disk.
         top = fused[: k * 3]
-        stored = self.store.chunks([rowid for rowid, _ in top])
-        hits = [
-            to_hit(stored[rowid], score)
-            for rowid, score in top
-            if rowid in stored
-        ]
-        return collapse(hits)[:k]
+        hits: list[Hit] = []
+        kept: list[Hit] = []
+        read = 0
+        while read < len(top) and len(kept) < k:
+            batch = top[read : read + (k + 2 if read == 0 else k)]
+            stored = self.store.chunks([rowid for rowid, _ in batch])
+            hits += [to_hit(stored[rowid], score) for rowid, score in batch if rowid in stored]
+            read += len(batch)
+            kept = collapse(hits, limit=k)
+        return kept
 
 
 def to_hit(stored, score: float) -> Hit:

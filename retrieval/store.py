@@ -103,8 +103,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # they are, within these budgets (Store.keyword_search; measured in docs/BENCHMARKS.md).
 KEYWORD_EXACT_UP_TO = 50_000
 # Rows gathered through the rare words, and postings of the common words that only add weight.
-KEYWORD_ROW_BUDGET = 10_000
-KEYWORD_POSTING_BUDGET = 30_000
+# A row gathered costs bm25() a few microseconds; a common word's posting costs far less (counted for
+# its idf, seeked for the rows gathered), and common words carry most of the ranking in a large
+# library, so the budget favours them (measured against exact BM25 in docs/BENCHMARKS.md).
+KEYWORD_ROW_BUDGET = 4_000
+KEYWORD_POSTING_BUDGET = 150_000
+# Words whose share of rows is remembered (per store generation); queries share many words.
+KEYWORD_SHARES_KEPT = 50_000
 # How a word's share of rows is estimated in a large library: counted in this many rows, in windows.
 KEYWORD_SAMPLE_ROWS = 2_000
 KEYWORD_SAMPLE_WINDOWS = 2
@@ -145,6 +150,11 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # (generation, (documents, chunks)): counting a million chunks takes tens of milliseconds
+        # warm and most of a second cold, so the counts are taken once per generation.
+        self._counts: tuple[int, tuple[int, int]] | None = None
+        # (generation, {word: estimated share of rows}) for keyword search in a large library.
+        self._shares: tuple[int, dict[str, float]] = (-1, {})
         # executescript commits on its own, so the schema goes in before the transaction.
         self._db.executescript(SCHEMA)
         with self._transaction() as db:
@@ -406,16 +416,23 @@ class Store:
         # rowid is cheap, reading all of it is what costs.
         width = max(1, KEYWORD_SAMPLE_ROWS // KEYWORD_SAMPLE_WINDOWS)
         starts = [low + (span - width) * i // max(1, KEYWORD_SAMPLE_WINDOWS - 1) for i in range(KEYWORD_SAMPLE_WINDOWS)]
+        generation = self.generation
+        known_generation, known = self._shares
+        if known_generation != generation or len(known) > KEYWORD_SHARES_KEPT:
+            known = {}
+            self._shares = (generation, known)
         share = {}
         for term in terms:
-            hits = sum(
-                self._db.execute(
-                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ?",
-                    (_phrase(term), start, start + width - 1),
-                ).fetchone()[0]
-                for start in starts
-            )
-            share[term] = hits / (width * len(starts))
+            if term not in known:
+                hits = sum(
+                    self._db.execute(
+                        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                        (_phrase(term), start, start + width - 1),
+                    ).fetchone()[0]
+                    for start in starts
+                )
+                known[term] = hits / (width * len(starts))
+            share[term] = known[term]
         rare: list[str] = []
         common: list[str] = []
         rows = postings = 0.0
@@ -484,7 +501,18 @@ class Store:
         return dict(self._db.execute("SELECT c.rowid, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"))
 
     def counts(self) -> tuple[int, int]:
-        """Return (documents, chunks)."""
+        """Return (documents, chunks), counted again only after a change."""
+        # The generation is read first: a change committed between it and the counts leaves
+        # newer counts under an older generation, which the next call counts again.
+        generation = self.generation
+        cached = self._counts
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         documents = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
         chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        self._counts = (generation, (documents, chunks))
         return documents, chunks
+
+    def is_empty(self) -> bool:
+        """Whether no document is stored (without counting them all)."""
+        return self._db.execute("SELECT NOT EXISTS (SELECT 1 FROM documents)").fetchone()[0] == 1

@@ -157,3 +157,58 @@ def test_keyword_search_in_a_large_library_finds_the_rows_exact_bm25_ranks_first
     assert store._keyword_tiers(["cdk5", "protein", "cell"])[0] == ["cdk5"]  # found through the rare word
     assert [rowid for rowid, _ in tiered] == [rowid for rowid, _ in exact]
     assert np.allclose([score for _, score in tiered], [score for _, score in exact])
+
+
+def test_a_loaded_index_is_read_into_memory_until_it_is_copied(tmp_path):
+    index, ids, vectors = grown(3000, exact_up_to=1000)
+    path = tmp_path / "vectors.faiss"
+    index.save(path, generation=1)
+    loaded = VectorIndex.load(path, dim=DIM, generation=1, exact_up_to=1000)
+    assert not loaded.wait_until_warm(timeout=0)  # only when asked: a one-off search need not read it all
+
+    assert loaded.warm()
+    assert loaded.wait_until_warm(timeout=30)
+    assert loaded.memory_mapped
+    loaded.remove(ids[:1])  # the first change copies the index into memory and lets the file go
+    assert not loaded.wait_until_warm(timeout=0)
+    assert not loaded.warm()
+    assert not index.warm()  # built in memory: nothing to read
+    assert loaded.search(vectors[1:2], 1)[1][0, 0] == ids[1]
+
+
+def test_an_index_too_large_for_free_memory_is_left_to_the_queries(tmp_path, monkeypatch):
+    from retrieval import index as index_module
+
+    index, _, vectors = grown(300, exact_up_to=1000)
+    path = tmp_path / "vectors.faiss"
+    index.save(path, generation=1)
+    monkeypatch.setattr(index_module, "_free_memory", lambda: path.stat().st_size)
+
+    loaded = VectorIndex.load(path, dim=DIM, generation=1)
+
+    assert not loaded.warm()
+    assert not loaded.wait_until_warm(timeout=0)
+    assert np.array_equal(loaded.search(vectors[:3], 2)[1], index.search(vectors[:3], 2)[1])
+
+
+def test_keyword_tiers_are_estimated_again_after_the_library_changes(make_service, tmp_path, monkeypatch):
+    """Word shares are remembered between queries, but not across a change that makes a rare word common."""
+    from retrieval import store as store_module
+    from tests.conftest import write_files
+
+    monkeypatch.setattr(store_module, "KEYWORD_EXACT_UP_TO", 10)
+    monkeypatch.setattr(store_module, "KEYWORD_ROW_BUDGET", 20)
+    monkeypatch.setattr(store_module, "KEYWORD_SAMPLE_ROWS", 40)
+
+    def report(number: int, words: str) -> str:
+        return f"Report {number}\nThe sample {number} was measured.{words}\n"
+
+    first = {f"a{n:03d}.txt": report(n, " alpha" * (n % 10 == 0) + " beta" * (n % 10 in (1, 2, 3))) for n in range(80)}
+    service = make_service()
+    service.ingest(write_files(tmp_path / "first", first))
+    store = service.library.store
+    assert store._keyword_tiers(["alpha", "beta"]) == (["alpha"], ["beta"])
+
+    service.ingest(write_files(tmp_path / "first", {f"b{n:03d}.txt": report(n, " alpha") for n in range(80)}))
+
+    assert store._keyword_tiers(["alpha", "beta"]) == (["beta"], [])  # alpha is in half the rows now

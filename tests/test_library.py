@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from retrieval.errors import IndexMismatch
-from retrieval.library import VECTORS_FILE
+from retrieval.library import STORE_FILE, VECTORS_FILE
 from retrieval.service import Sourcebook
+from retrieval.store import Store
 from tests.conftest import write_files
 from tests.fakes import FakeEmbedder
 
@@ -97,3 +98,19 @@ def test_deleting_a_document_removes_it_from_search_and_disk(make_service, tmp_p
 
     assert [d.source for d in make_service().documents()] == ["docs/b.txt"]
     assert all(hit.source != "docs/a.txt" for hit in make_service().search("database backed up", k=5))
+
+
+def test_counts_follow_changes_made_through_another_connection(make_service, tmp_path):
+    """Counts are kept between calls, but a change by another process (here another store) is seen."""
+    service = ingested(make_service, tmp_path)
+    assert service.counts() == (2, 2)
+    other = Store(service.library.directory / STORE_FILE)
+    document = next(d for d in other.documents() if d.source == "docs/a.txt")
+
+    other.remove(document.id)
+
+    assert service.counts() == (1, 1)
+    assert not service.library.store.is_empty()
+    other.remove(next(iter(other.documents())).id)
+    assert service.library.store.is_empty()
+    assert service.counts() == (0, 0)

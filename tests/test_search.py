@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sqlite3
+import threading
+
 import pytest
 
 from retrieval.records import Hit
@@ -70,6 +75,7 @@ def test_collapse_drops_overlapping_spans_and_copies_but_keeps_neighbours():
     ]
 
     assert [h.chunk_id for h in collapse(hits)] == ["a", "c", "e"]
+    assert [h.chunk_id for h in collapse(hits, limit=2)] == ["a", "c"]
 
 
 def test_the_passage_about_the_question_ranks_first(make_service, tmp_path):
@@ -130,3 +136,84 @@ def test_fts_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
     hits = service.search('VPN" OR NEAR(certificate AND * -', k=2)
 
     assert hits[0].source == "docs/vpn.txt"
+
+
+def test_the_keyword_half_runs_while_the_query_is_encoded(make_service, tmp_path, monkeypatch):
+    """The two halves of a search overlap: the keyword search has started before the encoding ends."""
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    store, embedder = service.library.store, service.embedder
+    keyword_started = threading.Event()
+    keyword_search, encode = store.keyword_search, embedder.encode
+    started_during_encoding = []
+
+    def keyword_search_noted(*args, **kwargs):
+        keyword_started.set()
+        return keyword_search(*args, **kwargs)
+
+    def encode_waiting(texts):
+        started_during_encoding.append(keyword_started.wait(timeout=5))
+        return encode(texts)
+
+    monkeypatch.setattr(store, "keyword_search", keyword_search_noted)
+    monkeypatch.setattr(embedder, "encode", encode_waiting)
+    hits = service.search("how long is the VPN certificate valid", k=3)
+
+    assert started_during_encoding == [True]
+    assert hits[0].source == "docs/vpn.txt"
+
+
+def test_a_failing_keyword_half_fails_the_search(make_service, tmp_path, monkeypatch):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("database disk image is malformed")
+
+    monkeypatch.setattr(service.library.store, "keyword_search", broken)
+    with pytest.raises(sqlite3.OperationalError, match="malformed"):
+        service.search("VPN certificate", k=3)
+
+
+def test_a_forked_process_can_search_after_its_parent_did(make_service, tmp_path):
+    """A child forked after its parent searched has none of the parent's keyword threads; it starts its own."""
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    assert service.search("lost badge", k=1)[0].source == "docs/security.txt"
+
+    def search_in_child():
+        hits = make_service().search("lost badge", k=1)
+        os._exit(0 if hits and hits[0].source == "docs/security.txt" else 1)
+
+    child = multiprocessing.get_context("fork").Process(target=search_in_child)
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+def test_a_search_reads_only_the_passages_it_needs(make_service, tmp_path, monkeypatch):
+    """k + 2 passages are read first; more only when collapsing duplicates leaves fewer than k."""
+    files = {f"note{n}.txt": f"Note {n}\nThe heating in room {n} is serviced on day {n} by the facilities team.\n"
+             for n in range(10)}
+    copy = "Boiler\nThe boiler in the basement is replaced every twelve years by contractors.\n"
+    files.update({f"copy{n}.txt": copy for n in range(5)})
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", files))
+    store = service.library.store
+    chunks, read = store.chunks, []
+
+    def counting(rowids):
+        read.append(len(rowids))
+        return chunks(rowids)
+
+    monkeypatch.setattr(store, "chunks", counting)
+    hits = service.search("when is the heating in room 5 serviced", k=2)
+    assert read == [4] and len(hits) == 2
+
+    read.clear()
+    hits = service.search("how often is the basement boiler replaced", k=2)
+    assert read == [4, 2]  # the first four were all copies of one passage
+    assert "boiler" in hits[0].text and "heating" in hits[1].text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import gradio as gr
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from retrieval.service import Sourcebook
@@ -15,15 +17,27 @@ PAGE_CONCURRENCY = 4
 
 def create_app(service: Sourcebook, *, with_page: bool = True) -> FastAPI:
     """Build the FastAPI app over a loaded service, with the chat page mounted at /."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Once serving starts (not earlier, when it would compete with loading the model and
+        # the page for the disk), read the memory-mapped vector index into memory in the background.
+        service.library.warm()
+        yield
+
     app = FastAPI(
         title="sourcebook",
         description="Answers questions about your documents with verbatim, cited passages.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
     if with_page:
+        # Imported here: Gradio takes seconds to import, and the API alone does not need it.
+        import gradio as gr
+
         from ui.web import build_page
 
         page = build_page(service).queue(default_concurrency_limit=PAGE_CONCURRENCY)
