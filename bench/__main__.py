@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every speed, memory and scale figure, written to bench/results/.
 
 Options: --quick ingests the first 1,000 SciFact abstracts instead of all 5,183 for the
-pipeline-against-encode comparison; --only picks sections (ingest, index, queries); --sizes the
+pipeline-against-encode comparison; --only picks sections (ingest, index, queries, load); --sizes the
 synthetic library sizes; --merge adds this run's rows to the results already written; --cache
 names the folder for the libraries built once and reused (default /tmp/sourcebook-bench, or
 $SOURCEBOOK_BENCH_CACHE). Nothing here listens anywhere but 127.0.0.1.
@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-SECTIONS = ("ingest", "index", "queries")
+SECTIONS = ("ingest", "index", "queries", "load")
 
 
 def evaluation_chunks(directory: Path) -> int:
@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results["queries"] = queries.run(embedder, onnx_dir, libraries, questions,
                                          searches=args.searches, asks=args.asks)
+
+    if "load" in sections:
+        from bench import load
+
+        results["load"] = load.run(embedder, onnx_dir, args.cache / "default-corpus")
 
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -13,6 +13,10 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
 
 
+def _startup(healthy_s: float, searched_s: float | None) -> str:
+    return f"{healthy_s} ({searched_s})" if searched_s is not None else str(healthy_s)
+
+
 def _query_row(results: dict, name: str) -> dict | None:
     return next((r for r in results.get("queries", []) if r["library"] == name), None)
 
@@ -54,6 +58,16 @@ def targets(results: dict) -> list[dict]:
         keyword = million["in_process"]["keyword"]
         check("keyword half at 1M: p95", "<= 100 ms", keyword["p95_ms"], keyword["p95_ms"] <= 100)
         check("`sourcebook serve` start-up at 1M", "<= 5 s", million["serve_startup_s"], million["serve_startup_s"] <= 5)
+    load = results.get("load")
+    if load:
+        clients = f"{load['clients']} clients, {load['seconds']:.0f} s"
+        check(f"load ({clients}): 5xx responses", "0", load["server_errors"], load["server_errors"] == 0)
+        check(f"load ({clients}): requests without a response", "0", f"{load['dropped']} of {load['sent']:,}",
+              load["dropped"] == 0 and load["server_survived"])
+        memory = load["memory"]
+        check(f"load ({clients}): server memory flat after warm-up", f"growth <= {memory['flat_bound_mib']} MiB",
+              f"{memory['growth_mib']:+.1f} MiB ({memory['slope_mib_per_min']:+.2f} MiB/min)",
+              memory["growth_mib"] <= memory["flat_bound_mib"])
     return checks
 
 
@@ -95,21 +109,32 @@ def markdown(results: dict) -> str:
             "",
             "Whole pipeline (load, chunk, embed, store, index, save) against plain `SentenceTransformer.encode` "
             "(batch 32, normalised) of exactly the texts the pipeline embedded, alternating block by block in one "
-            "process. The pipeline embeds with the ONNX export, so plain ONNX encode is the like-for-like "
-            "ceiling; plain PyTorch encode (the default a script would use) ran on the first block. "
+            "process. Plain ONNX encode calls the very `SentenceTransformer` (ONNX export, same ONNX Runtime "
+            "session options) the pipeline's embedder holds, so it is the like-for-like ceiling; plain PyTorch "
+            "encode (the default a script would use) ran on the first block. "
             "Speeds are chunks stored per second of each.",
             "",
             *_table(["corpus", "chunks", "texts embedded", "pipeline chunks/s", "plain ONNX encode chunks/s",
                      "pipeline / plain ONNX", "plain PyTorch encode chunks/s"], rows),
             "",
             f"SciFact per-block ratio (pipeline / plain ONNX): {ingest['scifact'].get('ratio_per_block')}",
+            *(["", f"The ONNX export loaded apart at ONNX Runtime's default session options encoded SciFact's first "
+                   f"block ({default['texts']:,} texts) in {default['seconds']} s, against {default['same_session_seconds']} s "
+                   "for the pipeline's own model."]
+              if (default := ingest["scifact"].get("plain_onnx_default_session")) else []),
             "",
             f"**Arithmetic ceiling.** all-MiniLM-L6-v2 needs {flops['model_gflop_per_chunk']} GFLOP per SciFact "
             f"chunk ({flops['texts']:,} texts of mean {flops['mean_tokens_per_text']} tokens with [CLS]/[SEP] for "
-            f"{flops['chunks']:,} chunks; 6 layers, hidden 384, FFN 1536; padding in sorted batches of 32 adds "
-            f"{flops['padding_overhead'] * 100:.1f}% to one plain encode call, "
-            f"{flops.get('pipeline_padding_overhead', float('nan')) * 100:.1f}% to the pipeline's "
-            f"{flops.get('pipeline_model_calls', '?')} calls, each sorted on its own). "
+            f"{flops['chunks']:,} chunks; 6 layers, hidden 384, FFN 1536). Padding each batch of 32 to its "
+            "longest text adds to that: "
+            + (f"{flops['padding_overhead'] * 100:.1f}% in the plain encode calls ({flops['plain_calls']}, one per "
+               "block, ordered by characters as sentence-transformers orders a call), "
+               f"{flops['pipeline_padding_overhead'] * 100:.1f}% in the pipeline's {flops['pipeline_model_calls']:,} "
+               "calls (one batch each, of windows alike in token count across many documents), "
+               f"{flops['token_sorted_padding_overhead'] * 100:.1f}% at best (one call ordered by tokens). "
+               if "token_sorted_padding_overhead" in flops else
+               f"{flops['padding_overhead'] * 100:.1f}% to one call ordered by tokens (the pipeline's own figure "
+               "was not recorded in this run). ") +
             "A float32 numpy matmul (2048x2048) runs at "
             f"{flops['matmul_gflops_all_cores']} GFLOP/s on {flops['cores']} cores "
             f"({flops['matmul_gflops_one_core']} on one), so these cores could at best embed "
@@ -162,7 +187,9 @@ def markdown(results: dict) -> str:
             per_chunk = r.get("bytes_per_chunk", "(reference)")
             breakdown = r["http"]["startup_breakdown"]
             rows.append([f"{r['chunks']:,}", f"{memory['rss'] / 2**20:.0f}", f"{memory['anon'] / 2**20:.0f}",
-                         f"{memory['file'] / 2**20:.0f}", per_chunk, r["serve_startup_s"], r["http"]["startup_s"],
+                         f"{memory['file'] / 2**20:.0f}", per_chunk,
+                         _startup(r["serve_startup_s"], r.get("serve_first_search_s")),
+                         _startup(r["http"]["startup_s"], r["http"].get("first_search_s")),
                          f"imports {breakdown['imports_s']}, service {breakdown['service_s']}, app {breakdown['app_s']}",
                          r["in_process"]["open_s"]])
         lines += [
@@ -173,7 +200,7 @@ def markdown(results: dict) -> str:
             "the latter being the memory-mapped vector index and SQLite pages, which the kernel can drop). "
             "Per chunk: the growth over the SciFact server measured in the same run, divided by the extra chunks. "
             "Start-up: from launching "
-            "the process to the first 200 from /healthz.",
+            "the process to the first 200 from /healthz (and, in brackets, to the first search answered).",
             "",
             *_table(["chunks", "RSS MiB", "anon MiB", "file MiB", "bytes per chunk", "`sourcebook serve` start-up s",
                      "API server start-up s", "API server breakdown s", "open library in process s"], rows),
@@ -190,6 +217,35 @@ def markdown(results: dict) -> str:
             "as a rebuild from the store does; its build time includes every retrain on the way.",
             "",
             *_table(["vectors", "index", "build s", "recall@10", "recall@100", "p50 ms", "p95 ms", "p99 ms"], rows),
+        ]
+    load = results.get("load")
+    if load:
+        rows = [[path, f"{e['sent']:,}", f"{e['answered']:,}", e["dropped"], e["server_errors"],
+                 ", ".join(f"{status}: {n:,}" for status, n in e["statuses"].items()), e["per_s"],
+                 e["latency"]["p50_ms"], e["latency"]["p95_ms"], e["latency"]["p99_ms"], e["latency"]["n"]]
+                for path, e in load["endpoints"].items()]
+        memory = load["memory"]
+        lines += [
+            "",
+            f"## Load ({load['clients']} clients at once, {cores} cores)",
+            "",
+            f"{load['clients']} clients on 127.0.0.1, each sending one request at a time and the next as soon as "
+            f"the answer is in: a warm-up of {load['warmup_answers']} answers ({load['warmup_s']:.0f} s), then "
+            f"{load['seconds']:.0f} s measured, "
+            f"against the real app (`bench.server`: the API under uvicorn in its own process, real model) over the "
+            f"{load['library']} ({load['chunks']} chunks). Requests: each of the {load['questions']} questions of "
+            "corpus/qa.jsonl asked (/api/ask) and searched for (/api/search) in turn, k=5. Sent and answered count "
+            "the whole run; requests per second and latency (ms) count the measured part only. The clients share "
+            "the cores with the server.",
+            "",
+            *_table(["endpoint", "sent", "answered", "dropped", "5xx", "statuses", "requests/s", "p50", "p95",
+                     "p99", "n"], rows),
+            "",
+            f"Server resident memory (MiB, sampled every second, {memory['samples']} samples): "
+            f"{memory['idle_mib']} before the load, {memory['start_mib']} after warm-up, {memory['end_mib']} at the "
+            f"end, {memory['max_mib']} at most; growth over the measured run {memory['growth_mib']:+.1f} MiB "
+            f"({memory['growth_bytes_per_request']:,} bytes per request), trend {memory['slope_mib_per_min']:+.2f} "
+            "MiB per minute (least squares).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -274,6 +330,12 @@ def merge(base: dict, extra: dict) -> dict:
             rows = kept + extra[section]
             size = (lambda r: r["size"]) if section == "index_choice" else (lambda r: r["chunks"])
             merged[section] = sorted(rows, key=size)
+    # A later load run replaces the earlier one.
+    if extra.get("load"):
+        merged["load"] = extra["load"]
+    # So does a later ingest run (its figures are one comparison, measured together).
+    if extra.get("ingest"):
+        merged["ingest"] = extra["ingest"]
     merged["merged"] = [*base.get("merged", []), {
         "command": extra["command"], "started": extra["started"], "duration_s": extra["duration_s"],
         "load_average_at_start": extra["machine"]["load_average_at_start"], "sections": extra["sections"]}]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import statistics
 import threading
 import time
-from collections import Counter
 
-import httpx
 import pytest
 import uvicorn
 
+from bench.load import ask_and_search, run_load, summary
 from tests.conftest import write_files
 from ui.server import create_app
 
@@ -24,12 +22,6 @@ QUESTIONS = [
     "When is lunch served in the canteen?",
     "Who approves expenses?",
 ]
-
-
-def resident_mb() -> float:
-    """This process's resident memory, from /proc."""
-    with open(f"/proc/{os.getpid()}/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def free_port() -> int:
@@ -66,43 +58,20 @@ def server(make_service, tmp_path):
     thread.join(timeout=10)
 
 
-def hammer(base_url: str, client_number: int, stop_at: float, statuses: Counter, latencies: list, errors: list) -> None:
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        n = client_number
-        while time.monotonic() < stop_at:
-            question = QUESTIONS[n % len(QUESTIONS)]
-            path, body = ("/api/ask", {"question": question}) if n % 2 else ("/api/search", {"query": question})
-            started = time.perf_counter()
-            try:
-                response = client.post(path, json=body)
-            except httpx.HTTPError as error:  # a dropped request: the test fails on any
-                errors.append(repr(error))
-            else:
-                statuses[response.status_code] += 1
-                latencies.append(time.perf_counter() - started)
-            n += 1
-
-
 def test_32_clients_at_once_get_answers_and_never_a_server_error(server):
-    statuses: Counter = Counter()
-    latencies: list[float] = []
-    errors: list[str] = []
-    memory_before = resident_mb()
-    stop_at = time.monotonic() + SECONDS
-    clients = [
-        threading.Thread(target=hammer, args=(server, n, stop_at, statuses, latencies, errors)) for n in range(CLIENTS)
-    ]
-    for client in clients:
-        client.start()
-    for client in clients:
-        client.join(timeout=SECONDS + 60)
-    memory_after = resident_mb()
+    # The server runs in this process (a thread), so this process's memory is the server's.
+    load = run_load(server, ask_and_search(QUESTIONS), clients=CLIENTS, seconds=SECONDS, pid=os.getpid())
 
-    quantiles = statistics.quantiles(latencies, n=100)
-    print(f"\n{len(latencies)} requests from {CLIENTS} clients in {SECONDS} s: "
-          f"p50 {quantiles[49] * 1000:.0f} ms, p95 {quantiles[94] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms; "
-          f"resident memory {memory_before:.0f} -> {memory_after:.0f} MB")
-    assert errors == []
-    assert set(statuses) == {200}
-    assert sum(statuses.values()) >= CLIENTS * 2
-    assert memory_after - memory_before < 100
+    figures = summary(load)
+    memory = figures["memory"]
+    print(f"\n{figures['sent']} requests from {CLIENTS} clients in {SECONDS} s: "
+          + "; ".join(f"{path} p50 {e['latency']['p50_ms']:.0f} ms, p95 {e['latency']['p95_ms']:.0f} ms, "
+                      f"p99 {e['latency']['p99_ms']:.0f} ms" for path, e in figures["endpoints"].items())
+          + f"; resident memory {memory['idle_mib']:.0f} -> {memory['end_mib']:.0f} MiB")
+    assert load.dropped == []
+    assert set(load.statuses) == {200}
+    assert {path: e["answered"] for path, e in figures["endpoints"].items()} == {
+        path: e["sent"] for path, e in figures["endpoints"].items()
+    }
+    assert min(e["answered"] for e in figures["endpoints"].values()) >= CLIENTS
+    assert memory["end_mib"] - memory["idle_mib"] < 100
