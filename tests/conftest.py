@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from fastapi.testclient import TestClient
+
 from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
+from ui.server import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
@@ -57,3 +60,10 @@ def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(content, encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def client(service):
+    """The HTTP API (no page) over the module's own `service` fixture."""
+    with TestClient(create_app(service, with_page=False)) as client:
+        yield client

@@ -37,12 +37,6 @@ def service(make_service, tmp_path):
     return service
 
 
-@pytest.fixture
-def client(service):
-    with TestClient(create_app(service, with_page=False)) as client:
-        yield client
-
-
 def error_of(response, status: int) -> str:
     assert response.status_code == status, response.text
     return ErrorResponse.model_validate(response.json()).error

@@ -6,7 +6,6 @@ import io
 import zipfile
 
 import pytest
-from fastapi.testclient import TestClient
 from pypdf import PdfWriter
 from typer.testing import CliRunner
 
@@ -16,7 +15,6 @@ from tests.conftest import write_files
 from tests.fakes import FakeEmbedder
 from ui.api import AskResponse, ErrorResponse, UploadResponse
 from ui.cli import app as cli
-from ui.server import create_app
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead.\n",
@@ -62,12 +60,6 @@ def service(make_service, tmp_path):
     service = make_service(corpus_dir=tmp_path / "corpus", max_upload_files=10)
     service.ingest(write_files(tmp_path / "corpus", DOCS))
     return service
-
-
-@pytest.fixture
-def client(service):
-    with TestClient(create_app(service, with_page=False)) as client:
-        yield client
 
 
 def answers(client) -> list[tuple[bool, str]]:

@@ -34,12 +34,6 @@ def service(make_service, tmp_path):
     return service
 
 
-@pytest.fixture
-def client(service):
-    with TestClient(create_app(service, with_page=False)) as client:
-        yield client
-
-
 def corpus_state(tmp_path) -> dict[str, bytes]:
     """Every file under the corpus folder (hidden ones too) with its bytes."""
     root = tmp_path / "corpus"
