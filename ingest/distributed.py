@@ -52,7 +52,7 @@ from ingest.pipeline import (
     remove_vanished,
     store_prepared,
 )
-from retrieval.embedder import Embedder, bundled_model_path
+from retrieval.embedder import Embedder, bundled_model_path, private_tokenizer
 from retrieval.library import Library
 from retrieval.settings import Settings
 
@@ -116,10 +116,8 @@ def wordpiece_counter(settings: Settings) -> Callable[[str], int]:
         return load_embedder(settings).count_tokens
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
-    # Same as the embedder's call: no special tokens, no truncation, no padding.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    # Configured as the embedder's counter is: no special tokens, no truncation, no padding.
+    tokenizer = private_tokenizer(Tokenizer.from_file(str(path)), truncate_at=None)
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 

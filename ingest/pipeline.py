@@ -27,8 +27,6 @@ IGNORE_FILE = ".sourcebookignore"
 # 3% over the tokens themselves, against 16% in pools of 512 (docs/BENCHMARKS.md). A crash loses
 # at most one pool's embedding; every document stored before it stays.
 EMBED_GROUP = 4096
-# Texts per model call for an embedder that does not state its batch size.
-MODEL_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +265,7 @@ def embed_by_length(
     batches here instead. `embedded(n)` is told after each batch how many texts are done.
     """
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    batch = int(getattr(embedder, "batch_size", MODEL_BATCH))
+    batch = embedder.batch_size
     # sorted() is stable, so equal lengths keep their order and a run is reproducible.
     order = sorted(range(len(texts)), key=lambda i: -tokens[i])
     for start in range(0, len(order), batch):

@@ -33,6 +33,8 @@ class Embedder(Protocol):
     name: str
     dim: int
     max_tokens: int
+    # Texts per model batch: ingest sends one batch per encode call, sorted by length itself.
+    batch_size: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text."""
@@ -65,11 +67,16 @@ def onnx_session_options():
     return options
 
 
-def _own_tokenizer(tokenizer, *, truncate_at: int | None):
-    """A copy of a fast tokenizer's Rust tokenizer, without padding, truncating at `truncate_at` tokens."""
+def private_tokenizer(tokenizer, *, truncate_at: int | None):
+    """Return a copy of a Rust `tokenizers.Tokenizer`, configured once: no padding, truncating at `truncate_at` tokens.
+
+    transformers reconfigures a model's tokenizer in place on every call (truncation, padding),
+    so a call overlapping another thread's encode fails ("Already borrowed"); a copy of one's
+    own is safe from any thread, and needs no model loaded.
+    """
     from tokenizers import Tokenizer
 
-    own = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    own = Tokenizer.from_str(tokenizer.to_str())
     own.no_padding()
     if truncate_at is None:
         own.no_truncation()
@@ -117,11 +124,10 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length) - SPECIAL_TOKENS
         self.batch_size = batch_size
-        # Counting and locating tokens use tokenizers of their own, each configured once: the
-        # model's tokenizer changes its truncation and padding settings in place per call, and
-        # a call overlapping another thread's encode fails ("Already borrowed").
-        self._counter = _own_tokenizer(self.model.tokenizer, truncate_at=None)
-        self._locator = _own_tokenizer(self.model.tokenizer, truncate_at=int(self.model.max_seq_length))
+        # Counting and locating tokens use tokenizers of their own (see private_tokenizer).
+        backend = self.model.tokenizer.backend_tokenizer
+        self._counter = private_tokenizer(backend, truncate_at=None)
+        self._locator = private_tokenizer(backend, truncate_at=int(self.model.max_seq_length))
 
     @staticmethod
     def _load_onnx(factory, source: Path, cache_dir: Path | None):

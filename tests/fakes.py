@@ -23,9 +23,10 @@ class FakeEmbedder:
 
     name = "fake-bag-of-words"
 
-    def __init__(self, *, dim: int = 64, max_tokens: int = 254) -> None:
+    def __init__(self, *, dim: int = 64, max_tokens: int = 254, batch_size: int = 32) -> None:
         self.dim = dim
         self.max_tokens = max_tokens
+        self.batch_size = batch_size
         self.encoded: list[str] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
