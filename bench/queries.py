@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 
 from bench.common import REPO, memory_of, percentiles, say
+from retrieval.embedder import RECIPE_FILE
 from retrieval.search import dense_search
 from retrieval.service import Sourcebook
 from retrieval.settings import Settings
@@ -62,10 +63,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def ensure_model(directory: Path, onnx_dir: Path) -> None:
-    """Give an index directory the cached ONNX export, as a served index has after its first start."""
+    """Give an index directory the cached ONNX export and its recipe, as a served index has after its first start."""
     target = directory / "model-onnx"
     if not target.exists():
         shutil.copytree(onnx_dir, target)
+    if not (target / RECIPE_FILE).exists() and (onnx_dir / RECIPE_FILE).exists():
+        shutil.copy2(onnx_dir / RECIPE_FILE, target / RECIPE_FILE)
 
 
 def first_search(url: str, question: str) -> float:

@@ -109,8 +109,9 @@ def markdown(results: dict) -> str:
             "",
             "Whole pipeline (load, chunk, embed, store, index, save) against plain `SentenceTransformer.encode` "
             "(batch 32, normalised) of exactly the texts the pipeline embedded, alternating block by block in one "
-            "process. Plain ONNX encode calls the very `SentenceTransformer` (ONNX export, same ONNX Runtime "
-            "session options) the pipeline's embedder holds, so it is the like-for-like ceiling; plain PyTorch "
+            "process. Plain ONNX encode is `SentenceTransformer` running the very ONNX export the pipeline's "
+            "embedder runs (on ONNX Runtime directly), with the same session options, so it is the like-for-like "
+            "ceiling; plain PyTorch "
             "encode (the default a script would use) ran on the first block. "
             "Speeds are chunks stored per second of each.",
             "",
@@ -120,7 +121,7 @@ def markdown(results: dict) -> str:
             f"SciFact per-block ratio (pipeline / plain ONNX): {ingest['scifact'].get('ratio_per_block')}",
             *(["", f"The ONNX export loaded apart at ONNX Runtime's default session options encoded SciFact's first "
                    f"block ({default['texts']:,} texts) in {default['seconds']} s, against {default['same_session_seconds']} s "
-                   "for the pipeline's own model."]
+                   "with the pipeline's session options."]
               if (default := ingest["scifact"].get("plain_onnx_default_session")) else []),
             "",
             f"**Arithmetic ceiling.** all-MiniLM-L6-v2 needs {flops['model_gflop_per_chunk']} GFLOP per SciFact "

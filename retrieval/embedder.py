@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +19,13 @@ log = logging.getLogger(__name__)
 
 # all-MiniLM-L6-v2 reads 256 tokens, two of which are [CLS] and [SEP].
 SPECIAL_TOKENS = 2
+
+# Beside an ONNX export: what running it directly needs to give sentence-transformers' vectors.
+RECIPE_FILE = "sourcebook-recipe.json"
+
+# Model runs at once in one process. Each concurrent run holds its own activation buffers; two
+# cores gain nothing from more, and under 32 clients memory grew by ~1.3 GiB without a bound.
+MODEL_CALLS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,31 @@ def private_tokenizer(tokenizer, *, truncate_at: int | None):
     return own
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRecipe:
+    """How sentence-transformers turns the exported graph's output into vectors, written at export time."""
+
+    source: str  # the model directory the export was made from
+    max_seq_length: int
+    dim: int
+    pooling: str  # "mean": the only pooling the direct runtime reproduces
+    normalize: bool
+
+    def save(self, directory: Path) -> None:
+        """Write the recipe beside the export (atomically: write, then rename)."""
+        staging = directory / (RECIPE_FILE + ".tmp")
+        staging.write_text(json.dumps(asdict(self), indent=2))
+        staging.replace(directory / RECIPE_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> ExportRecipe | None:
+        """Read the recipe beside an export, or None if there is none (or an unreadable one)."""
+        try:
+            return cls(**json.loads((directory / RECIPE_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
 def _onnx_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -117,6 +151,8 @@ class SentenceTransformerEmbedder:
             options = onnx_session_options()
             factory = partial(SentenceTransformer, backend="onnx", device="cpu", model_kwargs={"session_options": options})
             self.model = self._load_onnx(factory, source, cache_dir)
+            if cache_dir is not None and (cache_dir / "onnx" / "model.onnx").exists():
+                self._write_recipe(source, cache_dir)
         else:
             self.model = SentenceTransformer(str(source), device="cpu")
         self.backend = "onnx" if use_onnx else "torch"
@@ -153,6 +189,29 @@ class SentenceTransformerEmbedder:
         staging.rename(cache_dir)
         return model
 
+    def _write_recipe(self, source: Path, cache_dir: Path) -> None:
+        """Record how this model pools and normalises, so later starts can run the export directly.
+
+        Written only for the pipeline the direct runtime reproduces: transformer, mean pooling,
+        normalisation. Anything else keeps loading through sentence-transformers.
+        """
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+
+        modules = list(self.model)
+        if len(modules) != 3 or not isinstance(modules[1], Pooling) or not isinstance(modules[2], Normalize):
+            return
+        if modules[1].pooling_mode != "mean":
+            return
+        recipe = ExportRecipe(
+            source=str(source.resolve()),
+            max_seq_length=int(self.model.max_seq_length),
+            dim=int(self.model.get_embedding_dimension()),
+            pooling="mean",
+            normalize=True,
+        )
+        if ExportRecipe.load(cache_dir) != recipe:
+            recipe.save(cache_dir)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text, batched by length."""
         if not texts:
@@ -184,4 +243,90 @@ class SentenceTransformerEmbedder:
             keep = [i for i, (start, end) in enumerate(offsets) if end > start]
             vectors = np.ascontiguousarray(np.asarray(output, dtype=np.float32)[keep])
             result.append(TokenVectors(tuple(tuple(offsets[i]) for i in keep), vectors))
+        return result
+
+
+class OnnxRuntimeEmbedder:
+    """The ONNX export sentence-transformers made, run directly on ONNX Runtime with its tokenizer.
+
+    Same vectors as `SentenceTransformerEmbedder` on that export (tests compare them), without
+    importing sentence-transformers, transformers and torch: a process that serves queries starts
+    in about a second instead of eight (docs/BENCHMARKS.md), and each query skips their overhead.
+    """
+
+    def __init__(self, export_dir: Path, recipe: ExportRecipe, *, name: str, batch_size: int = 32) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.backend = "onnx"
+        self.name = name
+        self.dim = recipe.dim
+        self.max_tokens = recipe.max_seq_length - SPECIAL_TOKENS
+        self.batch_size = batch_size
+        self.session = onnxruntime.InferenceSession(
+            str(export_dir / "onnx" / "model.onnx"), onnx_session_options(), providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {node.name for node in self.session.get_inputs()}
+        tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
+        self._tokenizer = private_tokenizer(tokenizer, truncate_at=recipe.max_seq_length)
+        self._counter = private_tokenizer(tokenizer, truncate_at=None)
+        self._calls = threading.BoundedSemaphore(MODEL_CALLS)
+
+    @classmethod
+    def from_export(cls, export_dir: Path, *, source: Path, name: str, batch_size: int = 32) -> OnnxRuntimeEmbedder | None:
+        """Load the export in `export_dir` if it has a recipe written for the model at `source`; else None."""
+        recipe = ExportRecipe.load(export_dir)
+        if recipe is None or recipe.source != str(source.resolve()) or not (export_dir / "onnx" / "model.onnx").exists():
+            return None
+        if recipe.pooling != "mean" or not recipe.normalize:
+            return None
+        return cls(export_dir, recipe, name=name, batch_size=batch_size)
+
+    def _batches(self, texts: Sequence[str]):
+        """Yield (rows, token states, attention mask, encodings) per model batch, longest texts first.
+
+        Batches are cut from texts sorted by token count, so each pads little, as
+        sentence-transformers does; `rows` says which of `texts` a batch holds.
+        """
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = len(encodings[rows[0]].ids)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for line, row in enumerate(rows):
+                pieces = encodings[row].ids
+                ids[line, : len(pieces)] = pieces
+                mask[line, : len(pieces)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            with self._calls:
+                states = self.session.run(None, feeds)[0]
+            yield rows, states, mask, [encodings[row] for row in rows]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text: the mean of its token vectors."""
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, states, mask, _ in self._batches(texts):
+            weights = mask[..., None].astype(np.float32)
+            means = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(means, axis=1, keepdims=True)
+            vectors[rows] = means / np.maximum(norms, 1e-12)
+        return vectors
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of wordpiece tokens in `text`, special tokens excluded."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
+        result: list[TokenVectors | None] = [None] * len(texts)
+        for rows, states, _, encodings in self._batches(texts):
+            for line, (row, encoding) in enumerate(zip(rows, encodings)):
+                # Special tokens have empty spans.
+                keep = [i for i, (start, end) in enumerate(encoding.offsets) if end > start]
+                vectors = np.ascontiguousarray(states[line, keep], dtype=np.float32)
+                result[row] = TokenVectors(tuple(tuple(encoding.offsets[i]) for i in keep), vectors)
         return result

@@ -17,7 +17,7 @@ from ingest.records import Document
 from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import compose, names_in
 from retrieval.conversation import contextualise
-from retrieval.embedder import Embedder, SentenceTransformerEmbedder
+from retrieval.embedder import Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path
 from retrieval.errors import DocumentNotFound, UploadTooLarge
 from retrieval.library import Library
 from retrieval.records import Answer, Hit, StoredDocument
@@ -33,14 +33,33 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """Load the embedding model the settings name (once per process)."""
-    return SentenceTransformerEmbedder(
+    """Load the embedding model the settings name (once per process).
+
+    sentence-transformers exports the model to ONNX once, into the index directory; from then on
+    the export runs directly on ONNX Runtime (same vectors, a fraction of the start-up).
+    """
+    export_dir = settings.index_dir / "model-onnx"
+    source = settings.model_path or bundled_model_path()
+    if settings.backend != "torch":
+        embedder = OnnxRuntimeEmbedder.from_export(
+            export_dir, source=source, name=settings.model_name, batch_size=settings.embed_batch_size
+        )
+        if embedder is not None:
+            return embedder
+    exporter = SentenceTransformerEmbedder(
         name=settings.model_name,
         model_path=settings.model_path,
-        cache_dir=settings.index_dir / "model-onnx",
+        cache_dir=export_dir,
         backend=settings.backend,
         batch_size=settings.embed_batch_size,
     )
+    if exporter.backend == "onnx":
+        embedder = OnnxRuntimeEmbedder.from_export(
+            export_dir, source=source, name=settings.model_name, batch_size=settings.embed_batch_size
+        )
+        if embedder is not None:
+            return embedder
+    return exporter
 
 
 class Sourcebook:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from retrieval import evaluation
@@ -123,32 +121,3 @@ def test_search_through_the_source_filter(library):
     hits = service.search("App Store ranking", k=5, source=source)
 
     assert hits and all(hit.source == source for hit in hits)
-
-
-def test_the_model_serves_threads_at_once(real_embedder):
-    """Requests run on threads: encoding, token vectors and counting overlap without errors or changed results."""
-    texts = [line for line in (CORPUS / "what-is-red-note.txt").read_text().splitlines() if len(line) > 40][:6]
-    expected = (real_embedder.encode(texts), real_embedder.token_vectors(texts), [real_embedder.count_tokens(t) for t in texts])
-    failures: list[BaseException] = []
-
-    def work(n: int) -> None:
-        try:
-            for i in range(4):
-                match (n + i) % 3:
-                    case 0:
-                        assert np.allclose(real_embedder.encode(texts), expected[0], atol=1e-5)
-                    case 1:
-                        got = real_embedder.token_vectors(texts)
-                        assert [t.spans for t in got] == [t.spans for t in expected[1]]
-                    case 2:
-                        assert [real_embedder.count_tokens(t) for t in texts] == expected[2]
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            failures.append(error)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []

@@ -1,0 +1,143 @@
+"""The model: sentence-transformers' ONNX export, and the same export run directly on ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.embedder import (
+    RECIPE_FILE,
+    ExportRecipe,
+    OnnxRuntimeEmbedder,
+    SentenceTransformerEmbedder,
+)
+from retrieval.service import load_embedder
+from retrieval.settings import Settings
+from tests.conftest import CORPUS
+
+REPO = Path(__file__).resolve().parents[1]
+
+TEXTS = [
+    "Who founded Xiaohongshu, and when?",
+    "RedNote",
+    "",
+    "Emoji 🎉, accents (café) and 小红书 in one line.",
+    # Longer than the model reads: both must cut it at the same token.
+    " ".join((CORPUS / "what-is-red-note.txt").read_text().split()[:400]),
+    *[line for line in (CORPUS / "what-is-red-note.txt").read_text().splitlines() if len(line) > 40][:5],
+]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """sentence-transformers on a fresh export, and the direct runtime on that export."""
+    index = tmp_path_factory.mktemp("index")
+    exporter = SentenceTransformerEmbedder(name="all-MiniLM-L6-v2", cache_dir=index / "model-onnx", backend="onnx")
+    direct = load_embedder(Settings(index_dir=index))
+    return exporter, direct, index
+
+
+@pytest.mark.integration
+def test_the_export_leaves_a_recipe_that_load_embedder_runs_directly(both):
+    exporter, direct, index = both
+    recipe = ExportRecipe.load(index / "model-onnx")
+
+    assert isinstance(direct, OnnxRuntimeEmbedder)
+    assert recipe is not None and (recipe.pooling, recipe.normalize) == ("mean", True)
+    assert (direct.dim, direct.max_tokens) == (exporter.dim, exporter.max_tokens) == (384, 254)
+
+
+@pytest.mark.integration
+def test_the_direct_runtime_gives_sentence_transformers_vectors(both):
+    exporter, direct, _ = both
+
+    assert np.abs(direct.encode(TEXTS) - exporter.encode(TEXTS)).max() < 1e-5
+    # One text at a time pads nothing: still the same vectors.
+    assert np.abs(direct.encode(TEXTS[:1]) - exporter.encode(TEXTS[:1])).max() < 1e-5
+    for got, expected in zip(direct.token_vectors(TEXTS), exporter.token_vectors(TEXTS), strict=True):
+        assert got.spans == expected.spans
+        assert got.vectors.shape == expected.vectors.shape
+        assert np.abs(got.vectors - expected.vectors).max(initial=0.0) < 1e-4
+    assert [direct.count_tokens(t) for t in TEXTS] == [exporter.count_tokens(t) for t in TEXTS]
+
+
+@pytest.mark.integration
+def test_a_second_start_runs_the_export_without_sentence_transformers(both):
+    """Serving starts fast because nothing imports sentence-transformers or torch once the export exists."""
+    _, _, index = both
+    script = (
+        "import sys; from retrieval.service import load_embedder; from retrieval.settings import Settings; "
+        f"e = load_embedder(Settings(index_dir={str(index)!r})); e.encode(['warm']); "
+        "print(type(e).__name__, 'sentence_transformers' in sys.modules, 'torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+
+    assert shown.stdout.split() == ["OnnxRuntimeEmbedder", "False", "False"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("which", ["sentence-transformers", "direct"])
+def test_the_model_serves_threads_at_once(both, which):
+    """Requests run on threads: encoding, token vectors and counting overlap without errors or changed results."""
+    embedder = both[0] if which == "sentence-transformers" else both[1]
+    texts = TEXTS[-5:]
+    expected = (embedder.encode(texts), embedder.token_vectors(texts), [embedder.count_tokens(t) for t in texts])
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(4):
+                match (n + i) % 3:
+                    case 0:
+                        assert np.allclose(embedder.encode(texts), expected[0], atol=1e-5)
+                    case 1:
+                        got = embedder.token_vectors(texts)
+                        assert [t.spans for t in got] == [t.spans for t in expected[1]]
+                    case 2:
+                        assert [embedder.count_tokens(t) for t in texts] == expected[2]
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+
+
+def _export(directory: Path, *, source: str, pooling: str = "mean") -> Path:
+    """An export directory with a recipe; its graph file is never opened by the checks below."""
+    (directory / "onnx").mkdir(parents=True)
+    (directory / "onnx" / "model.onnx").write_bytes(b"not a graph")
+    recipe = {"source": source, "max_seq_length": 256, "dim": 384, "pooling": pooling, "normalize": True}
+    (directory / RECIPE_FILE).write_text(json.dumps(recipe))
+    return directory
+
+
+def test_an_export_of_another_model_is_not_run_directly(tmp_path):
+    export = _export(tmp_path / "model-onnx", source=str(tmp_path / "some-other-model"))
+
+    assert OnnxRuntimeEmbedder.from_export(export, source=tmp_path / "the-model", name="m") is None
+
+
+def test_an_export_with_other_pooling_is_not_run_directly(tmp_path):
+    (tmp_path / "the-model").mkdir()
+    export = _export(tmp_path / "model-onnx", source=str((tmp_path / "the-model").resolve()), pooling="cls")
+
+    assert OnnxRuntimeEmbedder.from_export(export, source=tmp_path / "the-model", name="m") is None
+
+
+def test_an_export_without_a_readable_recipe_is_not_run_directly(tmp_path):
+    export = _export(tmp_path / "model-onnx", source=str(tmp_path))
+    (export / RECIPE_FILE).write_text("{not json")
+
+    assert ExportRecipe.load(export) is None
+    assert OnnxRuntimeEmbedder.from_export(export, source=tmp_path, name="m") is None
