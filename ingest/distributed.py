@@ -46,6 +46,7 @@ from ingest.pipeline import (
     IngestReport,
     Prepared,
     Progress,
+    embed_by_length,
     files_to_consider,
     prepare,
     read_changed,
@@ -63,7 +64,8 @@ LOCAL_CPUS = 2
 LOCAL_OBJECT_STORE_BYTES = 500 * 2**20
 # Files per input block: each block is one preparing task, so small blocks keep the actors fed early.
 FILES_PER_BLOCK = 4
-# Documents per embedding call; an actor's model then batches their windows by length.
+# Documents per embedding call; an actor sends their windows to the model in batches of like
+# token count (`embed_by_length`), as a local ingest does with its larger pool.
 EMBED_BATCH_DOCUMENTS = 16
 # CPUs each preparing task asks for; an embedding actor asks for `actor_cpus` (default one).
 PREPARE_CPUS = 0.5
@@ -318,13 +320,17 @@ class EmbedWindows:
             if status == PREPARED
         }
         texts = {i: item.window_texts() for i, item in items.items()}
-        # Equal window texts (repeated boilerplate) go to the model once per call.
-        unique = list(dict.fromkeys(t for item_texts in texts.values() for t in item_texts))
+        # Equal window texts (repeated boilerplate) go to the model once per call, with their token counts.
+        unique: dict[str, int] = {}
+        for i, item in items.items():
+            for text, tokens in zip(texts[i], item.window_sizes()):
+                unique.setdefault(text, tokens)
         known: dict[str, np.ndarray] = {}
         if unique:
             if self._embedder is None:
                 self._embedder = self._recipe.embedder()
-            known = dict(zip(unique, self._embedder.encode(unique)))
+            # Batched by token count as a local ingest batches its pool, so batches pad little.
+            known = dict(zip(unique, embed_by_length(self._embedder, list(unique), list(unique.values()))))
         vectors = np.empty(len(batch["status"]), dtype=object)
         embedded = np.zeros(len(batch["status"]), dtype=np.int64)
         seen: set[str] = set()

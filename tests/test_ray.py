@@ -72,8 +72,8 @@ class RecordingEmbedder(FakeEmbedder):
     It lives in Ray worker processes, so the test sees it only through that file.
     """
 
-    def __init__(self, *, log: str, delay: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, *, log: str, delay: float = 0.0, batch_size: int = 32) -> None:
+        super().__init__(batch_size=batch_size)
         self.log, self.delay = Path(log), delay
         self._write("load", [])
 
@@ -94,8 +94,11 @@ def fake_token_counter():
     return FakeEmbedder().count_tokens
 
 
-def recording_model(log: Path, *, delay: float = 0.0) -> ModelRecipe:
-    return ModelRecipe(embedder=partial(RecordingEmbedder, log=str(log), delay=delay), token_counter=fake_token_counter)
+def recording_model(log: Path, *, delay: float = 0.0, batch_size: int = 32) -> ModelRecipe:
+    return ModelRecipe(
+        embedder=partial(RecordingEmbedder, log=str(log), delay=delay, batch_size=batch_size),
+        token_counter=fake_token_counter,
+    )
 
 
 def events(log: Path) -> list[dict]:
@@ -272,31 +275,74 @@ def test_an_embedding_worker_killed_mid_batch_is_replaced_and_nothing_is_lost_or
     assert_consistent(service)
 
 
+def prepared_row(source: str, text: str, chunking: Chunking):
+    document = Document(source=source, title=source, text=text)
+    return prepare(document, "hash", existed=False, chunking=chunking, count_tokens=FakeEmbedder().count_tokens)
+
+
+def embed_batch(items: list, model: ModelRecipe) -> dict[str, np.ndarray]:
+    """Run the embedding actor's work on one Ray Data batch of prepared rows, then one failed row."""
+    batch = {
+        "source": np.array([item.document.source for item in items] + ["bad.txt"], dtype=object),
+        "status": np.array([distributed.PREPARED] * len(items) + [distributed.FAILED], dtype=object),
+        "prepared": np.array([pickle.dumps(item) for item in items] + [b""], dtype=object),
+    }
+    return distributed.EmbedWindows(model)(batch)
+
+
+def row_vectors(out: dict[str, np.ndarray], row: int) -> np.ndarray:
+    return np.frombuffer(out["vectors"][row], np.float32).reshape(-1, FakeEmbedder().dim)
+
+
 def test_the_embedding_actor_sends_a_repeated_window_text_to_the_model_once(tmp_path):
     log = tmp_path / "model.log"
     chunking = Chunking(max_tokens=40, overlap_tokens=0, window_tokens=12)
     text = "Billing\n\n" + paragraph("billing", 1) + "\n"
-    items = [
-        prepare(Document(source=source, title="Billing", text=text), "hash", existed=False, chunking=chunking,
-                count_tokens=FakeEmbedder().count_tokens)
-        for source in ("billing.txt", "copy-of-billing.txt")
-    ]
-    batch = {
-        "source": np.array(["billing.txt", "copy-of-billing.txt", "bad.txt"], dtype=object),
-        "status": np.array([distributed.PREPARED, distributed.PREPARED, distributed.FAILED], dtype=object),
-        "prepared": np.array([pickle.dumps(items[0]), pickle.dumps(items[1]), b""], dtype=object),
-    }
+    items = [prepared_row(source, text, chunking) for source in ("billing.txt", "copy-of-billing.txt")]
 
-    out = distributed.EmbedWindows(recording_model(log))(batch)
+    out = embed_batch(items, recording_model(log))
 
     texts = items[0].window_texts()
     assert len(texts) > 1
-    assert [e["texts"] for e in events(log) if e["event"] == "done"] == [texts]
+    sent = [t for e in events(log) if e["event"] == "done" for t in e["texts"]]
+    assert sorted(sent) == sorted(texts)
     assert out["embedded"].tolist() == [len(texts), 0, 0]
     expected = FakeEmbedder().encode(texts)
     for row in (0, 1):
-        assert np.array_equal(np.frombuffer(out["vectors"][row], np.float32).reshape(expected.shape), expected)
+        assert np.array_equal(row_vectors(out, row), expected)
     assert out["vectors"][2] == b""
+
+
+def test_the_embedding_actor_batches_windows_by_token_count_and_returns_them_in_row_order(tmp_path):
+    log = tmp_path / "model.log"
+    chunking = Chunking(max_tokens=60, overlap_tokens=0, window_tokens=20)
+    # Windows of very different lengths, so that sorting by tokens reorders them across rows.
+    texts = {
+        "short.txt": "Holidays\n\nLeave is short.\n\nAsk early.\n",
+        "billing.txt": "Billing\n\n" + "\n\n".join(paragraph("billing", n) for n in range(3)) + "\n",
+        "mixed.txt": "Search\n\nOne line.\n\n" + paragraph("search", 4) + "\n\nThe end.\n",
+    }
+    items = [prepared_row(source, text, chunking) for source, text in texts.items()]
+    sizes = {t: n for item in items for t, n in zip(item.window_texts(), item.window_sizes())}
+    # In document order, each text once ("Questions about billing ..." ends every billing paragraph).
+    document_order = list(dict.fromkeys(t for item in items for t in item.window_texts()))
+    assert len(set(sizes.values())) > 3 and len(document_order) > 8
+
+    out = embed_batch(items, recording_model(log, batch_size=4))
+
+    calls = [e["texts"] for e in events(log) if e["event"] == "done"]
+    sent = [t for call in calls for t in call]
+    # One model batch per call, full but for the last; longest first across the calls, every window once.
+    assert [len(call) for call in calls] == [4] * (len(sent) // 4) + ([len(sent) % 4] if len(sent) % 4 else [])
+    assert [sizes[t] for t in sent] == sorted((sizes[t] for t in sent), reverse=True)
+    assert sorted(sent) == sorted(document_order) and sent != document_order
+    assert sent == sorted(document_order, key=lambda t: -sizes[t])
+    # Yet each row gets its own windows' vectors, in its windows' order.
+    for row, item in enumerate(items):
+        assert np.array_equal(row_vectors(out, row), FakeEmbedder().encode(item.window_texts()))
+    # Each text counts as embedded for the first row that has it.
+    assert out["embedded"].tolist() == [1, 7, 3, 0] and out["embedded"].sum() == len(sent)
+    assert out["vectors"][len(items)] == b""
 
 
 JOINING_DRIVER = """
