@@ -272,16 +272,26 @@ class Sourcebook:
         return replace(answer, question=question, passages=tuple(passages[:k]))
 
     def suggested_questions(self, limit: int = 5) -> list[str]:
-        """Return up to `limit` starter questions drawn from the indexed documents that it can answer."""
+        """Return up to `limit` starter questions drawn from the indexed documents that it can answer.
+
+        Documents are read a few at a time and at most SUGGESTION_ASKS_PER_QUESTION * limit
+        questions are tried, so opening the page costs the same in a library of any size.
+        """
         generation = self.library.store.generation
         if self._suggestions is None or self._suggestions[0] != generation:
-            documents = [self.document(d.id) for d in self.documents()]
-            answerable = []
-            for question in candidate_questions(documents):
-                if len(answerable) == limit:
+            stored = self.documents()
+            answerable: list[str] = []
+            tries = SUGGESTION_ASKS_PER_QUESTION * limit
+            for first in range(0, len(stored), SUGGESTION_DOCUMENTS):
+                documents = [self.document(d.id) for d in stored[first : first + SUGGESTION_DOCUMENTS]]
+                for question in candidate_questions(documents):
+                    if len(answerable) == limit or tries == 0:
+                        break
+                    tries -= 1
+                    if question not in answerable and self.ask(question).answered:
+                        answerable.append(question)
+                if len(answerable) == limit or tries == 0:
                     break
-                if self.ask(question).answered:
-                    answerable.append(question)
             self._suggestions = (generation, answerable)
         return self._suggestions[1][:limit]
 
@@ -298,6 +308,9 @@ class Sourcebook:
 
 
 MAX_QUESTION_CHARS = 2000
+# Starter questions: documents read per round of candidates, and questions tried per one wanted.
+SUGGESTION_DOCUMENTS = 8
+SUGGESTION_ASKS_PER_QUESTION = 4
 # Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ingest.records import Document, Section
 from retrieval.suggestions import candidate_questions
+from tests.conftest import write_files
 
 
 def document(title: str, text: str, headings: list[str]) -> Document:
@@ -35,3 +38,50 @@ def test_questions_come_from_headings_in_turn_across_documents():
         "What is “Meeting notes” about?",
         "How do I get a laptop?",  # a heading that is a question is asked as it is
     ]
+
+
+
+def _team_notes(folder: Path, teams: int) -> Path:
+    """A library of many small documents, each with a heading the documents answer."""
+    names = [f"team{n:02d}" for n in range(teams)]
+    return write_files(folder, {
+        f"{name}.md": f"# {name.title()} handbook\n\n## {name.title()} parking rules\n\n"
+                      f"The {name} parking rules: bikes go in the {name} shed behind the office.\n"
+        for name in names
+    })
+
+
+def _counting(service, monkeypatch) -> tuple[list[str], list[str]]:
+    """Record the documents the service reads and the questions it asks."""
+    read: list[str] = []
+    asked: list[str] = []
+    document, ask = service.document, service.ask
+    monkeypatch.setattr(service, "document", lambda document_id: read.append(document_id) or document(document_id))
+    monkeypatch.setattr(service, "ask", lambda question: asked.append(question) or ask(question))
+    return read, asked
+
+
+def test_starter_questions_in_a_large_library_read_a_few_documents(make_service, tmp_path, monkeypatch):
+    service = make_service()
+    service.ingest(_team_notes(tmp_path / "notes", 40))
+    read, asked = _counting(service, monkeypatch)
+
+    questions = service.suggested_questions(3)
+
+    # Round-robin over the first documents read: one question from each of three teams.
+    assert questions == [f"What do the documents say about team0{n} handbook?" for n in range(3)]
+    assert len(read) <= 8 and len(asked) <= 12
+    # Asked again with the library unchanged: the same list, without reading or asking anything.
+    assert service.suggested_questions(3) == questions and len(read) <= 8 and len(asked) <= 12
+
+
+def test_when_nothing_is_answerable_starter_questions_stop_after_a_bounded_number_of_tries(
+    make_service, tmp_path, monkeypatch
+):
+    # An evidence threshold no answer reaches: every question is declined.
+    service = make_service(abstain_below=2.0)
+    service.ingest(_team_notes(tmp_path / "notes", 40))
+    read, asked = _counting(service, monkeypatch)
+
+    assert service.suggested_questions(3) == []
+    assert len(asked) == 12 and len(read) <= 16
