@@ -21,14 +21,19 @@ MAX_K = 50
 Ranked = list[tuple[int, float]]
 
 
+FUSION_METHODS = ("scaled", "mix", "rrf")
+
+
 @dataclass(frozen=True, slots=True)
 class Fusion:
-    """How the two rankings combine; the defaults are the ones measured best (README)."""
+    """How the two rankings combine; the defaults are the ones measured best (README, "Quality")."""
 
-    method: str = "rrf"  # "rrf" (reciprocal rank) or "mix" (min-max normalised score mix)
+    # "scaled": a weighted sum of each half's scores divided by that half's best score;
+    # "mix": the same sum over min-max normalised scores; "rrf": reciprocal rank fusion.
+    method: str = "scaled"
     rrf_k: int = 60
-    dense_weight: float = 1.0
-    keyword_weight: float = 1.0
+    dense_weight: float = 0.7
+    keyword_weight: float = 0.3
 
 
 def check_k(k: int) -> int:
@@ -46,17 +51,30 @@ def fuse(dense: Ranked, keyword: Ranked, fusion: Fusion) -> Ranked:
             for rank, (item, _) in enumerate(ranking, start=1):
                 scores[item] = scores.get(item, 0.0) + weight / (fusion.rrf_k + rank)
         best_possible = (fusion.dense_weight + fusion.keyword_weight) / (fusion.rrf_k + 1)
-    elif fusion.method == "mix":
+    elif fusion.method in ("scaled", "mix"):
+        normalise = _scaled if fusion.method == "scaled" else _min_max
         scores = {}
         total = fusion.dense_weight + fusion.keyword_weight
         for weight, ranking in ((fusion.dense_weight, dense), (fusion.keyword_weight, keyword)):
-            for item, value in _min_max(ranking):
+            for item, value in normalise(ranking):
                 scores[item] = scores.get(item, 0.0) + weight / total * value
         best_possible = 1.0
     else:
-        raise ValueError(f"fusion method must be 'rrf' or 'mix', got {fusion.method!r}")
+        names = ", ".join(repr(m) for m in FUSION_METHODS)
+        raise ValueError(f"fusion method must be one of {names}, got {fusion.method!r}")
     fused = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
     return [(item, score / best_possible) for item, score in fused]
+
+
+def _scaled(ranking: Ranked) -> Ranked:
+    # Zero stays "no match" (cosine 0, BM25 0) rather than becoming the weakest candidate fetched,
+    # so an item's share does not depend on how many candidates were taken (README, "Quality").
+    if not ranking:
+        return []
+    best = max(score for _, score in ranking)
+    if best <= 0:
+        return [(item, 0.0) for item, _ in ranking]
+    return [(item, max(score, 0.0) / best) for item, score in ranking]
 
 
 def _min_max(ranking: Ranked) -> Ranked:

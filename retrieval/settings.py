@@ -31,11 +31,12 @@ class Settings(BaseSettings):
 
     # Search: candidates taken from each side before fusion.
     candidates: int = Field(default=100, ge=1, le=1000)
-    # How dense and keyword rankings combine (measured in README): rrf or mix.
-    fusion: str = Field(default="mix", pattern="^(rrf|mix)$")
+    # How dense and keyword rankings combine (search.Fusion; measured in README, "Quality"):
+    # scaled (scores over each half's best), mix (min-max normalised scores) or rrf.
+    fusion: str = Field(default="scaled", pattern="^(scaled|mix|rrf)$")
     rrf_k: int = Field(default=60, ge=1)
-    dense_weight: float = Field(default=0.6, ge=0.0)
-    keyword_weight: float = Field(default=0.4, ge=0.0)
+    dense_weight: float = Field(default=0.7, ge=0.0)
+    keyword_weight: float = Field(default=0.3, ge=0.0)
 
     # Answering: abstain when the best sentence's evidence score is below this.
     # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").

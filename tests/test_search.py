@@ -11,6 +11,7 @@ import pytest
 
 from retrieval.records import Hit
 from retrieval.search import Fusion, collapse, fuse
+from retrieval.settings import Settings
 from tests.conftest import write_files
 
 HANDBOOK = {
@@ -30,7 +31,7 @@ def test_rrf_rewards_agreement_between_the_two_rankings():
     dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
     keyword = [(3, 12.0), (4, 11.0), (2, 3.0)]
 
-    fused = fuse(dense, keyword, Fusion(method="rrf", rrf_k=60))
+    fused = fuse(dense, keyword, Fusion(method="rrf", rrf_k=60, dense_weight=1.0, keyword_weight=1.0))
 
     order = [item for item, _ in fused]
     assert set(order[:2]) == {2, 3}  # found by both sides
@@ -52,11 +53,51 @@ def test_score_mix_uses_the_size_of_the_gaps():
     dense = [(1, 0.90), (2, 0.89), (3, 0.10)]
     keyword = [(2, 20.0), (1, 2.0), (3, 1.0)]
 
-    fused = dict(fuse(dense, keyword, Fusion(method="mix")))
+    fused = dict(fuse(dense, keyword, Fusion(method="mix", dense_weight=0.5, keyword_weight=0.5)))
 
     assert fused[2] == pytest.approx(0.5 * 0.79 / 0.80 + 0.5 * 1.0)
     assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 1.0 / 19.0)
     assert fused[3] == 0.0
+
+
+def test_scaled_mix_measures_each_score_against_the_best_of_its_side():
+    # Item 2 is a near-tie on the dense side and a clear winner on the keyword side.
+    dense = [(1, 0.90), (2, 0.89), (3, 0.45)]
+    keyword = [(2, 20.0), (1, 2.0)]
+
+    fused = dict(fuse(dense, keyword, Fusion(method="scaled", dense_weight=0.5, keyword_weight=0.5)))
+
+    assert fused[2] == pytest.approx(0.5 * 0.89 / 0.90 + 0.5 * 1.0)
+    assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 2.0 / 20.0)
+    assert fused[3] == pytest.approx(0.5 * 0.5)  # half as similar as the best, and no keyword match
+
+
+def test_scaled_mix_does_not_depend_on_how_many_candidates_were_taken():
+    """A weaker candidate fetched at the end of a list leaves the others' scores as they were
+    (min-max would move them all, its zero being the weakest candidate)."""
+    dense = [(1, 0.8), (2, 0.6), (3, 0.5)]
+    keyword = [(3, 9.0), (1, 3.0)]
+    deeper_dense, deeper_keyword = dense + [(4, 0.1)], keyword + [(2, 0.5)]
+
+    for method, same in (("scaled", True), ("mix", False)):
+        fusion = Fusion(method=method)
+        shallow = dict(fuse(dense, keyword, fusion))
+        deep = dict(fuse(deeper_dense, keyword, fusion))
+        assert (deep[3] == pytest.approx(shallow[3])) is same, method
+    deep = dict(fuse(dense, deeper_keyword, Fusion(method="scaled")))
+    assert deep[1] == pytest.approx(dict(fuse(dense, keyword, Fusion(method="scaled")))[1])
+
+
+def test_scaled_mix_counts_scores_at_or_below_zero_as_no_match():
+    fused = dict(fuse([(1, 0.5), (2, -0.2)], [(3, 0.0)], Fusion(method="scaled", dense_weight=1.0, keyword_weight=1.0)))
+
+    assert fused == {1: 0.5, 2: 0.0, 3: 0.0}
+
+
+def test_fusion_defaults_are_the_settings_defaults():
+    default = {name: field.default for name, field in Settings.model_fields.items()}
+
+    assert Fusion() == Fusion(default["fusion"], default["rrf_k"], default["dense_weight"], default["keyword_weight"])
 
 
 def test_unknown_fusion_is_rejected_by_name():
