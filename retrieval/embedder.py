@@ -8,6 +8,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -263,10 +264,15 @@ class OnnxRuntimeEmbedder:
         self.dim = recipe.dim
         self.max_tokens = recipe.max_seq_length - SPECIAL_TOKENS
         self.batch_size = batch_size
+        # Each run on one thread; a batch is split into one run per core instead (see _runs).
+        options = onnx_session_options()
+        options.intra_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(
-            str(export_dir / "onnx" / "model.onnx"), onnx_session_options(), providers=["CPUExecutionProvider"]
+            str(export_dir / "onnx" / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {node.name for node in self.session.get_inputs()}
+        self._cores = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self._spread = ThreadPoolExecutor(max_workers=self._cores, thread_name_prefix="sourcebook-model")
         tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
         self._tokenizer = private_tokenizer(tokenizer, truncate_at=recipe.max_seq_length)
         self._counter = private_tokenizer(tokenizer, truncate_at=None)
@@ -282,34 +288,48 @@ class OnnxRuntimeEmbedder:
             return None
         return cls(export_dir, recipe, name=name, batch_size=batch_size)
 
-    def _batches(self, texts: Sequence[str]):
-        """Yield (rows, token states, attention mask, encodings) per model batch, longest texts first.
+    def _runs(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray, np.ndarray, list]]:
+        """Run the model over texts; return (rows, token states, attention mask, encodings) per run.
 
-        Batches are cut from texts sorted by token count, so each pads little, as
-        sentence-transformers does; `rows` says which of `texts` a batch holds.
+        Runs are cut from texts sorted by token count, so each pads little (as sentence-transformers
+        batches); `rows` says which of `texts` a run holds. A batch is split into one run per core,
+        each on one thread, run side by side: as fast as one run on every core for a batch, and a
+        single query takes one core, leaving the other to the keyword half that runs beside it
+        (docs/BENCHMARKS.md).
         """
-        encodings = self._tokenizer.encode_batch(list(texts))
+        if len(texts) == 1:
+            encodings = [self._tokenizer.encode(texts[0])]
+        else:
+            encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        parts: list[list[int]] = []
         for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = len(encodings[rows[0]].ids)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for line, row in enumerate(rows):
-                pieces = encodings[row].ids
-                ids[line, : len(pieces)] = pieces
-                mask[line, : len(pieces)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            with self._calls:
-                states = self.session.run(None, feeds)[0]
-            yield rows, states, mask, [encodings[row] for row in rows]
+            batch = order[start : start + self.batch_size]
+            size = -(-len(batch) // self._cores)
+            parts += [batch[i : i + size] for i in range(0, len(batch), size)]
+        if len(parts) == 1:
+            return [self._run(parts[0], encodings)]
+        return list(self._spread.map(lambda rows: self._run(rows, encodings), parts))
+
+    def _run(self, rows: list[int], encodings: list) -> tuple[list[int], np.ndarray, np.ndarray, list]:
+        width = len(encodings[rows[0]].ids)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for line, row in enumerate(rows):
+            pieces = encodings[row].ids
+            ids[line, : len(pieces)] = pieces
+            mask[line, : len(pieces)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        with self._calls:
+            states = self.session.run(None, feeds)[0]
+        return rows, states, mask, [encodings[row] for row in rows]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text: the mean of its token vectors."""
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for rows, states, mask, _ in self._batches(texts):
+        for rows, states, mask, _ in self._runs(texts):
             weights = mask[..., None].astype(np.float32)
             means = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.linalg.norm(means, axis=1, keepdims=True)
@@ -323,7 +343,7 @@ class OnnxRuntimeEmbedder:
     def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
         """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
         result: list[TokenVectors | None] = [None] * len(texts)
-        for rows, states, _, encodings in self._batches(texts):
+        for rows, states, _, encodings in self._runs(texts):
             for line, (row, encoding) in enumerate(zip(rows, encodings)):
                 # Special tokens have empty spans.
                 keep = [i for i, (start, end) in enumerate(encoding.offsets) if end > start]
