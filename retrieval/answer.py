@@ -29,6 +29,9 @@ MAX_SENTENCES = 3
 SUPPORT_PASSAGES = 3
 # Shorter fragments are headings, list items or captions: they do not answer anything alone.
 MIN_SENTENCE_WORDS = 4
+# A sentence giving a date is quoted for a "when" question instead of a better scored one that
+# gives none, when it scores at most this much lower.
+DATE_MARGIN = 0.15
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"
@@ -36,6 +39,10 @@ _QUANTITY_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d[\d,.]*\s*(?:%|percent|million|billion|thousand|k\b|m\b|bn\b)?", re.IGNORECASE)
+# A question whose form asks for a date ("when ...", "in which year ..."), and a date in a sentence.
+_DATE_QUESTION = re.compile(r"^\W*when\b|\b(what|which) (year|date|day|month)\b", re.IGNORECASE)
+_MONTH = r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?"
+_DATE = re.compile(rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTH})\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,26 @@ def question_support(question: str, question_tokens: TokenVectors, passage_token
     )
 
 
+def name_support(question: str, question_tokens: TokenVectors, sentence: Sentence, passage_tokens: TokenVectors) -> float:
+    """Return how well the sentence itself covers the names in the question, from 0 to 1.
+
+    The quoted sentence must be about what the question names: "Which cloud provider serves
+    Globex?" is not answered by a sentence naming Acme's cloud provider, however well its passage
+    (which mentions Globex elsewhere) covers the question. Figures are not names here; a
+    question naming nothing is fully covered.
+    """
+    words = {word.lower() for name in names_in(question) if not name.isdigit() for word in _CONTENT_WORD.findall(name)}
+    if not words:
+        return 1.0
+    start, end = sentence.start - sentence.hit.start, sentence.end - sentence.hit.start
+    inside = [i for i, (first, last) in enumerate(passage_tokens.spans) if first >= start and last <= end]
+    if not inside:
+        return 0.0
+    within = TokenVectors(tuple(passage_tokens.spans[i] for i in inside), passage_tokens.vectors[inside])
+    support = word_support(question, question_tokens, within)
+    return min((support[word] for word in words if word in support), default=1.0)
+
+
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
@@ -181,6 +208,32 @@ def names_in(question: str) -> list[str]:
 def numbers_in(text: str) -> set[str]:
     """Return the figures a sentence states, normalised ("376 million", "20%")."""
     return {re.sub(r"\s+", " ", match.group().strip(" .,")).lower() for match in _NUMBER.finditer(text)}
+
+
+def asks_for_date(question: str) -> bool:
+    """Return whether the question's form asks for a date: "when ...", "in which year ...", "on what date ..."."""
+    return _DATE_QUESTION.search(question) is not None
+
+
+def gives_date(text: str) -> bool:
+    """Return whether a sentence gives a date: a year, or a month by name."""
+    # "may" is the month only when capitalised and not starting the sentence ("May we ...", "it may").
+    return any(m.group().lower() != "may" or (m.group() == "May" and m.start() > 0) for m in _DATE.finditer(text))
+
+
+def prefer_dates(question: str, scored: Sequence[Sentence]) -> list[Sentence]:
+    """For a question asking when, put first the best sentence giving a date, if it scores nearly as well.
+
+    "When did the tool go live?" is best matched by the sentence describing the tool, which gives
+    no date; the one saying "it went live on January 19th" answers it.
+    """
+    if not scored or not asks_for_date(question) or gives_date(scored[0].text):
+        return list(scored)
+    floor = scored[0].score - DATE_MARGIN
+    dated = next((s for s in scored if s.score >= floor and gives_date(s.text)), None)
+    if dated is None:
+        return list(scored)
+    return [dated, *(s for s in scored if s is not dated)]
 
 
 def select(question: str, scored: Sequence[Sentence]) -> tuple[list[Sentence], bool]:
@@ -262,8 +315,9 @@ def compose(
 
     `question_tokens` and `passage_tokens` are the token vectors of the user's own question and
     of each passage, in order: sentences are scored by their pooled vectors, and when the
-    passages leave a word of the question poorly supported (`question_support` below
-    `support_below`), part of what is asked is missing and the answer is declined.
+    passages leave a word of the question poorly supported, or the best sentence a name of it
+    (`question_support`, `name_support`, below `support_below`), part of what is asked is
+    missing and the answer is declined.
     `unknown_names` are names in the question that no document mentions: then the documents
     cannot be answering it, however close the passages look.
     """
@@ -275,8 +329,12 @@ def compose(
     tokens = {hit.chunk_id: token_vectors for hit, token_vectors in zip(passages, passage_tokens)}
     vectors = sentence_vectors(sentences, tokens) if sentences else None
     scored = score_sentences(question, question_vector, sentences, vectors, focus=focus) if sentences else []
+    scored = prefer_dates(focus or question, scored)
     evidence = scored[0].score if scored else 0.0
     support = question_support(focus or question, question_tokens, passage_tokens)
+    if scored:
+        # The best passages may cover the question while the sentence to quote is about another name.
+        support = min(support, name_support(focus or question, question_tokens, scored[0], tokens[scored[0].hit.chunk_id]))
     if evidence < abstain_below or support < support_below:
         return Answer(
             question, answered=False, answer=NOT_ANSWERED, passages=tuple(passages), evidence=evidence, support=support

@@ -180,6 +180,16 @@ def calibrate_thresholds(outcomes: Sequence[QAOutcome], *, max_wrong_declines: f
     return best[1]
 
 
+def leave_one_out(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> QAReport:
+    """Score each question with thresholds calibrated on all the others: how calibration does on a
+    question it has not seen, where scoring with thresholds fitted to every question flatters it."""
+    held_out = []
+    for i, outcome in enumerate(outcomes):
+        thresholds = calibrate_thresholds([*outcomes[:i], *outcomes[i + 1 :]], max_wrong_declines=max_wrong_declines)
+        held_out.extend(with_thresholds([outcome], thresholds))
+    return score_qa(held_out)
+
+
 def with_thresholds(outcomes: Sequence[QAOutcome], thresholds: Thresholds) -> list[QAOutcome]:
     """Return the outcomes as they would be had answers been declined by these thresholds."""
     return [

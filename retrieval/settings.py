@@ -40,10 +40,11 @@ class Settings(BaseSettings):
 
     # Answering: abstain when the best sentence's evidence score is below this.
     # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
-    abstain_below: float = 0.4227
+    abstain_below: float = 0.4599
     # ... and when none of the top passages supports every word of the question this well
-    # (answer.question_support; calibrated together with abstain_below).
-    abstain_support_below: float = 0.2842
+    # (answer.question_support), or the best sentence every name in it (answer.name_support);
+    # calibrated together with abstain_below.
+    abstain_support_below: float = 0.2624
     answer_passages: int = Field(default=5, ge=1, le=50)
 
     # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes

@@ -6,9 +6,28 @@ import re
 
 import pytest
 
-from retrieval.answer import NOT_ANSWERED, names_in, numbers_in, word_support
-from tests.fakes import FakeEmbedder
+from retrieval.answer import (
+    NOT_ANSWERED,
+    Sentence,
+    asks_for_date,
+    gives_date,
+    name_support,
+    names_in,
+    numbers_in,
+    prefer_dates,
+    word_support,
+)
+from retrieval.records import Hit
 from tests.conftest import write_files
+from tests.fakes import FakeEmbedder
+
+
+def _sentence(text: str, score: float, start: int = 0, length: int | None = None) -> Sentence:
+    """A scored sentence of a one-passage document holding `text`, at `start` in it."""
+    end = start + (len(text) if length is None else length)
+    hit = Hit("c", "d", "s.txt", "S", None, None, 1, 1, 0, len(text), text, 0.0)
+    return Sentence(hit, 0, start, end, text[start:end], score)
+
 
 HANDBOOK = {
     "leave.txt": "Paid leave\nEvery employee receives twenty-five days of paid leave per calendar year. "
@@ -96,6 +115,39 @@ def test_a_near_miss_is_declined_when_word_support_is_required(make_service, tmp
     assert near_miss.support < 0.5
 
 
+CLOUD = {
+    "cloud.txt": "Infrastructure\nNimbus Cloud is the cloud provider that serves Acme. "
+    "Globex is a rival firm founded by Hank Scorpio.\n",
+}
+
+
+def test_name_support_is_low_when_the_sentence_is_about_another_name():
+    passage = CLOUD["cloud.txt"]
+    question = "Which cloud provider serves Globex?"
+    question_tokens, passage_tokens = FakeEmbedder().token_vectors([question, passage])
+    about_cloud, about_globex = (_sentence(passage, 0.5, passage.index(text), len(text)) for text in (
+        "Nimbus Cloud is the cloud provider that serves Acme.", "Globex is a rival firm founded by Hank Scorpio."))
+
+    assert name_support(question, question_tokens, about_cloud, passage_tokens) < 0.5
+    assert name_support(question, question_tokens, about_globex, passage_tokens) == pytest.approx(1.0)
+    assert name_support("Which cloud provider serves the app?", question_tokens, about_cloud, passage_tokens) == 1.0
+
+
+def test_a_question_about_another_name_than_the_answering_sentence_is_declined(make_service, tmp_path):
+    service = make_service(abstain_support_below=0.5)
+    service.ingest(write_files(tmp_path / "docs", CLOUD))
+
+    named = service.ask("Which cloud provider serves Acme?")
+    other = service.ask("Which cloud provider serves Globex?")
+
+    assert named.answered and "Nimbus Cloud" in named.answer
+    # Every word of the question is in the passage, but the sentence about a cloud provider
+    # is about Acme, not Globex.
+    assert other.passages[0].source == "docs/cloud.txt"
+    assert not other.answered and other.answer == NOT_ANSWERED
+    assert other.support < 0.5
+
+
 def test_differing_figures_from_two_documents_are_both_shown(make_service, tmp_path):
     service = make_service()
     service.ingest(
@@ -132,3 +184,46 @@ def test_names_are_the_capitalised_and_numeric_words_of_a_question():
 
 def test_numbers_are_read_with_their_units():
     assert numbers_in("It had 225 million users, up 30.5% from 172 million.") == {"225 million", "30.5%", "172 million"}
+
+
+def test_a_question_asks_for_a_date_by_its_form():
+    assert asks_for_date("When do unused leave days expire?")
+    assert asks_for_date("In which year was the garage built?")
+    assert asks_for_date("On what date did the tool go live?")
+    # "when" inside the question asks for a purpose here, not a date.
+    assert not asks_for_date("What was the app meant for when it started?")
+    assert not asks_for_date("How many days of paid leave do I get?")
+
+
+def test_dates_are_years_and_months_by_name():
+    assert gives_date("The tool went live on January 19th.")
+    assert gives_date("It first launched in 2013.")
+    assert gives_date("Leave expires at the end of May.")
+    assert not gives_date("The tool may be replaced by a newer one.")
+    assert not gives_date("The garage has 40 parking spaces.")
+
+
+def test_a_when_question_is_answered_with_the_sentence_giving_the_date(make_service, tmp_path):
+    service = make_service(abstain_below=0.0, abstain_support_below=0.0)
+    service.ingest(write_files(tmp_path / "docs", {
+        "tool.txt": "Translation\nThe translation tool of the app translates posts between English and Chinese. "
+        "The translation tool went live on January 19th.\n",
+    }))
+
+    answer = service.ask("When did the translation tool of the app go live?")
+
+    # The first sentence shares more words with the question; the second says when.
+    assert "The translation tool went live on January 19th." in [c.quote for c in answer.citations]
+
+
+def test_a_sentence_giving_the_asked_for_date_is_quoted_when_nearly_as_good():
+    about_the_tool = _sentence("The new translation tool is an AI model, not a machine translation tool.", 0.60)
+    with_the_date = _sentence("The team rolled it out on January 19th, after a week of overtime.", 0.50)
+    unrelated = _sentence("The office moved in the spring of 2023.", 0.30)
+    question = "On what date did the new translation tool go live?"
+
+    assert prefer_dates(question, [about_the_tool, with_the_date, unrelated]) == [with_the_date, about_the_tool, unrelated]
+    # A date far less relevant than the best sentence is not preferred to it.
+    assert prefer_dates(question, [about_the_tool, unrelated]) == [about_the_tool, unrelated]
+    # Nor is anything reordered for a question that does not ask when.
+    assert prefer_dates("What is the new translation tool?", [about_the_tool, with_the_date]) == [about_the_tool, with_the_date]

@@ -10,11 +10,12 @@ import pytest
 from retrieval.evaluation import (
     QAItem,
     QAOutcome,
-    beir_metrics,
     Thresholds,
+    beir_metrics,
     calibrate_thresholds,
     contains_answer,
     documents_ranking,
+    leave_one_out,
     load_beir,
     load_qa,
     mrr_at,
@@ -155,3 +156,24 @@ def test_calibration_spends_the_allowed_declines_where_they_catch_most_unanswera
     assert thresholds == Thresholds(evidence=0.0, support=0.6)
     assert report.declined_unanswerable == 1.0
     assert report.declined_answerable == 0.05
+
+
+def test_leave_one_out_scores_each_question_with_thresholds_fitted_without_it():
+    answerable = QAItem("q", ("x",), True)
+    unanswerable = QAItem("u", (), False)
+    # 20 answerable questions, one decline allowed: either on evidence (declining the 0.5 one)
+    # or on support (declining the 0.3 one). Each choice catches one unanswerable question, so
+    # fitted on all of them, the tie goes to support; but each unanswerable question is caught
+    # only by the threshold chosen when it is present, so none is caught when it is left out.
+    outcomes = [QAOutcome(answerable, 1, True, True, 0.5, support=0.9), QAOutcome(answerable, 1, True, True, 0.9, support=0.3)]
+    outcomes += [QAOutcome(answerable, 1, True, True, 0.9, support=0.9) for _ in range(18)]
+    outcomes += [QAOutcome(unanswerable, None, True, False, 0.6, support=0.9)]
+    outcomes += [QAOutcome(unanswerable, None, True, False, 0.95, support=0.5)]
+
+    fitted = score_qa(with_thresholds(outcomes, calibrate_thresholds(outcomes)))
+    held_out = leave_one_out(outcomes)
+
+    assert calibrate_thresholds(outcomes) == Thresholds(evidence=0.0, support=0.9)
+    assert fitted.declined_unanswerable == 0.5
+    assert held_out.declined_unanswerable == 0.0
+    assert held_out.questions == fitted.questions == 22
