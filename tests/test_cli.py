@@ -147,3 +147,27 @@ def test_eval_reports_the_measures(corpus, runner, tmp_path):
     report = json.loads(result.output)
     assert report["questions"] == 2 and report["recall_at_1"] == 1.0
     assert report["declined_unanswerable"] == 1.0
+
+
+def test_calibrate_picks_thresholds_and_reports_how_they_do_on_unseen_questions(corpus, runner, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    lines = [
+        {"question": "Where do I report phishing emails?", "answers": ["security team"], "answerable": True},
+        {"question": "How far ahead are flights booked through the travel desk?", "answers": ["two weeks"], "answerable": True},
+        {"question": "Which class is the default for short flights?", "answers": ["Economy"], "answerable": True},
+        {"question": "What is the Wi-Fi password in Oslo?", "answers": [], "answerable": False},
+    ]
+    qa.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    result = runner.invoke(app, ["eval", str(qa), "--calibrate", "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # Fitted on all four: every answerable question answered, the Wi-Fi question declined.
+    assert report["declined_answerable"] == 0.0 and report["declined_unanswerable"] == 1.0
+    assert report["abstain_below"] > 0.0
+    # Held out, each question meets thresholds fitted on the other three: the Wi-Fi question is
+    # still declined, but an answerable question below the others' lowest score is now declined
+    # too. The fitted figures flatter the calibration; the held-out ones say so.
+    assert report["leave_one_out_declined_unanswerable"] == 1.0
+    assert report["leave_one_out_declined_answerable"] > report["declined_answerable"]

@@ -298,7 +298,11 @@ def _calibrate(qa: Path, index: Path | None) -> dict:
         f"set SOURCEBOOK_ABSTAIN_BELOW={thresholds.evidence} and SOURCEBOOK_ABSTAIN_SUPPORT_BELOW={thresholds.support}"
         " (or the Settings fields of those names) to use them"
     )
-    return {"abstain_below": thresholds.evidence, "abstain_support_below": thresholds.support, **report.to_dict()}
+    # How the calibration does on questions it has not seen: each scored with thresholds fitted on the rest.
+    held_out = evaluation.leave_one_out(outcomes)
+    return {"abstain_below": thresholds.evidence, "abstain_support_below": thresholds.support, **report.to_dict(),
+            "leave_one_out_declined_unanswerable": held_out.declined_unanswerable,
+            "leave_one_out_declined_answerable": held_out.declined_answerable}
 
 
 def _eval_beir(directory: Path, split: str, run_out: Path | None, index: Path | None) -> dict:
