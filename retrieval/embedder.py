@@ -107,7 +107,8 @@ class ExportRecipe:
 
     def save(self, directory: Path) -> None:
         """Write the recipe beside the export (atomically: write, then rename)."""
-        staging = directory / (RECIPE_FILE + ".tmp")
+        # Named for this process: two processes exporting at once (Ray actors) must not share it.
+        staging = directory / f"{RECIPE_FILE}.{os.getpid()}.tmp"
         staging.write_text(json.dumps(asdict(self), indent=2))
         staging.replace(directory / RECIPE_FILE)
 
