@@ -372,15 +372,17 @@ def test_html_and_script_in_a_document_or_question_are_shown_as_text_and_never_r
 
 # --- with an API token configured ------------------------------------------------------------
 TOKEN = "page-token-5d1e7"
-# A small total per upload, so that two small files can go over it.
+# A small total per upload, so that two small files can go over it, and a limit per file just
+# above the default corpus's largest document (15 kB), which the server ingests first.
 MAX_UPLOAD_BYTES = 4000
+MAX_FILE_BYTES = 20_000
 
 
 @pytest.fixture(scope="module")
 def guarded_server(tmp_path_factory):
-    """The page with an API token configured and a total upload limit of MAX_UPLOAD_BYTES."""
+    """The page with an API token configured and upload limits of MAX_UPLOAD_BYTES and MAX_FILE_BYTES."""
     root = tmp_path_factory.mktemp("guarded")
-    with serving(root, api_token=TOKEN, max_upload_bytes=str(MAX_UPLOAD_BYTES)) as running:
+    with serving(root, api_token=TOKEN, max_upload_bytes=str(MAX_UPLOAD_BYTES), max_file_bytes=str(MAX_FILE_BYTES)) as running:
         yield running
 
 
@@ -460,10 +462,10 @@ def test_files_over_the_total_upload_limit_are_refused_together_on_the_page(guar
     open_sources(page)
     page.locator("#sb-token input").fill(TOKEN)
     sources, files = listed_sources(guarded_server), corpus_files(guarded_server)
-    # Each file is well under the per-file limit; together they are over the total.
+    # Each file is under the per-file limit; together they are over the total.
     notes = {name: ZORBLAX * 15 for name in ("kit-one.txt", "kit-two.txt")}
     total = sum(len(text.encode()) for text in notes.values())
-    assert total > MAX_UPLOAD_BYTES
+    assert total > MAX_UPLOAD_BYTES and all(len(text.encode()) < MAX_FILE_BYTES for text in notes.values())
 
     drop_files(page, notes)
 
@@ -474,3 +476,19 @@ def test_files_over_the_total_upload_limit_are_refused_together_on_the_page(guar
     assert listed_sources(guarded_server) == sources
     assert corpus_files(guarded_server) == files
 
+
+
+def test_a_file_over_the_per_file_limit_is_refused_on_the_page_before_it_is_stored(guarded_page, guarded_server):
+    page = guarded_page
+    open_sources(page)
+    page.locator("#sb-token input").fill(TOKEN)
+    sources, files = listed_sources(guarded_server), corpus_files(guarded_server)
+    big = ZORBLAX * 150
+    assert len(big.encode()) > MAX_FILE_BYTES
+
+    drop_files(page, {"kit-large.txt": big})
+
+    # Gradio's upload endpoint refuses it as it streams in, and the page says so.
+    expect(page.get_by_text(re.compile("maximum allowed size", re.IGNORECASE)).first).to_be_visible()
+    assert listed_sources(guarded_server) == sources
+    assert corpus_files(guarded_server) == files

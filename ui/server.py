@@ -41,5 +41,7 @@ def create_app(service: Sourcebook, *, with_page: bool = True) -> FastAPI:
         from ui.web import build_page
 
         page = build_page(service).queue(default_concurrency_limit=PAGE_CONCURRENCY)
-        app = gr.mount_gradio_app(app, page, path="/")
+        # Gradio's own upload endpoint refuses a file over the per-file limit as it streams in,
+        # before it is stored in Gradio's cache (the page's handler then never sees it).
+        app = gr.mount_gradio_app(app, page, path="/", max_file_size=service.settings.max_file_bytes)
     return app
