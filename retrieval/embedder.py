@@ -277,7 +277,8 @@ class OnnxRuntimeEmbedder:
         tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
         self._tokenizer = private_tokenizer(tokenizer, truncate_at=recipe.max_seq_length)
         self._counter = private_tokenizer(tokenizer, truncate_at=None)
-        self._calls = threading.BoundedSemaphore(MODEL_CALLS)
+        # At least one run per core, so a batch spread over the cores is never held back.
+        self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, self._cores))
 
     @classmethod
     def from_export(cls, export_dir: Path, *, source: Path, name: str, batch_size: int = 32) -> OnnxRuntimeEmbedder | None:
