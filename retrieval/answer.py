@@ -29,9 +29,9 @@ MAX_SENTENCES = 3
 SUPPORT_PASSAGES = 3
 # Shorter fragments are headings, list items or captions: they do not answer anything alone.
 MIN_SENTENCE_WORDS = 4
-# A sentence giving a date is quoted for a "when" question instead of a better scored one that
-# gives none, when it scores at most this much lower.
-DATE_MARGIN = 0.15
+# A sentence of the form a question asks for (a date for "when", a name for "who") is quoted
+# instead of a better scored one of another form, when it scores at most this much lower.
+FORM_MARGIN = 0.15
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"
@@ -43,6 +43,9 @@ _NUMBER = re.compile(r"\d[\d,.]*\s*(?:%|percent|million|billion|thousand|k\b|m\b
 _DATE_QUESTION = re.compile(r"^\W*when\b|\b(what|which) (year|date|day|month)\b", re.IGNORECASE)
 _MONTH = r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?"
 _DATE = re.compile(rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTH})\b", re.IGNORECASE)
+# A question asking for a person, and a full name: two or more capitalised words in a row.
+_PERSON_QUESTION = re.compile(r"^\W*who\b|\bby whom\b", re.IGNORECASE)
+_FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,19 +224,43 @@ def gives_date(text: str) -> bool:
     return any(m.group().lower() != "may" or (m.group() == "May" and m.start() > 0) for m in _DATE.finditer(text))
 
 
-def prefer_dates(question: str, scored: Sequence[Sentence]) -> list[Sentence]:
-    """For a question asking when, put first the best sentence giving a date, if it scores nearly as well.
+def asks_for_person(question: str) -> bool:
+    """Return whether the question's form asks for a person: "who ...", "by whom ..."."""
+    return _PERSON_QUESTION.search(question) is not None
+
+
+def gives_new_name(text: str, question: str) -> bool:
+    """Return whether a sentence gives a full name (two or more capitalised words) the question does not."""
+    asked = {word.lower() for word in names_in(question)}
+    for match in _FULL_NAME.finditer(text):
+        # "The Globex office": a capitalised article or the like opens a sentence, not a name.
+        words = [word.lower() for word in re.split(r"[ -]", match.group()) if word.lower() not in STOPWORDS]
+        if len(words) >= 2 and not set(words) <= asked:
+            return True
+    return False
+
+
+def prefer_answer_form(question: str, scored: Sequence[Sentence]) -> list[Sentence]:
+    """Put first the best sentence of the form the question asks for, if it scores nearly as well.
 
     "When did the tool go live?" is best matched by the sentence describing the tool, which gives
-    no date; the one saying "it went live on January 19th" answers it.
+    no date; the one saying "it went live on January 19th" answers it. Likewise "Who founded
+    the app?" is answered by a sentence naming someone ("launched by Jane Roe"), not by the best
+    sentence about the app.
     """
-    if not scored or not asks_for_date(question) or gives_date(scored[0].text):
+    if asks_for_date(question):
+        fits = gives_date
+    elif asks_for_person(question):
+        fits = lambda text: gives_new_name(text, question)  # noqa: E731 - one use, reads as the rule
+    else:
         return list(scored)
-    floor = scored[0].score - DATE_MARGIN
-    dated = next((s for s in scored if s.score >= floor and gives_date(s.text)), None)
-    if dated is None:
+    if not scored or fits(scored[0].text):
         return list(scored)
-    return [dated, *(s for s in scored if s is not dated)]
+    floor = scored[0].score - FORM_MARGIN
+    fitting = next((s for s in scored if s.score >= floor and fits(s.text)), None)
+    if fitting is None:
+        return list(scored)
+    return [fitting, *(s for s in scored if s is not fitting)]
 
 
 def select(question: str, scored: Sequence[Sentence]) -> tuple[list[Sentence], bool]:
@@ -329,7 +356,7 @@ def compose(
     tokens = {hit.chunk_id: token_vectors for hit, token_vectors in zip(passages, passage_tokens)}
     vectors = sentence_vectors(sentences, tokens) if sentences else None
     scored = score_sentences(question, question_vector, sentences, vectors, focus=focus) if sentences else []
-    scored = prefer_dates(focus or question, scored)
+    scored = prefer_answer_form(focus or question, scored)
     evidence = scored[0].score if scored else 0.0
     support = question_support(focus or question, question_tokens, passage_tokens)
     if scored:
