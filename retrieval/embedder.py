@@ -153,7 +153,8 @@ class SentenceTransformerEmbedder:
             options = onnx_session_options()
             factory = partial(SentenceTransformer, backend="onnx", device="cpu", model_kwargs={"session_options": options})
             self.model = self._load_onnx(factory, source, cache_dir)
-            if cache_dir is not None and (cache_dir / "onnx" / "model.onnx").exists():
+            if cache_dir is not None and not (source / "onnx" / "model.onnx").exists():
+                # The model ran from the export in cache_dir: say how, for the direct runtime.
                 self._write_recipe(source, cache_dir)
         else:
             self.model = SentenceTransformer(str(source), device="cpu")
@@ -173,7 +174,9 @@ class SentenceTransformerEmbedder:
         if (source / "onnx" / "model.onnx").exists() or cache_dir is None:
             return factory(str(source))
         exported = cache_dir / "onnx" / "model.onnx"
-        if exported.exists():
+        recipe = ExportRecipe.load(cache_dir)
+        # An export whose recipe names another model (model_path changed) is made again.
+        if exported.exists() and (recipe is None or recipe.source == str(source.resolve())):
             return factory(str(cache_dir))
         log.info("exporting the embedding model to ONNX once, into %s", cache_dir)
         # sentence-transformers warns that an export should be saved; it is, just below.

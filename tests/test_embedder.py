@@ -141,3 +141,29 @@ def test_an_export_without_a_readable_recipe_is_not_run_directly(tmp_path):
 
     assert ExportRecipe.load(export) is None
     assert OnnxRuntimeEmbedder.from_export(export, source=tmp_path, name="m") is None
+
+
+class _FakeExport:
+    """Stands in for a SentenceTransformer built by a factory: remembers its path, saves a marker."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def save_pretrained(self, directory: str) -> None:
+        (Path(directory) / "onnx").mkdir(parents=True)
+        (Path(directory) / "onnx" / "model.onnx").write_text(f"exported from {self.path}")
+
+
+def test_an_export_recorded_for_another_model_is_made_again_and_one_for_this_model_is_reused(tmp_path):
+    model = tmp_path / "the-model"
+    model.mkdir()
+    cache = _export(tmp_path / "model-onnx", source=str(tmp_path / "some-other-model"))
+
+    loaded = SentenceTransformerEmbedder._load_onnx(_FakeExport, model, cache)
+
+    # Exported anew from this model, replacing the other model's export.
+    assert loaded.path == str(model)
+    assert (cache / "onnx" / "model.onnx").read_text() == f"exported from {model}"
+    # Once the recipe names this model, the export is loaded from the cache as it is.
+    ExportRecipe(str(model.resolve()), 256, 384, "mean", True).save(cache)
+    assert SentenceTransformerEmbedder._load_onnx(_FakeExport, model, cache).path == str(cache)
