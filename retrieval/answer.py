@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -163,13 +164,18 @@ def name_support(question: str, question_tokens: TokenVectors, sentence: Sentenc
     words = {word.lower() for name in names_in(question) if not name.isdigit() for word in _CONTENT_WORD.findall(name)}
     if not words:
         return 1.0
-    start, end = sentence.start - sentence.hit.start, sentence.end - sentence.hit.start
-    inside = [i for i, (first, last) in enumerate(passage_tokens.spans) if first >= start and last <= end]
+    inside = _pieces_within(sentence, passage_tokens)
     if not inside:
         return 0.0
     within = TokenVectors(tuple(passage_tokens.spans[i] for i in inside), passage_tokens.vectors[inside])
     support = word_support(question, question_tokens, within)
     return min((support[word] for word in words if word in support), default=1.0)
+
+
+def _pieces_within(sentence: Sentence, passage_tokens: TokenVectors) -> list[int]:
+    """Return the indices of the passage's word pieces that lie inside the sentence."""
+    start, end = sentence.start - sentence.hit.start, sentence.end - sentence.hit.start
+    return [i for i, (first, last) in enumerate(passage_tokens.spans) if first >= start and last <= end]
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -186,8 +192,7 @@ def sentence_vectors(sentences: Sequence[Sentence], tokens: dict[str, TokenVecto
     rows = []
     for sentence in sentences:
         passage = tokens[sentence.hit.chunk_id]
-        start, end = sentence.start - sentence.hit.start, sentence.end - sentence.hit.start
-        inside = [i for i, (s, e) in enumerate(passage.spans) if s >= start and e <= end]
+        inside = _pieces_within(sentence, passage)
         rows.append(passage.vectors[inside].mean(axis=0) if inside else np.zeros(passage.vectors.shape[1], np.float32))
     return _unit_rows(np.asarray(rows, dtype=np.float32))
 
@@ -251,7 +256,7 @@ def prefer_answer_form(question: str, scored: Sequence[Sentence]) -> list[Senten
     if asks_for_date(question):
         fits = gives_date
     elif asks_for_person(question):
-        fits = lambda text: gives_new_name(text, question)  # noqa: E731 - one use, reads as the rule
+        fits = partial(gives_new_name, question=question)
     else:
         return list(scored)
     if not scored or fits(scored[0].text):

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from ingest.errors import IngestError
@@ -39,13 +40,15 @@ def load_embedder(settings: Settings) -> Embedder:
     the export runs directly on ONNX Runtime (same vectors, a fraction of the start-up).
     """
     export_dir = settings.index_dir / "model-onnx"
-    source = settings.model_path or bundled_model_path()
-    if settings.backend != "torch":
-        embedder = OnnxRuntimeEmbedder.from_export(
-            export_dir, source=source, name=settings.model_name, batch_size=settings.embed_batch_size
-        )
-        if embedder is not None:
-            return embedder
+    direct = partial(
+        OnnxRuntimeEmbedder.from_export,
+        export_dir,
+        source=settings.model_path or bundled_model_path(),
+        name=settings.model_name,
+        batch_size=settings.embed_batch_size,
+    )
+    if settings.backend != "torch" and (embedder := direct()) is not None:
+        return embedder
     exporter = SentenceTransformerEmbedder(
         name=settings.model_name,
         model_path=settings.model_path,
@@ -53,12 +56,8 @@ def load_embedder(settings: Settings) -> Embedder:
         backend=settings.backend,
         batch_size=settings.embed_batch_size,
     )
-    if exporter.backend == "onnx":
-        embedder = OnnxRuntimeEmbedder.from_export(
-            export_dir, source=source, name=settings.model_name, batch_size=settings.embed_batch_size
-        )
-        if embedder is not None:
-            return embedder
+    if exporter.backend == "onnx" and (embedder := direct()) is not None:
+        return embedder
     return exporter
 
 
