@@ -171,7 +171,7 @@ def in_process_figures(directory: Path, embedder, torch_model, questions: list[s
         t2 = time.perf_counter()
         dense_search(index, vector, searcher.candidates)
         t3 = time.perf_counter()
-        store.keyword_search(question, searcher.candidates)
+        searcher.keywords.search(question, searcher.candidates)
         t4 = time.perf_counter()
         vectors.append(vector[0])
         for name, ms in (("search", t1 - t0), ("encode", t2 - t1), ("dense", t3 - t2), ("keyword", t4 - t3)):

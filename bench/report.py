@@ -159,7 +159,7 @@ def markdown(results: dict) -> str:
                 ("  search in process, CPU time per query", local["search_cpu"]),
                 ("  encode query (ONNX)", local["encode"]),
                 ("  dense half (" + local["index_kind"] + ", k=100)", local["dense"]),
-                ("  keyword half (FTS5 BM25, k=100)", local["keyword"]),
+                ("  keyword half (tantivy BM25, k=100)", local["keyword"]),
                 ("ask over HTTP", http["ask"]),
                 ("ask in process", local["ask"]),
                 ("plain: PyTorch encode + IndexFlatIP", local["plain"]),

@@ -12,7 +12,7 @@ import numpy as np
 from ingest.chunking import sentence_spans
 from retrieval.embedder import TokenVectors
 from retrieval.records import Answer, Citation, Hit
-from retrieval.store import STOPWORDS, keyword_terms
+from retrieval.keyword import STOPWORDS, keyword_terms
 
 NOT_ANSWERED = "The documents do not say. The closest passages are below."
 

@@ -289,7 +289,7 @@ def documents_ranking(ranked_chunks: Sequence[tuple[int, float]], source_of: dic
 
 def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 100) -> dict[str, dict[str, list[tuple[str, float]]]]:
     """Rank documents for every query three ways: dense only, keyword only and hybrid."""
-    store, index = service.library.store, service.library.index
+    store, index, keywords = service.library.store, service.library.index, service.library.keywords
     source_of = store.chunk_sources()
     # Chunks per document vary, so take more chunk candidates than documents wanted.
     candidates = depth * 4
@@ -298,7 +298,7 @@ def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {"dense": {}, "keyword": {}, "hybrid": {}}
     for query_id, vector in zip(ids, vectors):
         dense = dense_search(index, vector, candidates)
-        keyword = store.keyword_search(queries[query_id], candidates)
+        keyword = keywords.search(queries[query_id], candidates)
         runs["dense"][query_id] = documents_ranking(dense, source_of, depth)
         runs["keyword"][query_id] = documents_ranking(keyword, source_of, depth)
         runs["hybrid"][query_id] = documents_ranking(fuse(dense, keyword, fusion), source_of, depth)

@@ -1,9 +1,10 @@
-"""The store and the vector index, kept in step and checked against the settings."""
+"""The store, the vector index and the keyword index, kept in step and checked against the settings."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,30 +14,35 @@ import numpy as np
 
 from ingest.records import Chunk, Document
 from retrieval.errors import IndexMismatch
+from retrieval.records import KeywordPassage
 from retrieval.index import VectorIndex
-from retrieval.store import Store
+from retrieval.keyword import KeywordIndex
+from retrieval.store import WINDOW_SLOTS, Store
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
+KEYWORD_DIR = "keyword"
 LOCK_FILE = "write.lock"
 
 
 class Library:
-    """Documents, chunks and vectors on disk (SQLite) with their FAISS index in memory."""
+    """Documents, chunks and vectors on disk (SQLite) with their FAISS and keyword indexes."""
 
     def __init__(self, directory: Path, *, fingerprint: dict[str, str], dim: int, rebuild: bool = False) -> None:
         self.directory = Path(directory)
         if rebuild:
             for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", VECTORS_FILE, f"{VECTORS_FILE}.json"):
                 (self.directory / name).unlink(missing_ok=True)
+            shutil.rmtree(self.directory / KEYWORD_DIR, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self._thread_lock = threading.Lock()
         self.store = Store(self.directory / STORE_FILE)
         self._check(fingerprint)
         self.index = self._open_index()
+        self.keywords = self._open_keywords()
         self._generation = self.store.generation
 
     def _check(self, fingerprint: dict[str, str]) -> None:
@@ -66,6 +72,7 @@ class Library:
                 if self.store.generation != self._generation:
                     log.info("the index changed on disk since it was loaded; reloading it")
                     self.index = self._open_index()
+                    self.keywords = self._open_keywords()
                     self._generation = self.store.generation
                 yield
             finally:
@@ -79,6 +86,19 @@ class Library:
             index = self.rebuild_index()
         return index
 
+    def _open_keywords(self) -> KeywordIndex:
+        keywords = KeywordIndex.load(self.directory / KEYWORD_DIR, generation=self.store.generation)
+        if keywords is None:
+            keywords = self.rebuild_keywords()
+        return keywords
+
+    def rebuild_keywords(self) -> KeywordIndex:
+        """Rebuild the keyword index from the stored passages and save it."""
+        self.keywords = KeywordIndex.build(
+            self.directory / KEYWORD_DIR, self.store.iter_passages(), generation=self.store.generation
+        )
+        return self.keywords
+
     def warm(self) -> None:
         """Read the memory-mapped vector index into memory in the background (a server, once it is up)."""
         self.index.warm()
@@ -91,7 +111,7 @@ class Library:
         if index.count:
             log.info("rebuilt the vector index from %d stored vectors", index.count)
         self.index = index
-        self.save()
+        index.save(self.directory / VECTORS_FILE, generation=self.store.generation)
         return index
 
     def put(
@@ -107,13 +127,31 @@ class Library:
         removed, added = self.store.put(document, chunks, windows, vectors, file_hash=file_hash)
         self.index.remove(np.asarray(removed, dtype=np.int64))
         self.index.add(np.asarray(added, dtype=np.int64), vectors)
+        self.keywords.remove(_passage_rowids(removed))
+        # A passage's windows are stored in order, so its first window's id names its row.
+        firsts = np.cumsum([0] + [len(spans) for spans in windows[:-1]])
+        self.keywords.add(
+            KeywordPassage(int(added[first] // WINDOW_SLOTS), chunk.text, document.source)
+            for first, chunk in zip(firsts, chunks)
+        )
 
     def remove(self, document_id: str) -> int:
         """Remove a document and its vectors; return how many vectors went."""
         removed = self.store.remove(document_id)
         self.index.remove(np.asarray(removed, dtype=np.int64))
+        self.keywords.remove(_passage_rowids(removed))
         return len(removed)
 
     def save(self) -> None:
-        """Persist the vector index atomically, tagged with the store's generation."""
+        """Persist the vector and keyword indexes atomically, tagged with the store's generation."""
         self.index.save(self.directory / VECTORS_FILE, generation=self.store.generation)
+        if self.keywords.skewed:
+            # Removed passages would go on counting in the keyword statistics; start afresh instead.
+            self.keywords.discard()
+            self.rebuild_keywords()
+        else:
+            self.keywords.save(generation=self.store.generation)
+
+
+def _passage_rowids(vector_ids: Sequence[int]) -> list[int]:
+    return sorted({int(vector_id) // WINDOW_SLOTS for vector_id in vector_ids})

@@ -1,8 +1,17 @@
-"""The records a query produces: hits, citations and answers."""
+"""The records retrieval passes around: what the keyword index holds, hits, citations and answers."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordPassage:
+    """What the keyword index holds of a passage."""
+
+    rowid: int
+    text: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)

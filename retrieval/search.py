@@ -13,6 +13,7 @@ import numpy as np
 
 from retrieval.embedder import Embedder
 from retrieval.index import VectorIndex
+from retrieval.keyword import KeywordIndex
 from retrieval.records import Hit
 from retrieval.store import WINDOW_SLOTS, Store
 
@@ -163,9 +164,12 @@ def _keyword_threads() -> ThreadPoolExecutor:
 class Searcher:
     """Runs hybrid searches over one store, index and embedder."""
 
-    def __init__(self, store: Store, index: VectorIndex, embedder: Embedder, *, candidates: int, fusion: Fusion) -> None:
+    def __init__(
+        self, store: Store, index: VectorIndex, keywords: KeywordIndex, embedder: Embedder, *, candidates: int, fusion: Fusion
+    ) -> None:
         self.store = store
         self.index = index
+        self.keywords = keywords
         self.embedder = embedder
         self.candidates = candidates
         self.fusion = fusion
@@ -174,13 +178,13 @@ class Searcher:
         self, query: str, query_vector: np.ndarray | None = None, *, source: str | None = None
     ) -> tuple[Ranked, Ranked]:
         """Return the dense and keyword candidate rankings for a query, encoding it if no vector is given."""
-        keyword = _keyword_threads().submit(self.store.keyword_search, query, self.candidates, source=source)
+        keyword = _keyword_threads().submit(self.keywords.search, query, self.candidates, source=source)
         try:
             if query_vector is None:
                 query_vector = self.embedder.encode([query])
             dense = self._dense(query_vector, source)
         finally:
-            # Wait for the keyword half even if the dense half failed: it uses the store.
+            # Wait for the keyword half even if the dense half failed, so no search outlives its call.
             keyword_ranking = keyword.result()
         return dense, keyword_ranking
 

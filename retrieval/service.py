@@ -91,8 +91,10 @@ class Sourcebook:
     @property
     def searcher(self) -> Searcher:
         """A searcher over the current index (the index object changes when it is rebuilt)."""
+        library = self.library
         return Searcher(
-            self.library.store, self.library.index, self.embedder, candidates=self.settings.candidates, fusion=self.fusion
+            library.store, library.index, library.keywords, self.embedder,
+            candidates=self.settings.candidates, fusion=self.fusion,
         )
 
     # --- documents ------------------------------------------------------------------
@@ -252,7 +254,7 @@ class Sourcebook:
         query = contextualise(question, history)
         vector = self.embedder.encode([query])
         passages = self.searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
-        unknown = self.library.store.missing_words(names_in(question))
+        unknown = self.library.keywords.missing_words(names_in(question))
         answering = passages[: self.settings.answer_passages]
         # One pass of the model over the question and the answering passages gives both the
         # sentences' vectors and the words' support.

@@ -1,14 +1,13 @@
-"""The durable store: documents, chunks, their vectors and the keyword index, in SQLite.
+"""The durable store: documents, chunks and their vectors, in SQLite.
 
 The only module that speaks SQL. Every change is one transaction, so a crash leaves
-either the old state or the new one. The FAISS index is derived from the vectors kept
-here and can always be rebuilt from them without re-embedding.
+either the old state or the new one. The FAISS index and the keyword index are derived from
+what is kept here and can always be rebuilt from it without re-embedding.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -21,7 +20,7 @@ import numpy as np
 
 from ingest.chunking import MAX_WINDOWS
 from ingest.records import Chunk, Document, Page, Section, content_hash
-from retrieval.records import StoredDocument
+from retrieval.records import KeywordPassage, StoredDocument
 
 SCHEMA_VERSION = "2"
 
@@ -72,66 +71,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     comment TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, heading, content='chunks', content_rowid='rowid',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, coalesce(new.heading, ''));
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
-    VALUES ('delete', old.rowid, old.text, coalesce(old.heading, ''));
-END;
+-- Keyword search moved to its own index (retrieval/keyword.py); stores made before drop FTS5's.
+DROP TRIGGER IF EXISTS chunks_ai;
+DROP TRIGGER IF EXISTS chunks_ad;
+DROP TABLE IF EXISTS chunks_fts;
 """
-
-# Words too common to say anything about what a question is after.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves tell know give say said many much""".split()
-)
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-# Keyword search is exact BM25 up to this many chunks; beyond it, words are tiered by how common
-# they are, within these budgets (Store.keyword_search; measured in docs/BENCHMARKS.md).
-KEYWORD_EXACT_UP_TO = 50_000
-# Rows gathered through the rare words, and postings of the common words that only add weight.
-# A row gathered costs bm25() a few microseconds; a common word's posting costs far less (counted for
-# its idf, seeked for the rows gathered), and common words carry most of the ranking in a large
-# library, so the budget favours them (measured against exact BM25 in docs/BENCHMARKS.md).
-KEYWORD_ROW_BUDGET = 4_000
-KEYWORD_POSTING_BUDGET = 150_000
-# Words whose share of rows is remembered (per store generation); queries share many words.
-KEYWORD_SHARES_KEPT = 50_000
-# How a word's share of rows is estimated in a large library: counted in this many rows, in windows.
-KEYWORD_SAMPLE_ROWS = 2_000
-KEYWORD_SAMPLE_WINDOWS = 2
-
-
-def keyword_terms(text: str) -> list[str]:
-    """Return the distinct lower-cased content words of `text`, in order."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS and word not in seen:
-            seen[word] = None
-    return list(seen)
-
-
-def _phrase(term: str) -> str:
-    # Quoting each term keeps FTS5 syntax characters in user text inert.
-    return '"' + term.replace('"', '""') + '"'
-
-
-def _any_of(terms: Sequence[str]) -> str:
-    return " OR ".join(_phrase(t) for t in terms)
-
 
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
@@ -144,7 +88,7 @@ class StoredChunk:
 
 
 class Store:
-    """SQLite-backed documents, chunks and vectors, with FTS5 BM25 keyword search."""
+    """SQLite-backed documents, chunks and vectors."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -153,8 +97,6 @@ class Store:
         # (generation, (documents, chunks)): counting a million chunks takes tens of milliseconds
         # warm and most of a second cold, so the counts are taken once per generation.
         self._counts: tuple[int, tuple[int, int]] | None = None
-        # (generation, {word: estimated share of rows}) for keyword search in a large library.
-        self._shares: tuple[int, dict[str, float]] = (-1, {})
         # executescript commits on its own, so the schema goes in before the transaction.
         self._db.executescript(SCHEMA)
         with self._transaction() as db:
@@ -343,6 +285,21 @@ class Store:
         """Return the ids of every stored vector, sorted."""
         return np.fromiter((i for (i,) in self._db.execute("SELECT id FROM windows ORDER BY id")), dtype=np.int64)
 
+    def iter_passages(self, batch: int = 10_000) -> Iterator[KeywordPassage]:
+        """Yield every passage's rowid, text and source, for building the keyword index."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT c.rowid, c.text, d.source FROM chunks c"
+                " JOIN documents d ON d.id = c.document_id WHERE c.rowid > ? ORDER BY c.rowid LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield KeywordPassage(*row)
+            last = rows[-1][0]
+
     def chunk_rowids(self) -> np.ndarray:
         """Return the rowids of every stored chunk, sorted."""
         return np.fromiter((r for (r,) in self._db.execute("SELECT rowid FROM chunks ORDER BY rowid")), dtype=np.int64)
@@ -367,99 +324,6 @@ class Store:
                 )
                 found[row[0]] = StoredChunk(row[0], chunk, source=row[10], title=row[11])
         return found
-
-    def keyword_search(self, query: str, k: int, *, source: str | None = None) -> list[tuple[int, float]]:
-        """Return up to k (rowid, BM25 score) pairs for the content words of `query`, best first.
-
-        Exact BM25 over every content word up to KEYWORD_EXACT_UP_TO chunks. Beyond that, FTS5's
-        cost grows with the rows holding any query word: bm25() scores each of them and counts
-        each word's whole posting list for its idf. So the words are split by how common they are
-        (estimated from a sample): rows are gathered through the rare words only, within a budget
-        of rows; commoner words still add their exact BM25 weight to those rows, within a budget of
-        postings; the commonest are left out. Rows holding none of the rare words are not found:
-        their scores are bounded by the common words' small idf.
-        """
-        terms = keyword_terms(query)
-        if not terms:
-            return []
-        rare, common = self._keyword_tiers(terms)
-        if not common:
-            return self._bm25(_any_of(rare), k, source)
-        # Rows holding a common word as well get their score over rare and common words together;
-        # the others' score over the rare words alone is the same, as they hold no common word.
-        # (The rare-only list is taken twice as deep, since rows of the first list take places in it.)
-        scores = dict(self._bm25(_any_of(rare), 2 * k, source))
-        scores.update(self._bm25(f"({_any_of(rare)}) AND ({_any_of(common)})", k, source))
-        return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
-
-    def _bm25(self, match: str, k: int, source: str | None) -> list[tuple[int, float]]:
-        sql = "SELECT chunks_fts.rowid, bm25(chunks_fts, 1.0, 0.5) AS rank FROM chunks_fts"
-        params: list = [match]
-        if source is not None:
-            sql += " JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.id = c.document_id"
-            sql += " WHERE chunks_fts MATCH ? AND d.source = ?"
-            params.append(source)
-        else:
-            sql += " WHERE chunks_fts MATCH ?"
-        sql += " ORDER BY rank LIMIT ?"
-        params.append(k)
-        # bm25() is lower-is-better; flip it so every score in the system is higher-is-better.
-        return [(rowid, -rank) for rowid, rank in self._db.execute(sql, params)]
-
-    def _keyword_tiers(self, terms: list[str]) -> tuple[list[str], list[str]]:
-        """Split query words into (rare: rows are found through them, common: they only add weight)."""
-        low, high = self._db.execute("SELECT (SELECT min(rowid) FROM chunks), (SELECT max(rowid) FROM chunks)").fetchone()
-        if low is None or high - low + 1 <= KEYWORD_EXACT_UP_TO or len(terms) == 1:
-            return terms, []
-        span = high - low + 1
-        # Each word's share of rows, counted in a few windows of rowids: seeking a posting list to a
-        # rowid is cheap, reading all of it is what costs.
-        width = max(1, KEYWORD_SAMPLE_ROWS // KEYWORD_SAMPLE_WINDOWS)
-        starts = [low + (span - width) * i // max(1, KEYWORD_SAMPLE_WINDOWS - 1) for i in range(KEYWORD_SAMPLE_WINDOWS)]
-        generation = self.generation
-        known_generation, known = self._shares
-        if known_generation != generation or len(known) > KEYWORD_SHARES_KEPT:
-            known = {}
-            self._shares = (generation, known)
-        share = {}
-        for term in terms:
-            if term not in known:
-                hits = sum(
-                    self._db.execute(
-                        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ?",
-                        (_phrase(term), start, start + width - 1),
-                    ).fetchone()[0]
-                    for start in starts
-                )
-                known[term] = hits / (width * len(starts))
-            share[term] = known[term]
-        rare: list[str] = []
-        common: list[str] = []
-        rows = postings = 0.0
-        for term in sorted(terms, key=lambda t: share[t]):
-            expected = share[term] * span
-            # FTS5's idf gives a word found in half the rows or more no weight at all.
-            if share[term] >= 0.5:
-                break
-            if not rare or (not common and rows + expected <= KEYWORD_ROW_BUDGET):
-                rare.append(term)
-                rows += expected
-            elif postings + expected <= KEYWORD_POSTING_BUDGET:
-                common.append(term)
-                postings += expected
-            else:
-                break
-        return (rare or [min(terms, key=lambda t: share[t])]), common
-
-    def missing_words(self, words: Sequence[str]) -> list[str]:
-        """Return the words that no chunk contains (compared after the keyword index's stemming)."""
-        missing = []
-        for word in words:
-            terms = keyword_terms(word)
-            query = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
-            if terms and self._db.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1", (query,)).fetchone() is None:
-                missing.append(word)
-        return missing
 
     def documents(self) -> list[StoredDocument]:
         """Return every stored document with its chunk count, by source."""

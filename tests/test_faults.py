@@ -55,6 +55,7 @@ def run_slow_ingest(index_dir: Path, folder: Path, *, kill_after: float | None) 
 def assert_consistent(service: Sourcebook) -> None:
     store = service.library.store
     assert np.array_equal(service.library.index.ids(), store.vector_ids())
+    assert service.library.keywords.count == len(store.chunk_rowids())
     sources = [d.source for d in service.documents()]
     assert len(sources) == len(set(sources))
     assert all(d.chunks >= 1 for d in service.documents())
@@ -82,6 +83,8 @@ def test_sigkill_at_many_points_never_loses_or_duplicates_anything(settings, tmp
     assert_consistent(service)
     assert service.counts()[0] == 26
     assert service.search("decision 161 topic 23", k=1)[0].source == "docs/new/note-23.txt"
+    top_keyword = service.library.keywords.search("decision 161", 1)[0][0]
+    assert service.library.store.chunks([top_keyword])[top_keyword].source == "docs/new/note-23.txt"
 
 
 def test_two_ingests_at_once_take_turns(settings, tmp_path):

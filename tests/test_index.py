@@ -132,33 +132,6 @@ def test_one_query_runs_on_one_thread_without_changing_the_callers_setting():
     assert faiss.omp_get_max_threads() == before
 
 
-def test_keyword_search_in_a_large_library_finds_the_rows_exact_bm25_ranks_first(make_service, tmp_path, monkeypatch):
-    """Past the size where keyword search tiers its words, the top rows and their scores stay those of exact BM25."""
-    from retrieval import store as store_module
-    from tests.conftest import write_files
-
-    files = {}
-    for number in range(80):
-        rare = " The kinase cdk5 phosphorylates its target here." if number % 10 == 0 else ""
-        files[f"d{number:02d}.txt"] = (
-            f"Report {number}\nThe cell culture grew and the protein level rose in sample {number}.{rare}\n"
-        )
-    service = make_service()
-    service.ingest(write_files(tmp_path / "docs", files))
-    store = service.library.store
-    query = "Does cdk5 phosphorylate a protein in the cell?"
-    exact = store.keyword_search(query, 5)
-
-    monkeypatch.setattr(store_module, "KEYWORD_EXACT_UP_TO", 10)
-    monkeypatch.setattr(store_module, "KEYWORD_ROW_BUDGET", 20)
-    monkeypatch.setattr(store_module, "KEYWORD_SAMPLE_ROWS", 40)
-    tiered = store.keyword_search(query, 5)
-
-    assert store._keyword_tiers(["cdk5", "protein", "cell"])[0] == ["cdk5"]  # found through the rare word
-    assert [rowid for rowid, _ in tiered] == [rowid for rowid, _ in exact]
-    assert np.allclose([score for _, score in tiered], [score for _, score in exact])
-
-
 def test_a_loaded_index_is_read_into_memory_until_it_is_copied(tmp_path):
     index, ids, vectors = grown(3000, exact_up_to=1000)
     path = tmp_path / "vectors.faiss"
@@ -189,26 +162,3 @@ def test_an_index_too_large_for_free_memory_is_left_to_the_queries(tmp_path, mon
     assert not loaded.warm()
     assert not loaded.wait_until_warm(timeout=0)
     assert np.array_equal(loaded.search(vectors[:3], 2)[1], index.search(vectors[:3], 2)[1])
-
-
-def test_keyword_tiers_are_estimated_again_after_the_library_changes(make_service, tmp_path, monkeypatch):
-    """Word shares are remembered between queries, but not across a change that makes a rare word common."""
-    from retrieval import store as store_module
-    from tests.conftest import write_files
-
-    monkeypatch.setattr(store_module, "KEYWORD_EXACT_UP_TO", 10)
-    monkeypatch.setattr(store_module, "KEYWORD_ROW_BUDGET", 20)
-    monkeypatch.setattr(store_module, "KEYWORD_SAMPLE_ROWS", 40)
-
-    def report(number: int, words: str) -> str:
-        return f"Report {number}\nThe sample {number} was measured.{words}\n"
-
-    first = {f"a{n:03d}.txt": report(n, " alpha" * (n % 10 == 0) + " beta" * (n % 10 in (1, 2, 3))) for n in range(80)}
-    service = make_service()
-    service.ingest(write_files(tmp_path / "first", first))
-    store = service.library.store
-    assert store._keyword_tiers(["alpha", "beta"]) == (["alpha"], ["beta"])
-
-    service.ingest(write_files(tmp_path / "first", {f"b{n:03d}.txt": report(n, " alpha") for n in range(80)}))
-
-    assert store._keyword_tiers(["alpha", "beta"]) == (["beta"], [])  # alpha is in half the rows now

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 import threading
 
 import pytest
@@ -132,7 +131,7 @@ def test_keyword_side_finds_exact_rare_terms(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
-    ranked = service.library.store.keyword_search("encryption", 5)
+    ranked = service.library.keywords.search("encryption", 5)
     assert len(ranked) == 1
     assert service.library.store.chunks([ranked[0][0]])[ranked[0][0]].source == "docs/security.txt"
 
@@ -170,7 +169,7 @@ def test_empty_queries_are_refused(make_service, query):
         make_service().search(query)
 
 
-def test_fts_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
+def test_query_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
@@ -183,9 +182,9 @@ def test_the_keyword_half_runs_while_the_query_is_encoded(make_service, tmp_path
     """The two halves of a search overlap: the keyword search has started before the encoding ends."""
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
-    store, embedder = service.library.store, service.embedder
+    keywords, embedder = service.library.keywords, service.embedder
     keyword_started = threading.Event()
-    keyword_search, encode = store.keyword_search, embedder.encode
+    keyword_search, encode = keywords.search, embedder.encode
     started_during_encoding = []
 
     def keyword_search_noted(*args, **kwargs):
@@ -196,7 +195,7 @@ def test_the_keyword_half_runs_while_the_query_is_encoded(make_service, tmp_path
         started_during_encoding.append(keyword_started.wait(timeout=5))
         return encode(texts)
 
-    monkeypatch.setattr(store, "keyword_search", keyword_search_noted)
+    monkeypatch.setattr(keywords, "search", keyword_search_noted)
     monkeypatch.setattr(embedder, "encode", encode_waiting)
     hits = service.search("how long is the VPN certificate valid", k=3)
 
@@ -209,10 +208,10 @@ def test_a_failing_keyword_half_fails_the_search(make_service, tmp_path, monkeyp
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
     def broken(*args, **kwargs):
-        raise sqlite3.OperationalError("database disk image is malformed")
+        raise OSError("keyword index segment is unreadable")
 
-    monkeypatch.setattr(service.library.store, "keyword_search", broken)
-    with pytest.raises(sqlite3.OperationalError, match="malformed"):
+    monkeypatch.setattr(service.library.keywords, "search", broken)
+    with pytest.raises(OSError, match="unreadable"):
         service.search("VPN certificate", k=3)
 
 

@@ -87,8 +87,9 @@ def test_hybrid_search_over_the_shards_returns_the_same_passages(library, embedd
     service, sharded = library
     fusion = service.fusion
 
-    unsharded = Searcher(service.library.store, service.library.index, embedder, candidates=100, fusion=fusion)
-    fanned_out = Searcher(service.library.store, sharded, embedder, candidates=100, fusion=fusion)
+    stored = service.library
+    unsharded = Searcher(stored.store, stored.index, stored.keywords, embedder, candidates=100, fusion=fusion)
+    fanned_out = Searcher(stored.store, sharded, stored.keywords, embedder, candidates=100, fusion=fusion)
 
     for question in questions()[:20]:
         expected = [(hit.chunk_id, hit.score) for hit in unsharded.search(question, k=5)]
