@@ -282,6 +282,19 @@ class OnnxRuntimeEmbedder:
         self._counter = private_tokenizer(tokenizer, truncate_at=None)
         # At least one run per core, so a batch spread over the cores is never held back.
         self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, self._cores))
+        # A lone query runs on every core, on a session whose threads spin-wait between the model's
+        # steps (waking sleeping ones costs more than it saves): a claim encodes in 4.7 ms instead
+        # of 7.3 on two cores (docs/BENCHMARKS.md). One query at a time takes it; queries arriving
+        # meanwhile, and batches, take the one-thread runs, so under load no core is spun away.
+        self._query_session = None
+        self._query_turn = threading.Lock()
+        if self._cores > 1:
+            spinning = onnxruntime.SessionOptions()
+            spinning.intra_op_num_threads = self._cores
+            spinning.add_session_config_entry("session.intra_op.allow_spinning", "1")
+            self._query_session = onnxruntime.InferenceSession(
+                str(export_dir / "onnx" / "model.onnx"), spinning, providers=["CPUExecutionProvider"]
+            )
 
     @classmethod
     def from_export(cls, export_dir: Path, *, source: Path, name: str, batch_size: int = 32) -> OnnxRuntimeEmbedder | None:
@@ -327,8 +340,14 @@ class OnnxRuntimeEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._calls:
-            states = self.session.run(None, feeds)[0]
+        if len(rows) == 1 and self._query_session is not None and self._query_turn.acquire(blocking=False):
+            try:
+                states = self._query_session.run(None, feeds)[0]
+            finally:
+                self._query_turn.release()
+        else:
+            with self._calls:
+                states = self.session.run(None, feeds)[0]
         return rows, states, mask, [encodings[row] for row in rows]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

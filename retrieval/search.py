@@ -178,10 +178,13 @@ class Searcher:
         self, query: str, query_vector: np.ndarray | None = None, *, source: str | None = None
     ) -> tuple[Ranked, Ranked]:
         """Return the dense and keyword candidate rankings for a query, encoding it if no vector is given."""
+        # The query encodes first, on every core it gets; then the keyword half runs beside the
+        # dense one (a millisecond against two or three), rather than beside the encode, where
+        # it would take a core from it (docs/BENCHMARKS.md).
+        if query_vector is None:
+            query_vector = self.embedder.encode([query])
         keyword = _keyword_threads().submit(self.keywords.search, query, self.candidates, source=source)
         try:
-            if query_vector is None:
-                query_vector = self.embedder.encode([query])
             dense = self._dense(query_vector, source)
         finally:
             # Wait for the keyword half even if the dense half failed, so no search outlives its call.

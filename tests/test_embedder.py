@@ -67,6 +67,38 @@ def test_the_direct_runtime_gives_sentence_transformers_vectors(both):
     assert [direct.count_tokens(t) for t in TEXTS] == [exporter.count_tokens(t) for t in TEXTS]
 
 
+class _CountingSession:
+    """An ONNX Runtime session that counts its runs."""
+
+    def __init__(self, session) -> None:
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+
+@pytest.mark.integration
+def test_a_lone_query_runs_on_every_core_and_one_arriving_meanwhile_on_one(both, monkeypatch):
+    exporter, direct, _ = both
+    if direct._query_session is None:
+        pytest.fail("the lone-query session needs two or more cores; this machine has one")
+    fast, single = _CountingSession(direct._query_session), _CountingSession(direct.session)
+    monkeypatch.setattr(direct, "_query_session", fast)
+    monkeypatch.setattr(direct, "session", single)
+    expected = exporter.encode(TEXTS[:1])
+
+    alone = direct.encode(TEXTS[:1])
+    assert (fast.runs, single.runs) == (1, 0)
+    with direct._query_turn:  # another query holds the every-core session
+        meanwhile = direct.encode(TEXTS[:1])
+    assert (fast.runs, single.runs) == (1, 1)
+    direct.encode(TEXTS[:4])  # a batch never takes it
+    assert fast.runs == 1
+
+    assert np.abs(alone - expected).max() < 1e-5 and np.abs(meanwhile - expected).max() < 1e-5
+
+
 @pytest.mark.integration
 def test_a_second_start_runs_the_export_without_sentence_transformers(both):
     """Serving starts fast because nothing imports sentence-transformers or torch once the export exists."""

@@ -178,28 +178,37 @@ def test_query_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
     assert hits[0].source == "docs/vpn.txt"
 
 
-def test_the_keyword_half_runs_while_the_query_is_encoded(make_service, tmp_path, monkeypatch):
-    """The two halves of a search overlap: the keyword search has started before the encoding ends."""
+def test_the_keyword_half_runs_while_the_vectors_are_searched(make_service, tmp_path, monkeypatch):
+    """The query is encoded first; then the keyword search has started before the vector search ends."""
+    from retrieval import search as search_module
+
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
     keywords, embedder = service.library.keywords, service.embedder
-    keyword_started = threading.Event()
-    keyword_search, encode = keywords.search, embedder.encode
-    started_during_encoding = []
+    keyword_started, encoded = threading.Event(), threading.Event()
+    keyword_search, encode, dense_search = keywords.search, embedder.encode, search_module.dense_search
+    seen = []
 
     def keyword_search_noted(*args, **kwargs):
+        seen.append(("keyword after encode", encoded.is_set()))
         keyword_started.set()
         return keyword_search(*args, **kwargs)
 
-    def encode_waiting(texts):
-        started_during_encoding.append(keyword_started.wait(timeout=5))
-        return encode(texts)
+    def encode_noted(texts):
+        vectors = encode(texts)
+        encoded.set()
+        return vectors
+
+    def dense_search_waiting(*args, **kwargs):
+        seen.append(("keyword during dense", keyword_started.wait(timeout=5)))
+        return dense_search(*args, **kwargs)
 
     monkeypatch.setattr(keywords, "search", keyword_search_noted)
-    monkeypatch.setattr(embedder, "encode", encode_waiting)
+    monkeypatch.setattr(embedder, "encode", encode_noted)
+    monkeypatch.setattr(search_module, "dense_search", dense_search_waiting)
     hits = service.search("how long is the VPN certificate valid", k=3)
 
-    assert started_during_encoding == [True]
+    assert sorted(seen) == [("keyword after encode", True), ("keyword during dense", True)]
     assert hits[0].source == "docs/vpn.txt"
 
 
