@@ -284,10 +284,12 @@ class OnnxRuntimeEmbedder:
         self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, self._cores))
         # A lone query runs on every core, on a session whose threads spin-wait between the model's
         # steps (waking sleeping ones costs more than it saves): a claim encodes in 4.7 ms instead
-        # of 7.3 on two cores (docs/BENCHMARKS.md). One query at a time takes it; queries arriving
-        # meanwhile, and batches, take the one-thread runs, so under load no core is spun away.
+        # of 7.3 on two cores (docs/BENCHMARKS.md). It is taken only when no other run is going:
+        # under load, queries and batches keep to one-thread runs, and no core is spun away.
         self._query_session = None
         self._query_turn = threading.Lock()
+        self._running = 0  # model runs under way on the one-thread session
+        self._running_lock = threading.Lock()
         if self._cores > 1:
             spinning = onnxruntime.SessionOptions()
             spinning.intra_op_num_threads = self._cores
@@ -340,14 +342,20 @@ class OnnxRuntimeEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        if len(rows) == 1 and self._query_session is not None and self._query_turn.acquire(blocking=False):
+        if len(rows) == 1 and self._query_session is not None and not self._running and self._query_turn.acquire(blocking=False):
             try:
                 states = self._query_session.run(None, feeds)[0]
             finally:
                 self._query_turn.release()
         else:
             with self._calls:
-                states = self.session.run(None, feeds)[0]
+                with self._running_lock:
+                    self._running += 1
+                try:
+                    states = self.session.run(None, feeds)[0]
+                finally:
+                    with self._running_lock:
+                        self._running -= 1
         return rows, states, mask, [encodings[row] for row in rows]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -79,7 +79,7 @@ class _CountingSession:
 
 
 @pytest.mark.integration
-def test_a_lone_query_runs_on_every_core_and_one_arriving_meanwhile_on_one(both, monkeypatch):
+def test_a_lone_query_runs_on_every_core_and_others_on_one(both, monkeypatch):
     exporter, direct, _ = both
     if direct._query_session is None:
         pytest.fail("the lone-query session needs two or more cores; this machine has one")
@@ -93,6 +93,10 @@ def test_a_lone_query_runs_on_every_core_and_one_arriving_meanwhile_on_one(both,
     with direct._query_turn:  # another query holds the every-core session
         meanwhile = direct.encode(TEXTS[:1])
     assert (fast.runs, single.runs) == (1, 1)
+    monkeypatch.setattr(direct, "_running", 1)  # a one-thread run is under way (a batch, another query)
+    direct.encode(TEXTS[:1])
+    assert (fast.runs, single.runs) == (1, 2)
+    monkeypatch.setattr(direct, "_running", 0)
     direct.encode(TEXTS[:4])  # a batch never takes it
     assert fast.runs == 1
 
