@@ -6,6 +6,7 @@ import fcntl
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
 KEYWORD_DIR = "keyword"
 LOCK_FILE = "write.lock"
+# While the store is ahead of the loaded indexes, look for newly saved ones at most this often.
+REFRESH_SECONDS = 1.0
 
 
 class Library:
@@ -44,6 +47,8 @@ class Library:
         self.index = self._open_index()
         self.keywords = self._open_keywords()
         self._generation = self.store.generation
+        self._checked_at = 0.0  # when refresh() last looked for indexes saved by another process
+        self._warmed = False
 
     def _check(self, fingerprint: dict[str, str]) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
@@ -79,6 +84,31 @@ class Library:
                 self._generation = self.store.generation
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def refresh(self) -> None:
+        """Take up the indexes another process saved since these were loaded (an ingest beside a server).
+
+        Only indexes saved for the store's current generation are taken: while the other process
+        is still writing, or if it died before saving, the ones loaded go on serving, and nothing
+        is rebuilt here. Skipped while this process is writing.
+        """
+        generation = self.store.generation
+        if generation == self._generation or time.monotonic() - self._checked_at < REFRESH_SECONDS:
+            return
+        if not self._thread_lock.acquire(blocking=False):
+            return
+        try:
+            self._checked_at = time.monotonic()
+            index = VectorIndex.load(self.directory / VECTORS_FILE, dim=self.dim, generation=generation)
+            keywords = KeywordIndex.load(self.directory / KEYWORD_DIR, generation=generation)
+            if index is None or keywords is None:
+                return
+            log.info("taking up the indexes saved by another process (generation %d)", generation)
+            if self._warmed:
+                index.warm()
+            self.index, self.keywords, self._generation = index, keywords, generation
+        finally:
+            self._thread_lock.release()
+
     def _open_index(self) -> VectorIndex:
         path = self.directory / VECTORS_FILE
         index = VectorIndex.load(path, dim=self.dim, generation=self.store.generation)
@@ -101,6 +131,7 @@ class Library:
 
     def warm(self) -> None:
         """Read the memory-mapped vector index into memory in the background (a server, once it is up)."""
+        self._warmed = True
         self.index.warm()
 
     def rebuild_index(self) -> VectorIndex:

@@ -90,8 +90,9 @@ class Sourcebook:
 
     @property
     def searcher(self) -> Searcher:
-        """A searcher over the current index (the index object changes when it is rebuilt)."""
+        """A searcher over the current indexes (they change when rebuilt, or saved by another process)."""
         library = self.library
+        library.refresh()
         return Searcher(
             library.store, library.index, library.keywords, self.embedder,
             candidates=self.settings.candidates, fusion=self.fusion,

@@ -121,3 +121,25 @@ def test_after_removals_scores_are_those_of_a_library_built_afresh(make_service,
 
     assert scores(changed) == scores(fresh)
     assert len(scores(fresh)) == 5
+
+
+def test_a_server_takes_up_what_another_process_saved_and_nothing_half_done(make_service, tmp_path, monkeypatch):
+    """A library serving searches picks up another writer's saved indexes, never its unsaved work."""
+    from retrieval import library as library_module
+
+    monkeypatch.setattr(library_module, "REFRESH_SECONDS", 0.0)
+    serving = make_service()
+    serving.ingest(write_files(tmp_path / "one", {"a.txt": "Report\nThe kinase phosphorylates its target.\n"}))
+    writer = make_service()  # another process, say a CLI ingest beside the server
+    before = serving.library.keywords
+
+    # The writer's store has the document, but it died before saving its indexes.
+    save_for_real = writer.library.save
+    monkeypatch.setattr(writer.library, "save", lambda: None)
+    writer.ingest(write_files(tmp_path / "two", {"b.txt": "Memo\nThe desk moves on Monday.\n"}))
+    assert [h.source for h in serving.search("desk Monday", k=5)] == ["one/a.txt"]
+    assert serving.library.keywords is before  # nothing rebuilt or reloaded
+
+    save_for_real()
+    assert serving.search("desk Monday", k=1)[0].source == "two/b.txt"
+    assert serving.library.keywords is not before
