@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from fastapi.testclient import TestClient
 
-from retrieval.service import Sourcebook
+from retrieval.service import Sourcebook, load_embedder
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
 from ui.server import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory) -> Path:
+    """The bundled model's ONNX export with its recipe (`model-onnx/`), made once for the session."""
+    index = tmp_path_factory.mktemp("exported")
+    load_embedder(Settings(index_dir=index))
+    return index / "model-onnx"
+
+
+def with_model(exported_model: Path, index_dir: Path) -> Path:
+    """Put the session's model export into `index_dir`, as an earlier run would have left it; return the folder."""
+    shutil.copytree(exported_model, Path(index_dir) / "model-onnx")
+    return Path(index_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from retrieval.embedder import (
 )
 from retrieval.service import load_embedder
 from retrieval.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, with_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,9 +35,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory):
-    """sentence-transformers on a fresh export, and the direct runtime on that export."""
-    index = tmp_path_factory.mktemp("index")
+def both(tmp_path_factory, exported_model):
+    """sentence-transformers on the session's export, and the direct runtime on that export."""
+    index = with_model(exported_model, tmp_path_factory.mktemp("index"))
     exporter = SentenceTransformerEmbedder(name="all-MiniLM-L6-v2", cache_dir=index / "model-onnx", backend="onnx")
     direct = load_embedder(Settings(index_dir=index))
     return exporter, direct, index

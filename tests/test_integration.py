@@ -10,14 +10,14 @@ import pytest
 from retrieval import evaluation
 from retrieval.service import Sourcebook, load_embedder
 from retrieval.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, with_model
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def real_embedder(tmp_path_factory):
-    return load_embedder(Settings(index_dir=tmp_path_factory.mktemp("model")))
+def real_embedder(tmp_path_factory, exported_model):
+    return load_embedder(Settings(index_dir=with_model(exported_model, tmp_path_factory.mktemp("model"))))
 
 
 @pytest.fixture(scope="session")

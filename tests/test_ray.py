@@ -27,7 +27,7 @@ from ingest.records import Document
 from retrieval import service as service_module
 from retrieval.service import Sourcebook, load_embedder
 from retrieval.settings import Settings
-from tests.conftest import CORPUS, REPO, write_files
+from tests.conftest import CORPUS, REPO, with_model, write_files
 from tests.fakes import FakeEmbedder
 
 
@@ -404,10 +404,10 @@ def test_bad_options_are_refused_naming_the_value(local_ray, tmp_path):
 
 
 @pytest.mark.integration
-def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_model(local_ray, tmp_path):
+def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_model(local_ray, tmp_path, exported_model):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
-    embedder = load_embedder(Settings(index_dir=tmp_path / "local"))
+    embedder = load_embedder(Settings(index_dir=with_model(exported_model, tmp_path / "local")))
     local = Sourcebook(Settings(index_dir=tmp_path / "local"), embedder=embedder)
     local.ingest(corpus)
     # The actors load the model as `sourcebook ingest --ray` does, from the ONNX export beside the index.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, REPO
+from tests.conftest import CORPUS, REPO, with_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -76,9 +76,13 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
-def serving(root: Path, **settings: str):
-    """`sourcebook serve` over a copy of the default corpus, ingested first, with these SOURCEBOOK_ settings."""
-    corpus, index = root / "corpus", root / "index"
+def serving(root: Path, exported_model: Path, **settings: str):
+    """`sourcebook serve` over a copy of the default corpus, ingested first, with these SOURCEBOOK_ settings.
+
+    The index starts with the session's model export in it (the export itself is tested in
+    test_embedder.py), as a second run would find it.
+    """
+    corpus, index = root / "corpus", with_model(exported_model, root / "index")
     shutil.copytree(CORPUS, corpus)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SOURCEBOOK_")}
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -111,9 +115,9 @@ def serving(root: Path, **settings: str):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, exported_model):
     """The page as a new user gets it: no API token, default limits; stopped at the end."""
-    with serving(tmp_path_factory.mktemp("web")) as running:
+    with serving(tmp_path_factory.mktemp("web"), exported_model) as running:
         yield running
 
 
@@ -379,10 +383,10 @@ MAX_FILE_BYTES = 20_000
 
 
 @pytest.fixture(scope="module")
-def guarded_server(tmp_path_factory):
+def guarded_server(tmp_path_factory, exported_model):
     """The page with an API token configured and upload limits of MAX_UPLOAD_BYTES and MAX_FILE_BYTES."""
     root = tmp_path_factory.mktemp("guarded")
-    with serving(root, api_token=TOKEN, max_upload_bytes=str(MAX_UPLOAD_BYTES), max_file_bytes=str(MAX_FILE_BYTES)) as running:
+    with serving(root, exported_model, api_token=TOKEN, max_upload_bytes=str(MAX_UPLOAD_BYTES), max_file_bytes=str(MAX_FILE_BYTES)) as running:
         yield running
 
 
