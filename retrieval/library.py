@@ -155,16 +155,11 @@ class Library:
         file_hash: str | None = None,
     ) -> None:
         """Store a document's chunks and window vectors and index them, replacing an earlier version."""
-        removed, added = self.store.put(document, chunks, windows, vectors, file_hash=file_hash)
+        removed, added, rowids = self.store.put(document, chunks, windows, vectors, file_hash=file_hash)
         self.index.remove(np.asarray(removed, dtype=np.int64))
         self.index.add(np.asarray(added, dtype=np.int64), vectors)
         self.keywords.remove(_passage_rowids(removed))
-        # A passage's windows are stored in order, so its first window's id names its row.
-        firsts = np.cumsum([0] + [len(spans) for spans in windows[:-1]])
-        self.keywords.add(
-            KeywordPassage(int(added[first] // WINDOW_SLOTS), chunk.text, document.source)
-            for first, chunk in zip(firsts, chunks)
-        )
+        self.keywords.add(KeywordPassage(rowid, chunk.text, document.source) for rowid, chunk in zip(rowids, chunks))
 
     def remove(self, document_id: str) -> int:
         """Remove a document and its vectors; return how many vectors went."""

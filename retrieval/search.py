@@ -143,9 +143,9 @@ def dense_search(index: VectorIndex, query_vector: np.ndarray, k: int) -> Ranked
     return list(best.items())
 
 
-# The keyword half of each search runs on one of these threads while the calling thread encodes
-# the query and searches the vectors: SQLite, ONNX Runtime and FAISS release the GIL, so the
-# halves overlap on two cores (docs/BENCHMARKS.md). Each thread keeps its own SQLite connection.
+# The keyword half of each search runs on one of these threads while the calling thread searches
+# the vectors: tantivy and FAISS release the GIL, so the halves overlap on two cores
+# (docs/BENCHMARKS.md).
 KEYWORD_THREADS = 8
 _keyword_pool: tuple[int, ThreadPoolExecutor] | None = None
 _keyword_pool_lock = threading.Lock()

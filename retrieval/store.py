@@ -162,11 +162,12 @@ class Store:
         vectors: np.ndarray,
         *,
         file_hash: str | None = None,
-    ) -> tuple[list[int], list[int]]:
+    ) -> tuple[list[int], list[int], list[int]]:
         """Store a document with its chunks and their window vectors, replacing any earlier version.
 
         `windows[i]` are spans of `chunks[i].text`; `vectors` holds one row per window, in order.
-        Returns (removed vector ids, added vector ids) so the vector index can follow.
+        Returns (removed vector ids, added vector ids, the rowids given to `chunks`, in order) so
+        the vector and keyword indexes can follow.
         """
         if len(chunks) != len(windows) or sum(len(w) for w in windows) != len(vectors):
             raise ValueError(
@@ -199,6 +200,7 @@ class Store:
                 ),
             )
             added = []
+            rowids = []
             row = 0
             for chunk, spans in zip(chunks, windows):
                 cursor = db.execute(
@@ -207,6 +209,7 @@ class Store:
                     (chunk.id, chunk.document_id, chunk.start, chunk.end, chunk.heading, chunk.page,
                      chunk.line_start, chunk.line_end, chunk.text),
                 )
+                rowids.append(cursor.lastrowid)
                 for slot, (start, end) in enumerate(spans):
                     vector_id = cursor.lastrowid * WINDOW_SLOTS + slot
                     db.execute(
@@ -217,7 +220,7 @@ class Store:
                     added.append(vector_id)
                     row += 1
             self._bump(db)
-        return removed, added
+        return removed, added, rowids
 
     @staticmethod
     def _vector_ids_of(db: sqlite3.Connection, document_id: str) -> list[int]:
