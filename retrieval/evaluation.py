@@ -294,7 +294,7 @@ def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 
     # Chunks per document vary, so take more chunk candidates than documents wanted.
     candidates = depth * 4
     ids = list(queries)
-    vectors = service.embedder.encode([queries[q] for q in ids])
+    vectors = service.searcher.query_vectors([queries[q] for q in ids])
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {"dense": {}, "keyword": {}, "hybrid": {}}
     for query_id, vector in zip(ids, vectors):
         dense = dense_search(index, vector, candidates)

@@ -230,6 +230,17 @@ class KeywordIndex:
         # Equal scores go by rowid, so the order does not hang on how the index is split in segments.
         return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
 
+    def common_word_spans(self, text: str, share: float) -> list[tuple[int, int]]:
+        """Return the character spans of the words of `text` that more than `share` of the passages contain."""
+        searcher = self._searcher
+        most = share * searcher.num_docs
+        spans = []
+        for match in _WORD.finditer(text):
+            terms = self._analyzer.analyze(match.group())
+            if terms and all(searcher.doc_freq("text", term) > most for term in terms):
+                spans.append(match.span())
+        return spans
+
     def missing_words(self, words: Sequence[str]) -> list[str]:
         """Return the words that no passage contains (compared after stemming)."""
         return [word for word in words if (terms := keyword_terms(word)) and not self._holds_all(terms)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retrieval.embedder import Embedder
+from retrieval.embedder import Embedder, TokenVectors
 from retrieval.index import VectorIndex
 from retrieval.keyword import KeywordIndex
 from retrieval.records import Hit
@@ -126,6 +126,30 @@ def collapse(
     return kept
 
 
+# A word that more than this share of the passages contain tells little about which passage a
+# query wants ("Xiaohongshu" in a library about Xiaohongshu, "the" in any), yet the model's
+# mean weighs it like the rest: the query's vector is pooled from its other word pieces
+# (README, "Quality"). Shares are read only in a library of at least COMMON_WORDS_FROM passages.
+COMMON_WORD_SHARE = 0.3
+COMMON_WORDS_FROM = 20
+
+
+def pool_query(tokens: TokenVectors, skipped: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+    """Return a query's unit vector: the mean of its word pieces outside the `skipped` spans.
+
+    When every piece is skipped (or none is), all of them are pooled: a query made only of
+    common words still means something.
+    """
+    if not tokens.spans:
+        raise ValueError("a query needs at least one word piece to pool, got none")
+    keep = [
+        i for i, (start, end) in enumerate(tokens.spans)
+        if not any(first <= start and end <= last for first, last in skipped)
+    ]
+    mean = (tokens.vectors[keep] if keep else tokens.vectors).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
 # Windows fetched per passage wanted: a passage's several windows often rank together.
 WINDOWS_PER_PASSAGE = 4
 
@@ -182,7 +206,7 @@ class Searcher:
         # dense one (a millisecond against two or three), rather than beside the encode, where
         # it would take a core from it (docs/BENCHMARKS.md).
         if query_vector is None:
-            query_vector = self.embedder.encode([query])
+            query_vector = self.query_vectors([query])
         keyword = _keyword_threads().submit(self.keywords.search, query, self.candidates, source=source)
         try:
             dense = self._dense(query_vector, source)
@@ -190,6 +214,19 @@ class Searcher:
             # Wait for the keyword half even if the dense half failed, so no search outlives its call.
             keyword_ranking = keyword.result()
         return dense, keyword_ranking
+
+    def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Return one unit row per query for the dense half: pooled without the library's common words."""
+        pooling_by_share = self.keywords.count >= COMMON_WORDS_FROM
+        rows = []
+        for query, tokens in zip(queries, self.embedder.token_vectors(queries), strict=True):
+            if not tokens.spans:
+                # Nothing the tokenizer keeps (a zero-width space): the model's own vector of it.
+                rows.append(self.embedder.encode([query])[0])
+                continue
+            common = self.keywords.common_word_spans(query, COMMON_WORD_SHARE) if pooling_by_share else []
+            rows.append(pool_query(tokens, common))
+        return np.asarray(rows, dtype=np.float32).reshape(len(queries), -1)
 
     def _dense(self, query_vector: np.ndarray, source: str | None) -> Ranked:
         if source is None:

@@ -253,8 +253,9 @@ class Sourcebook:
         question = _clean(question, "question")
         check_k(k)
         query = contextualise(question, history)
-        vector = self.embedder.encode([query])
-        passages = self.searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
+        searcher = self.searcher
+        vector = searcher.query_vectors([query])
+        passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
         unknown = self.library.keywords.missing_words(names_in(question))
         answering = passages[: self.settings.answer_passages]
         # One pass of the model over the question and the answering passages gives both the

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # Answering: abstain when the best sentence's evidence score is below this.
     # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
-    abstain_below: float = 0.4605
+    abstain_below: float = 0.449
     # ... and when none of the top passages supports every word of the question this well
     # (answer.question_support), or the best sentence every name in it (answer.name_support);
     # calibrated together with abstain_below.

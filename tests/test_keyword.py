@@ -73,6 +73,15 @@ def test_missing_words_are_those_no_passage_holds(keywords):
     assert keywords.missing_words(["Kinase", "Zanzibar", "front desk", "front Zanzibar"]) == ["Zanzibar", "front Zanzibar"]
 
 
+def test_common_words_are_those_in_more_than_the_share_of_passages(keywords):
+    question = "Is the protein at the front desk?"
+    # "the" is in 4 of 5 passages; "protein" and "front"/"desk" in 2 each; "is" in 1.
+    common = [question[start:end] for start, end in keywords.common_word_spans(question, 0.3)]
+    assert common == ["the", "protein", "the", "front", "desk"]
+    assert [question[start:end] for start, end in keywords.common_word_spans(question, 0.5)] == ["the", "the"]
+    assert keywords.common_word_spans("Proteins", 0.3) == [(0, 8)]  # compared after stemming
+
+
 def test_a_library_rebuilds_a_missing_or_stale_keyword_index_from_the_store(make_service, tmp_path):
     files = {"a.txt": "Report\nThe kinase phosphorylates its target.\n", "b.txt": "Memo\nThe desk moves on Monday.\n"}
     service = make_service()

@@ -9,8 +9,12 @@ import threading
 import pytest
 
 from retrieval.records import Hit
-from retrieval.search import Fusion, collapse, fuse
+import numpy as np
+
+from retrieval.embedder import TokenVectors
+from retrieval.search import COMMON_WORDS_FROM, Fusion, collapse, fuse, pool_query
 from retrieval.settings import Settings
+from retrieval.store import WINDOW_SLOTS
 from tests.conftest import write_files
 
 HANDBOOK = {
@@ -186,7 +190,7 @@ def test_the_keyword_half_runs_while_the_vectors_are_searched(make_service, tmp_
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
     keywords, embedder = service.library.keywords, service.embedder
     keyword_started, encoded = threading.Event(), threading.Event()
-    keyword_search, encode, dense_search = keywords.search, embedder.encode, search_module.dense_search
+    keyword_search, token_vectors, dense_search = keywords.search, embedder.token_vectors, search_module.dense_search
     seen = []
 
     def keyword_search_noted(*args, **kwargs):
@@ -194,8 +198,8 @@ def test_the_keyword_half_runs_while_the_vectors_are_searched(make_service, tmp_
         keyword_started.set()
         return keyword_search(*args, **kwargs)
 
-    def encode_noted(texts):
-        vectors = encode(texts)
+    def token_vectors_noted(texts):
+        vectors = token_vectors(texts)
         encoded.set()
         return vectors
 
@@ -204,7 +208,7 @@ def test_the_keyword_half_runs_while_the_vectors_are_searched(make_service, tmp_
         return dense_search(*args, **kwargs)
 
     monkeypatch.setattr(keywords, "search", keyword_search_noted)
-    monkeypatch.setattr(embedder, "encode", encode_noted)
+    monkeypatch.setattr(embedder, "token_vectors", token_vectors_noted)
     monkeypatch.setattr(search_module, "dense_search", dense_search_waiting)
     hits = service.search("how long is the VPN certificate valid", k=3)
 
@@ -266,3 +270,45 @@ def test_a_search_reads_only_the_passages_it_needs(make_service, tmp_path, monke
     hits = service.search("how often is the basement boiler replaced", k=2)
     assert read == [4, 2]  # the first four were all copies of one passage
     assert "boiler" in hits[0].text and "heating" in hits[1].text
+
+
+def test_a_pooled_query_leaves_out_the_skipped_pieces():
+    tokens = TokenVectors(((0, 4), (5, 9), (10, 14)), np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 3.0]], np.float32))
+
+    assert pool_query(tokens, [(5, 9)]) == pytest.approx(np.array([1.0, 3.0]) / np.sqrt(10.0))
+    # Nothing skipped, or everything: the mean of every piece.
+    everything = np.array([1.0, 4.0]) / np.sqrt(17.0)
+    assert pool_query(tokens) == pytest.approx(everything)
+    assert pool_query(tokens, [(0, 14)]) == pytest.approx(everything)
+    with pytest.raises(ValueError, match="at least one word piece"):
+        pool_query(TokenVectors((), np.zeros((0, 2), np.float32)))
+
+
+def test_a_word_most_passages_share_does_not_steer_the_dense_half(make_service, tmp_path):
+    topics = ["parking", "lunch", "printers", "badges", "laptops", "holidays", "mail", "desks", "lockers", "showers",
+              "coffee", "plants", "keys", "bikes", "visitors", "meetings", "phones", "lights", "heating", "music"]
+    files = {f"{topic}.txt": f"Globex {topic} are handled by the facilities desk.\n" for topic in topics}
+    files["newsletter.txt"] = "Globex Globex Globex: the Globex newsletter.\n"
+    files["refunds.txt"] = "Refunds at Globex: a refund is paid back in full.\n"
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", files))
+    assert service.counts()[1] >= COMMON_WORDS_FROM
+    searcher = service.searcher
+
+    dense, _ = searcher.rankings("Globex refunds")
+
+    def source(rowid):
+        return service.library.store.chunks([rowid])[rowid].source
+
+    assert source(dense[0][0]).endswith("refunds.txt")
+    # Pooled with "Globex", the newsletter that repeats it would be nearest.
+    _, plain = searcher.index.search(service.embedder.encode(["Globex refunds"]), 1)
+    assert source(int(plain[0][0]) // WINDOW_SLOTS).endswith("newsletter.txt")
+
+
+def test_a_small_library_pools_every_piece_of_the_query(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    query = "the VPN certificate of the platform team"
+
+    assert service.searcher.query_vectors([query])[0] == pytest.approx(service.embedder.encode([query])[0], abs=1e-6)
