@@ -70,3 +70,24 @@ def memory_of(pid: int | None = None) -> dict[str, int]:
 def say(message: str) -> None:
     """Progress for the person running the benchmark (stderr, so stdout stays the table)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def library_and_claims(description: str):
+    """Parse `LIBRARY [--searches N]`, open that index warm as a server would, and return it with
+    the first N SciFact claims (the queries of the in-process search scripts)."""
+    import argparse
+
+    from retrieval import evaluation
+    from retrieval.service import Sourcebook
+    from retrieval.settings import Settings
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("library", type=Path)
+    parser.add_argument("--searches", type=int, default=300)
+    args = parser.parse_args()
+    claims = list(evaluation.load_beir(SCIFACT, "train").queries.values())[: args.searches]
+    service = Sourcebook(Settings(index_dir=args.library))
+    # As a server does once it is up (ui/server.py).
+    service.library.warm()
+    service.library.index.wait_until_warm(timeout=600)
+    return service, claims

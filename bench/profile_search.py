@@ -9,28 +9,15 @@ done; the CPU time counts every thread of the process (the keyword half runs on 
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
-from bench.common import SCIFACT, percentiles
-from retrieval import evaluation
-from retrieval.service import Sourcebook
-from retrieval.settings import Settings
+from bench.common import library_and_claims, percentiles
 
 
 def main() -> None:
     """Open the library named on the command line and time `--searches` searches."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("library", type=Path)
-    parser.add_argument("--searches", type=int, default=300)
-    args = parser.parse_args()
-    questions = list(evaluation.load_beir(SCIFACT, "train").queries.values())[: args.searches]
-    service = Sourcebook(Settings(index_dir=args.library))
-    # As a server does once it is up (ui/server.py).
-    service.library.warm()
-    service.library.index.wait_until_warm(timeout=600)
+    service, questions = library_and_claims("Time in-process searches over one library.")
     for question in questions[:5]:
         service.search(question, k=5)
     wall, cpu = [], []

@@ -11,26 +11,16 @@ Prints milliseconds per search as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
-from bench.common import SCIFACT, percentiles
-from retrieval import evaluation
+from bench.common import library_and_claims, percentiles
 from retrieval.search import COMMON_WORD_SHARE
-from retrieval.service import Sourcebook
-from retrieval.settings import Settings
 
 
 def main() -> None:
     """Open the library named on the command line and time both ways of making the query vector."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("library", type=Path)
-    parser.add_argument("--searches", type=int, default=300)
-    args = parser.parse_args()
-    claims = list(evaluation.load_beir(SCIFACT, "train").queries.values())[: args.searches]
-    service = Sourcebook(Settings(index_dir=args.library))
+    service, claims = library_and_claims("Time searches with the pooled query vector against the plain one.")
     searcher = service.searcher
     for claim in claims[:20]:
         searcher.search(claim, k=10)
