@@ -60,12 +60,24 @@ def load(
 def parse(
     data: bytes, suffix: str, *, source: str, max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
 ) -> Document:
-    """Parse the bytes of a file of type `suffix` (".pdf", ".md", ...) into a `Document`."""
+    """Parse the bytes of a file of type `suffix` (".pdf", ".md", ...) into a `Document`, or raise IngestError."""
     if max_uncompressed_bytes <= 0:
         raise ValueError(f"max_uncompressed_bytes must be positive, got {max_uncompressed_bytes}")
     suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFormat(source, _unsupported_reason(suffix))
+    try:
+        return _parse(data, suffix, source, max_uncompressed_bytes)
+    except (IngestError, MemoryError):
+        raise
+    except Exception as error:
+        # A parser may fail in ways no one listed (a codec, a library's own bug): that is this
+        # file's failure, reported and skipped, never the end of a whole ingest or a 500.
+        logger.warning("could not parse %s", source, exc_info=True)
+        raise UnreadableDocument(source, f"could not be read ({type(error).__name__}: {error})") from error
+
+
+def _parse(data: bytes, suffix: str, source: str, max_uncompressed_bytes: int) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
     if suffix == ".pdf":
@@ -118,7 +130,9 @@ def _try_decode(data: bytes, encoding: str | None) -> str | None:
         return None
     try:
         return data.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):
+        # A declared charset can name any codec: "punycode" and "undefined" raise a bare
+        # UnicodeError, "rot13" a LookupError. Either way the declaration is not usable.
         return None
 
 
