@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -187,11 +190,20 @@ class Sourcebook:
         folder = self.settings.corpus_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / filename
-        # Write, then rename: a crash never leaves half a file in the corpus.
-        partial = folder / f".{filename}.part"
-        partial.write_bytes(data)
-        os.replace(partial, path)
-        report = self.ingest(path)
+        # One writer from keeping the old version to indexing the new: two uploads of one name
+        # at once never both set aside the same old file and lose the first new one.
+        with self.library.writing():
+            if path.is_file() and not _same_bytes(path, data):
+                # The earlier version is kept (linked into .deleted/) before the new one replaces it.
+                self._keep_version(path, move=False)
+            # Write, then rename: a crash never leaves half a file in the corpus.
+            partial = folder / f".{filename}.part"
+            partial.write_bytes(data)
+            os.replace(partial, path)
+            report = ingest_path(
+                path, library=self.library, embedder=self.embedder, chunking=self.chunking,
+                max_file_bytes=self.settings.max_file_bytes,
+            )
         document_id = self.library.store.document_id_for_source(source_for(path))
         if report.failed:
             return UploadResult(filename, "failed", document_id, report.failed[0][1])
@@ -228,12 +240,41 @@ class Sourcebook:
         path = path.resolve()
         if not path.is_file() or not path.is_relative_to(corpus):
             return
-        aside = corpus / DELETED_FOLDER / path.relative_to(corpus)
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        if aside.exists():
-            aside = aside.with_name(f"{aside.stem}.{int(time.time())}{aside.suffix}")
-        os.replace(path, aside)
-        log.info("moved %s to %s", path, aside)
+        self._keep_version(path, move=True)
+
+    def _keep_version(self, path: Path, *, move: bool) -> Path:
+        """Keep this version of a corpus file in `.deleted/` under a name no other version has; return it.
+
+        The name adds the time (UTC) and a short hash of the bytes, then a counter if that is
+        still taken: `notes.20250101T120000Z-1a2b3c4d.txt`. Hard-linking never overwrites a name
+        that exists, so no earlier version is ever replaced.
+        """
+        corpus = self.settings.corpus_dir.resolve()
+        path = path.resolve()
+        folder = (corpus / DELETED_FOLDER / path.relative_to(corpus)).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()[:8]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for attempt in itertools.count():
+            counter = f"-{attempt}" if attempt else ""
+            aside = folder / f"{path.stem}.{stamp}-{digest}{counter}{path.suffix}"
+            try:
+                os.link(path, aside)
+            except FileExistsError:
+                continue
+            except OSError:
+                # A file system without hard links: copy, refusing (x mode) a name that exists.
+                try:
+                    with path.open("rb") as source, aside.open("xb") as copy:
+                        shutil.copyfileobj(source, copy)
+                except FileExistsError:
+                    continue
+            break
+        if move:
+            path.unlink()
+        log.info("kept %s as %s", path, aside)
+        return aside
 
     def counts(self) -> tuple[int, int]:
         """Return (documents, chunks)."""
@@ -316,6 +357,11 @@ SUGGESTION_DOCUMENTS = 8
 SUGGESTION_ASKS_PER_QUESTION = 4
 # Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data` (sizes compared first, to skip most reads)."""
+    return path.stat().st_size == len(data) and path.read_bytes() == data
 
 
 def _clean(text: str, what: str) -> str:

@@ -133,7 +133,8 @@ def test_upload_then_ask_then_delete(client, service, tmp_path):
     assert all(hit.source != "corpus/parking.txt" for hit in hits)
     # The file is set aside, not destroyed, and the next ingest of the folder does not revive it.
     assert not (tmp_path / "corpus" / "parking.txt").exists()
-    assert (tmp_path / "corpus" / ".deleted" / "parking.txt").exists()
+    kept = list((tmp_path / "corpus" / ".deleted").glob("parking.*.txt"))
+    assert [path.read_bytes() for path in kept] == [files[0][1][1]]
     assert service.ingest(tmp_path / "corpus").added == []
 
 
