@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,8 +50,19 @@ class Settings(BaseSettings):
     # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes
     # and feedback export; reads stay open.
     api_token: SecretStr | None = None
+    # Every request body but an upload's (JSON for the API and the page's events): a body over
+    # it is refused with 413 before it is parsed.
+    max_json_bytes: int = Field(default=2**20, ge=1024)
 
     max_file_bytes: int = Field(default=50 * 2**20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
     # All the files of one upload together; a request over it is refused whole.
     max_upload_bytes: int = Field(default=200 * 2**20, ge=1)
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        # An empty SOURCEBOOK_API_TOKEN would otherwise turn the token off while looking set.
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("the API token is empty: set a token or unset SOURCEBOOK_API_TOKEN")
+        return token

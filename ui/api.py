@@ -94,8 +94,9 @@ class SearchResponse(BaseModel):
 class Turn(BaseModel):
     """An earlier turn of the conversation."""
 
-    question: str = Field(max_length=2000)
-    answer: str = ""
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    # Not used to answer, but bounded like every text field: the body limit is not the only one.
+    answer: str = Field(default="", max_length=20_000)
 
 
 class AskRequest(BaseModel):
