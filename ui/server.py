@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from retrieval.service import Sourcebook
 from ui.api import install_error_handlers, router
+from ui.guard import RequestGuard
 
 # Questions run the model for tens of milliseconds each; two cores serve about that many at
 # once, and the rest wait in Gradio's queue rather than pile up threads.
@@ -44,4 +45,10 @@ def create_app(service: Sourcebook, *, with_page: bool = True) -> FastAPI:
         # Gradio's own upload endpoint refuses a file over the per-file limit as it streams in,
         # before it is stored in Gradio's cache (the page's handler then never sees it).
         app = gr.mount_gradio_app(app, page, path="/", max_file_size=service.settings.max_file_bytes)
+        # Gradio checks that a file named in an event was uploaded (is in its upload folder) only
+        # once `launch()` has set has_launched; a mounted app is never launched, so say it is.
+        page.has_launched = True
+    # Outermost, so cross-site writes, oversized bodies and server paths are refused before
+    # Gradio (its CORS middleware and file handling included) or a route sees them.
+    app.add_middleware(RequestGuard, settings=service.settings)
     return app

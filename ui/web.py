@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 from pydantic import SecretStr
 
 from ingest.records import Document
@@ -22,6 +23,7 @@ from ingest.uploads import UploadResult
 from retrieval.errors import DocumentNotFound
 from retrieval.records import Answer, Citation, Hit, StoredDocument
 from retrieval.service import Sourcebook
+from ui.guard import UPLOAD_TOKEN_COOKIE
 
 # The start screen lists at most this many document titles (a big library has thousands).
 START_TITLES = 12
@@ -141,6 +143,14 @@ element.addEventListener('click', (event) => {
     trigger('suggest', {question: target.dataset.question});
   }
 });
+"""
+
+# Strict: the cookie is never sent with a request another site's page starts.
+TOKEN_COOKIE_JS = f"""
+(token) => {{
+  document.cookie = '{UPLOAD_TOKEN_COOKIE}=' + encodeURIComponent(token || '') + '; path=/; SameSite=Strict';
+  return [];
+}}
 """
 
 # Bring the highlighted span into view inside the viewer's own scroll box (and the box into the window).
@@ -370,6 +380,37 @@ def document_choices(documents: Sequence[StoredDocument]) -> list[tuple[str, str
     return [(f"{d.title} ({d.source})", d.id) for d in by_title]
 
 
+def received_uploads(paths: Sequence[str], uploaded: set[str], folder: Path) -> list[Path]:
+    """The files an upload event names, each one Gradio received as an upload into `folder`, or ValueError naming one that is not."""
+    received = {Path(path).resolve() for path in uploaded}
+    folder = folder.resolve()
+    files = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        # An event's body is the browser's to write: a path there is only trusted if Gradio's
+        # upload route put that very file in its upload folder.
+        if resolved not in received or not resolved.is_relative_to(folder) or not resolved.is_file():
+            raise ValueError(f"{Path(path).name!r} was not uploaded to this page")
+        files.append(resolved)
+    return files
+
+
+def discard_uploads(files: Sequence[Path], uploaded: set[str], folder: Path) -> None:
+    """Delete the temporary copies of handled uploads (and their folders, once empty) from Gradio's upload folder."""
+    folder = folder.resolve()
+    for file in files:
+        uploaded.difference_update({path for path in uploaded if Path(path).resolve() == file})
+        if not file.is_relative_to(folder):
+            continue
+        file.unlink(missing_ok=True)
+        try:
+            # Gradio puts each upload in a folder of its own.
+            if file.parent != folder:
+                file.parent.rmdir()
+        except OSError:
+            pass
+
+
 def token_accepted(required: SecretStr | None, offered: str | None) -> bool:
     """Whether a change to the library may go ahead: no token is configured, or the right one is offered."""
     if required is None:
@@ -433,9 +474,20 @@ def build_page(service: Sourcebook) -> gr.Blocks:
     def upload(paths: list[str] | None, token: str):
         if not paths:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        folder = Path(get_upload_folder())
+        try:
+            received = received_uploads(paths, page.upload_file_set, folder)
+        except ValueError as error:
+            return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
+        try:
+            return add_uploads(received, token)
+        finally:
+            # Added to the corpus or refused, the temporary copies go.
+            discard_uploads(received, page.upload_file_set, folder)
+
+    def add_uploads(paths: list[Path], token: str):
         if not token_accepted(settings.api_token, token):
             return render_message(locked(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
-        paths = [Path(path) for path in paths]
         sizes = [path.stat().st_size for path in paths]
         try:
             # Gradio keeps the upload on disk: too many files or bytes are refused without reading any in.
@@ -466,7 +518,8 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         message = f"Deleted {title} ({_plural(removed, 'passage')})."
         return render_message(message, status="deleted"), *sources_view()
 
-    with gr.Blocks(title="sourcebook", analytics_enabled=False) as page:
+    # Uploads the page never used (a dropped file with no event after it) are deleted within two hours.
+    with gr.Blocks(title="sourcebook", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         turns = gr.State([])
         gr.HTML(
             '<div class="sb-header"><h1>sourcebook</h1>'
@@ -552,6 +605,10 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         # order they were asked for, so a refresh started before an upload never lands after it.
         # (Writes to the library are serialised by the service anyway.)
         in_order = {"concurrency_id": "sources", "concurrency_limit": 1}
+        if settings.api_token is not None:
+            # Gradio's upload route needs the token before it stores anything (ui/server.py), and
+            # the browser's upload sends cookies, not headers: keep what the reader types in one.
+            token.change(None, [token], None, js=TOKEN_COOKIE_JS, queue=False)
         uploaded = files.upload(upload, [files, token], [upload_results, table, chosen, files], **in_order)
         uploaded.then(start_screen, None, start)
         deleted = delete_button.click(delete, [chosen, token], [delete_result, table, chosen], **in_order)
