@@ -382,7 +382,8 @@ def document_choices(documents: Sequence[StoredDocument]) -> list[tuple[str, str
 
 def received_uploads(paths: Sequence[str], uploaded: set[str], folder: Path) -> list[Path]:
     """The files an upload event names, each one Gradio received as an upload into `folder`, or ValueError naming one that is not."""
-    received = {Path(path).resolve() for path in uploaded}
+    # A copy first: Gradio's upload route adds to the set from another thread.
+    received = {Path(path).resolve() for path in list(uploaded)}
     folder = folder.resolve()
     files = []
     for path in paths:
@@ -399,7 +400,7 @@ def discard_uploads(files: Sequence[Path], uploaded: set[str], folder: Path) -> 
     """Delete the temporary copies of handled uploads (and their folders, once empty) from Gradio's upload folder."""
     folder = folder.resolve()
     for file in files:
-        uploaded.difference_update({path for path in uploaded if Path(path).resolve() == file})
+        uploaded.difference_update({path for path in list(uploaded) if Path(path).resolve() == file})
         if not file.is_relative_to(folder):
             continue
         file.unlink(missing_ok=True)
@@ -606,7 +607,7 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         # (Writes to the library are serialised by the service anyway.)
         in_order = {"concurrency_id": "sources", "concurrency_limit": 1}
         if settings.api_token is not None:
-            # Gradio's upload route needs the token before it stores anything (ui/server.py), and
+            # Gradio's upload route needs the token before it stores anything (ui/guard.py), and
             # the browser's upload sends cookies, not headers: keep what the reader types in one.
             token.change(None, [token], None, js=TOKEN_COOKIE_JS, queue=False)
         uploaded = files.upload(upload, [files, token], [upload_results, table, chosen, files], **in_order)
