@@ -385,3 +385,23 @@ def test_an_empty_api_token_is_refused_with_a_way_forward(monkeypatch, token):
 
     with pytest.raises(ValidationError, match="set a token or unset SOURCEBOOK_API_TOKEN"):
         Settings()
+
+
+def test_serve_over_a_corrupt_store_says_in_one_line_how_to_rebuild_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from retrieval import service as service_module
+    from tests.fakes import FakeEmbedder
+    from ui.cli import app as cli
+
+    monkeypatch.setattr(service_module, "load_embedder", lambda settings: FakeEmbedder())
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "store.sqlite").write_bytes(b"this is not an SQLite database, only its name " * 100)
+
+    result = CliRunner().invoke(cli, ["serve", "--index", str(index), "--port", "9"])
+
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {index / 'store.sqlite'} is not a readable index store")
+    assert line.endswith(f"`sourcebook ingest CORPUS --index {index} --rebuild`")

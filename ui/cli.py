@@ -58,11 +58,25 @@ def failures_as_messages():
         raise typer.Exit(2 if isinstance(error, ValueError) else 1) from error
 
 
-def open_service(index: Path | None, *, rebuild: bool = False):
-    """Open the service (loads the model once)."""
+def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | None = None):
+    """Open the service (loads the model once); a store SQLite cannot read is one line saying how to rebuild it."""
+    import sqlite3
+
+    from retrieval.library import STORE_FILE
     from retrieval.service import Sourcebook
 
-    return Sourcebook(settings_for(index), rebuild=rebuild)
+    settings = settings_for(index, corpus)
+    try:
+        return Sourcebook(settings, rebuild=rebuild)
+    except sqlite3.DatabaseError as error:
+        store = settings.index_dir / STORE_FILE
+        # --rebuild starts the store afresh, so the corpus folder (the source of truth) refills it.
+        err.print(
+            f"[red]error:[/red] {escape(str(store))} is not a readable index store ({escape(str(error))}); rebuild it "
+            f"from the corpus folder with `sourcebook ingest CORPUS --index {escape(str(settings.index_dir))} --rebuild`",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from error
 
 
 @app.command()
@@ -354,11 +368,10 @@ def serve(
     """Serve the chat page at / and the HTTP API under /api."""
     import uvicorn
 
-    from retrieval.service import Sourcebook
     from ui.server import create_app
 
     with failures_as_messages():
-        service = Sourcebook(settings_for(index, corpus))
+        service = open_service(index, corpus=corpus)
     documents, chunks = service.counts()
     # Plain print: this line is read in logs too, where rich would pad it to the console width.
     print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)",
