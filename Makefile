@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= .sourcebook
 
-.PHONY: install browser run test test-unit test-integration bench eval clean
+.PHONY: install browser run test test-unit test-integration bench eval clean train-reader
 
 install: $(STAMP)
 
@@ -47,3 +47,10 @@ eval: install
 
 clean:
 	rm -rf $(VENV) $(INDEX)
+
+# The reader (models/reader/): trained from the bundled MiniLM weights and SQuAD, not part of
+# `make run` or `make test`. About 70 minutes on two cores; a stopped run resumes from $(READER_WORK).
+SQUAD ?= ../shared/datasets/squad
+READER_WORK ?= .reader-training
+train-reader: install
+	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK) --out models/reader

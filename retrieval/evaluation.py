@@ -89,8 +89,7 @@ class QAOutcome:
     rank: int | None
     answered: bool
     answer_correct: bool
-    evidence: float
-    support: float = 1.0
+    evidence: float  # the reader's probability for the best sentence
 
 
 def score_qa(outcomes: Sequence[QAOutcome]) -> QAReport:
@@ -129,22 +128,9 @@ def evaluate_qa(ask: Callable[[str], object], items: Sequence[QAItem]) -> tuple[
                 answered=answer.answered,
                 answer_correct=answer.answered and contains_answer(answer.answer, item.answers),
                 evidence=answer.evidence,
-                support=answer.support,
             )
         )
     return score_qa(outcomes), outcomes
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """When to abstain: the best sentence's evidence below one, or a question word's support below the other."""
-
-    evidence: float
-    support: float
-
-    def declines(self, outcome: QAOutcome) -> bool:
-        """Whether an answer with this outcome's scores would be declined."""
-        return outcome.evidence < self.evidence or outcome.support < self.support
 
 
 def _floor(value: float) -> float:
@@ -152,51 +138,66 @@ def _floor(value: float) -> float:
     return math.floor(value * 10_000) / 10_000
 
 
-def calibrate_thresholds(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> Thresholds:
-    """Return the thresholds declining the most unanswerable questions while declining at most
-    `max_wrong_declines` of the answerable ones.
+def calibrate_threshold(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float | None = None) -> float:
+    """Return the abstention threshold on the reader's best probability that these questions favour.
 
-    Run the questions with abstention off (both thresholds 0) so every score is seen. Each
-    threshold sits on an answerable question's score; of equally good pairs, the one declining
-    fewest answerable questions wins, then the one with the lower evidence threshold.
+    Run the questions with abstention off (threshold 0) so every score is seen. By default the
+    threshold makes the most of both rates at once: right answers among the answerable questions
+    plus declines among the unanswerable ones. With `max_wrong_declines`, it declines the most
+    unanswerable questions while declining at most that share of the answerable ones. Each
+    candidate sits on a question's score; of equally good ones the lowest wins.
     """
     answerable = [o for o in outcomes if o.item.answerable]
     unanswerable = [o for o in outcomes if not o.item.answerable]
     if not answerable:
         raise ValueError("calibration needs answerable questions")
-    allowed = math.floor(max_wrong_declines * len(answerable))
-    best: tuple[tuple[int, int, float], Thresholds] | None = None
-    for evidence in sorted({0.0} | {_floor(o.evidence) for o in answerable}):
-        kept = sorted(_floor(o.support) for o in answerable if o.evidence >= evidence)
-        budget = allowed - (len(answerable) - len(kept))
-        if budget < 0:
+    best: tuple[tuple[float, float], float] | None = None
+    for threshold in sorted({0.0} | {_floor(o.evidence) for o in outcomes}):
+        wrong = sum(o.evidence < threshold for o in answerable) / len(answerable)
+        if max_wrong_declines is not None and wrong > max_wrong_declines:
             break
-        thresholds = Thresholds(evidence, kept[budget] if budget < len(kept) else 0.0)
-        wrong = sum(thresholds.declines(o) for o in answerable)
-        declined = sum(thresholds.declines(o) for o in unanswerable)
-        key = (declined, -wrong, -evidence)
+        right = sum(o.answer_correct and o.evidence >= threshold for o in answerable) / len(answerable)
+        declined = sum(o.evidence < threshold for o in unanswerable) / max(1, len(unanswerable))
+        key = (declined, -wrong) if max_wrong_declines is not None else (right + declined, 0.0)
         if best is None or key > best[0]:
-            best = (key, thresholds)
+            best = (key, threshold)
     return best[1]
 
 
-def leave_one_out(outcomes: Sequence[QAOutcome], *, max_wrong_declines: float = 0.05) -> QAReport:
-    """Score each question with thresholds calibrated on all the others: how calibration does on a
-    question it has not seen, where scoring with thresholds fitted to every question flatters it."""
-    held_out = []
-    for i, outcome in enumerate(outcomes):
-        thresholds = calibrate_thresholds([*outcomes[:i], *outcomes[i + 1 :]], max_wrong_declines=max_wrong_declines)
-        held_out.extend(with_thresholds([outcome], thresholds))
-    return score_qa(held_out)
-
-
-def with_thresholds(outcomes: Sequence[QAOutcome], thresholds: Thresholds) -> list[QAOutcome]:
-    """Return the outcomes as they would be had answers been declined by these thresholds."""
+def with_threshold(outcomes: Sequence[QAOutcome], threshold: float) -> list[QAOutcome]:
+    """Return the outcomes as they would be had answers below this threshold been declined."""
     return [
-        replace(o, answered=o.answered and not thresholds.declines(o),
-                answer_correct=o.answer_correct and not thresholds.declines(o))
+        replace(o, answered=o.answered and o.evidence >= threshold, answer_correct=o.answer_correct and o.evidence >= threshold)
         for o in outcomes
     ]
+
+
+# --- SQuAD ---------------------------------------------------------------------------
+
+
+def load_squad(path: Path) -> tuple[list[Document], list[QAItem]]:
+    """Read a SQuAD (2.0 or 1.1) JSON file, gzipped or not: each article a document, its questions QA items.
+
+    An article's paragraphs are joined by blank lines, so each stays a paragraph of the document.
+    """
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        articles = json.load(handle)["data"]
+    documents, items = [], []
+    for article in articles:
+        title = article["title"].replace("_", " ")
+        text = "\n\n".join(paragraph["context"].strip() for paragraph in article["paragraphs"])
+        documents.append(Document(source=article["title"], title=title, text=text))
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answers = tuple(a["text"] for a in qa.get("answers", []) if a["text"].strip())
+                answerable = not qa.get("is_impossible", False) and bool(answers)
+                items.append(QAItem(qa["question"].strip(), answers if answerable else (), answerable))
+    if not items:
+        raise ValueError(f"{path} holds no questions")
+    return documents, items
 
 
 # --- BEIR ---------------------------------------------------------------------------

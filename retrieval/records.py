@@ -68,10 +68,9 @@ class Answer:
     answer: str
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=())
-    # The best sentence's evidence score, compared with the abstention threshold (not in the JSON).
+    # The reader's probability for the best sentence, compared with the abstention threshold
+    # (not in the JSON: each citation's score is its sentence's probability).
     evidence: float = 0.0
-    # The least support the top passage gives a word of the question (answer.word_support).
-    support: float = 1.0
 
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""

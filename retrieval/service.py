@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,11 +20,12 @@ from ingest.loaders import parse
 from ingest.pipeline import Chunking, IngestReport, Progress, ingest_documents, ingest_path, source_for
 from ingest.records import Document
 from ingest.uploads import UploadResult, safe_filename
-from retrieval.answer import compose, names_in
+from retrieval.answer import Scorer, compose, names_in
 from retrieval.conversation import contextualise
 from retrieval.embedder import Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path
 from retrieval.errors import DocumentNotFound, UploadTooLarge
 from retrieval.library import Library
+from retrieval.reader import READER_DIR, Reader
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
@@ -67,9 +69,13 @@ def load_embedder(settings: Settings) -> Embedder:
 class Sourcebook:
     """A library of documents with its model: the in-process API of the CLI, HTTP API and chat page."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, embedder: Embedder | None = None, reader: Scorer | None = None, rebuild: bool = False
+    ) -> None:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings)
+        self._reader = reader
+        self._reader_lock = threading.Lock()
         self.chunking = Chunking(
             max_tokens=min(settings.chunk_tokens, self.embedder.max_tokens),
             overlap_tokens=settings.chunk_overlap,
@@ -90,6 +96,15 @@ class Sourcebook:
             dense_weight=settings.dense_weight,
             keyword_weight=settings.keyword_weight,
         )
+
+    @property
+    def reader(self) -> Scorer:
+        """The reader, loaded at its first use (a service that only ingests never needs it)."""
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = Reader(self.settings.reader_dir or READER_DIR)
+        return self._reader
 
     @property
     def searcher(self) -> Searcher:
@@ -289,31 +304,24 @@ class Sourcebook:
         """Answer `question` with quoted, cited sentences, or abstain with the closest passages.
 
         `history` holds the earlier questions of the conversation, oldest first, so that a
-        follow-up ("and what about March?") is searched for together with what it follows.
+        follow-up ("and what about March?") is searched for, and read, together with what it follows.
         """
         question = _clean(question, "question")
         check_k(k)
         query = contextualise(question, history)
         searcher = self.searcher
-        vector = searcher.query_vectors([query])
-        passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source, query_vector=vector)
+        passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source)
         unknown = self.library.keywords.missing_words(names_in(question))
-        answering = passages[: self.settings.answer_passages]
-        # One pass of the model over the question and the answering passages gives both the
-        # sentences' vectors and the words' support.
-        question_tokens, *passage_tokens = self.embedder.token_vectors([question, *(p.text for p in answering)])
         answer = compose(
             query,
-            answering,
-            question_vector=vector[0],
-            question_tokens=question_tokens,
-            passage_tokens=passage_tokens,
+            passages[: self.settings.answer_passages],
+            reader=self.reader,
             abstain_below=self.settings.abstain_below,
-            support_below=self.settings.abstain_support_below,
+            candidates=self.settings.reader_candidates,
             unknown_names=unknown,
-            focus=question,
         )
-        return replace(answer, question=question, passages=tuple(passages[:k]))
+        # The reader's order of the passages it read, then the rest in retrieval order.
+        return replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
 
     def suggested_questions(self, limit: int = 5) -> list[str]:
         """Return up to `limit` starter questions drawn from the indexed documents that it can answer.

@@ -38,13 +38,13 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=0.7, ge=0.0)
     keyword_weight: float = Field(default=0.3, ge=0.0)
 
-    # Answering: abstain when the best sentence's evidence score is below this.
-    # Calibrated with `sourcebook eval corpus/qa.jsonl --calibrate` (README, "Quality").
-    abstain_below: float = 0.449
-    # ... and when none of the top passages supports every word of the question this well
-    # (answer.question_support), or the best sentence every name in it (answer.name_support);
-    # calibrated together with abstain_below.
-    abstain_support_below: float = 0.2624
+    # Answering: the reader's export (None: models/reader/ in the repository), and the reader's
+    # probability below which the best sentence does not answer and the question is declined.
+    # Calibrated on SQuAD 2.0 articles with `sourcebook eval --squad ... --calibrate` (README, "Quality").
+    reader_dir: Path | None = None
+    abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Sentences of the answering passages the reader reads (the best by shared words first).
+    reader_candidates: int = Field(default=12, ge=1, le=200)
     answer_passages: int = Field(default=5, ge=1, le=50)
 
     # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from retrieval.service import Sourcebook, load_embedder
 from retrieval.settings import Settings
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, FakeReader
 from ui.server import create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,10 +42,9 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    # The abstention thresholds are calibrated for the real model; the fake one's scores differ.
-    # Its token vectors match words exactly or not at all, so word support is off here and
-    # tested on its own (test_answer.py).
-    return Settings(index_dir=tmp_path / "index", abstain_below=0.3, abstain_support_below=0.0)
+    # The abstention threshold is calibrated for the real reader; the fake one's scores are the
+    # share of the question's words a sentence holds.
+    return Settings(index_dir=tmp_path / "index", abstain_below=0.5)
 
 
 @pytest.fixture
@@ -54,12 +53,17 @@ def embedder() -> FakeEmbedder:
 
 
 @pytest.fixture
-def make_service(settings, embedder):
-    """Open a service over the test index with the fake embedder."""
+def reader() -> FakeReader:
+    return FakeReader()
+
+
+@pytest.fixture
+def make_service(settings, embedder, reader):
+    """Open a service over the test index with the fake embedder and reader."""
 
     def make(**overrides) -> Sourcebook:
         # Built anew rather than copied, so overrides are validated like real settings.
-        return Sourcebook(Settings(**{**settings.model_dump(), **overrides}), embedder=embedder)
+        return Sourcebook(Settings(**{**settings.model_dump(), **overrides}), embedder=embedder, reader=reader)
 
     return make
 

@@ -51,3 +51,21 @@ class FakeEmbedder:
             rows = np.array([_stem_vector(m.group()[:5], self.dim) for m in matches], dtype=np.float32).reshape(-1, self.dim)
             result.append(TokenVectors(tuple(m.span() for m in matches), rows))
         return result
+
+
+class FakeReader:
+    """A stand-in for the reader: the share of the question's content words its sentence holds.
+
+    Reads only the sentence (what comes before the reader context's [SEP]); counts its calls.
+    """
+
+    def __init__(self) -> None:
+        self.read: list[tuple[str, str]] = []
+
+    def score(self, question: str, contexts: Sequence[str]) -> np.ndarray:
+        from retrieval.answer import shared_words
+        from retrieval.keyword import keyword_terms
+
+        terms = set(keyword_terms(question))
+        self.read.extend((question, context) for context in contexts)
+        return np.array([shared_words(terms, context.split(" [SEP] ")[0]) for context in contexts], dtype=np.float32)

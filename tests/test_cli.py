@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from retrieval import service as service_module
 from tests.conftest import write_files
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, FakeReader
 from ui.cli import app
 
 HIT_KEYS = {"chunk_id", "document_id", "source", "title", "heading", "page", "line_start", "line_end", "start", "end",
@@ -25,11 +25,12 @@ DOCS = {
 
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch):
-    """The CLI loads its model through load_embedder; tests give it the fake one."""
+    """The CLI loads its models through load_embedder and Reader; tests give it the fake ones."""
     embedder = FakeEmbedder()
     monkeypatch.setattr(service_module, "load_embedder", lambda settings: embedder)
-    # Word support is calibrated for the real model (see conftest's settings).
-    monkeypatch.setenv("SOURCEBOOK_ABSTAIN_SUPPORT_BELOW", "0")
+    monkeypatch.setattr(service_module, "Reader", lambda directory: FakeReader())
+    # The threshold is calibrated for the real reader (see conftest's settings).
+    monkeypatch.setenv("SOURCEBOOK_ABSTAIN_BELOW", "0.5")
     return embedder
 
 
@@ -149,7 +150,7 @@ def test_eval_reports_the_measures(corpus, runner, tmp_path):
     assert report["declined_unanswerable"] == 1.0
 
 
-def test_calibrate_picks_thresholds_and_reports_how_they_do_on_unseen_questions(corpus, runner, tmp_path):
+def test_calibrate_reports_the_configured_threshold_and_the_ones_the_questions_favour(corpus, runner, tmp_path):
     qa = tmp_path / "qa.jsonl"
     lines = [
         {"question": "Where do I report phishing emails?", "answers": ["security team"], "answerable": True},
@@ -163,11 +164,10 @@ def test_calibrate_picks_thresholds_and_reports_how_they_do_on_unseen_questions(
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    # Fitted on all four: every answerable question answered, the Wi-Fi question declined.
-    assert report["declined_answerable"] == 0.0 and report["declined_unanswerable"] == 1.0
-    assert report["abstain_below"] > 0.0
-    # Held out, each question meets thresholds fitted on the other three: the Wi-Fi question is
-    # still declined, but an answerable question below the others' lowest score is now declined
-    # too. The fitted figures flatter the calibration; the held-out ones say so.
-    assert report["leave_one_out_declined_unanswerable"] == 1.0
-    assert report["leave_one_out_declined_answerable"] > report["declined_answerable"]
+    assert "configured threshold 0.5" in result.stderr
+    # The fake reader gives the Wi-Fi question's best sentence no shared word: any threshold
+    # above zero declines it and keeps the three answerable questions answered.
+    for fit in ("balanced", "at_most_5pc_wrong"):
+        assert report[f"{fit}_threshold"] > 0.0
+        assert report[f"{fit}_declined_unanswerable"] == 1.0 and report[f"{fit}_declined_answerable"] == 0.0
+    assert report["declined_unanswerable"] == 1.0

@@ -10,19 +10,17 @@ import pytest
 from retrieval.evaluation import (
     QAItem,
     QAOutcome,
-    Thresholds,
     beir_metrics,
-    calibrate_thresholds,
+    calibrate_threshold,
     contains_answer,
     documents_ranking,
-    leave_one_out,
     load_beir,
     load_qa,
     mrr_at,
     ndcg_at,
     recall_at,
     score_qa,
-    with_thresholds,
+    with_threshold,
     write_trec_run,
 )
 
@@ -128,52 +126,29 @@ def test_calibration_declines_at_most_the_allowed_share_of_answerable_questions(
     answerable = QAItem("q", ("x",), True)
     unanswerable = QAItem("u", (), False)
     evidence = [0.2, 0.5, 0.6, 0.7] + [0.8] * 16  # 20 answerable questions: 5% allows one decline
-    # Support says nothing here (the same for every question), so evidence decides.
-    outcomes = [QAOutcome(answerable, 1, True, True, e, support=0.5) for e in evidence]
-    outcomes += [QAOutcome(unanswerable, None, True, False, e, support=0.5) for e in (0.1, 0.3, 0.55)]
+    outcomes = [QAOutcome(answerable, 1, True, True, e) for e in evidence]
+    outcomes += [QAOutcome(unanswerable, None, True, False, e) for e in (0.1, 0.3, 0.55)]
 
-    thresholds = calibrate_thresholds(outcomes)
-    report = score_qa(with_thresholds(outcomes, thresholds))
+    threshold = calibrate_threshold(outcomes, max_wrong_declines=0.05)
+    report = score_qa(with_threshold(outcomes, threshold))
 
-    assert thresholds == Thresholds(evidence=0.5, support=0.5)
+    assert threshold == 0.5
     assert report.declined_answerable == 0.05
     assert report.declined_unanswerable == pytest.approx(2 / 3, abs=1e-4)
 
 
-def test_calibration_spends_the_allowed_declines_where_they_catch_most_unanswerable_questions():
+def test_balanced_calibration_weighs_right_answers_and_declines_alike():
     answerable = QAItem("q", ("x",), True)
     unanswerable = QAItem("u", (), False)
-    # 20 answerable questions, one decline allowed. Evidence alone cannot separate the
-    # unanswerable ones (their evidence is high), but their support is low: the one decline
-    # goes to the support threshold, which catches both.
-    outcomes = [QAOutcome(answerable, 1, True, True, 0.5, support=0.3)]
-    outcomes += [QAOutcome(answerable, 1, True, True, 0.6 + i / 100, support=0.6) for i in range(19)]
-    outcomes += [QAOutcome(unanswerable, None, True, False, 0.7, support=s) for s in (0.2, 0.4)]
+    # Four answerable questions, two of them answered wrongly at low scores; four unanswerable
+    # ones, three of them scoring low. Declining below 0.5 loses no right answer and catches three.
+    outcomes = [QAOutcome(answerable, 1, True, right, e) for right, e in ((True, 0.9), (True, 0.8), (False, 0.4), (False, 0.3))]
+    outcomes += [QAOutcome(unanswerable, None, True, False, e) for e in (0.2, 0.35, 0.45, 0.95)]
 
-    thresholds = calibrate_thresholds(outcomes)
-    report = score_qa(with_thresholds(outcomes, thresholds))
+    threshold = calibrate_threshold(outcomes)
+    report = score_qa(with_threshold(outcomes, threshold))
 
-    assert thresholds == Thresholds(evidence=0.0, support=0.6)
-    assert report.declined_unanswerable == 1.0
-    assert report.declined_answerable == 0.05
-
-
-def test_leave_one_out_scores_each_question_with_thresholds_fitted_without_it():
-    answerable = QAItem("q", ("x",), True)
-    unanswerable = QAItem("u", (), False)
-    # 20 answerable questions, one decline allowed: either on evidence (declining the 0.5 one)
-    # or on support (declining the 0.3 one). Each choice catches one unanswerable question, so
-    # fitted on all of them, the tie goes to support; but each unanswerable question is caught
-    # only by the threshold chosen when it is present, so none is caught when it is left out.
-    outcomes = [QAOutcome(answerable, 1, True, True, 0.5, support=0.9), QAOutcome(answerable, 1, True, True, 0.9, support=0.3)]
-    outcomes += [QAOutcome(answerable, 1, True, True, 0.9, support=0.9) for _ in range(18)]
-    outcomes += [QAOutcome(unanswerable, None, True, False, 0.6, support=0.9)]
-    outcomes += [QAOutcome(unanswerable, None, True, False, 0.95, support=0.5)]
-
-    fitted = score_qa(with_thresholds(outcomes, calibrate_thresholds(outcomes)))
-    held_out = leave_one_out(outcomes)
-
-    assert calibrate_thresholds(outcomes) == Thresholds(evidence=0.0, support=0.9)
-    assert fitted.declined_unanswerable == 0.5
-    assert held_out.declined_unanswerable == 0.0
-    assert held_out.questions == fitted.questions == 22
+    assert threshold == 0.8
+    assert report.answer_hit_rate == 0.5 and report.declined_unanswerable == 0.75
+    # With no more than a quarter of the answerable questions declined, it stops lower.
+    assert calibrate_threshold(outcomes, max_wrong_declines=0.25) == 0.4

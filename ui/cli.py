@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from ingest.errors import IngestError
 from retrieval.errors import DocumentNotFound, IndexMismatch
+from retrieval.reader import ReaderUnavailable
 from retrieval.records import Answer, Hit
 from retrieval.settings import Settings
 
@@ -53,7 +56,7 @@ def failures_as_messages():
     """Turn expected failures into one line on stderr and a non-zero exit."""
     try:
         yield
-    except (ValueError, IndexMismatch, DocumentNotFound, FileNotFoundError, IngestError) as error:
+    except (ValueError, IndexMismatch, DocumentNotFound, FileNotFoundError, IngestError, ReaderUnavailable) as error:
         err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2 if isinstance(error, ValueError) else 1) from error
 
@@ -265,26 +268,26 @@ def docs(index: IndexOption = None, as_json: JsonOption = False) -> None:
 def evaluate(
     qa: Annotated[Optional[Path], typer.Argument(help="QA JSON-lines file.")] = None,
     beir: Annotated[Optional[Path], typer.Option("--beir", help="A BEIR-layout benchmark folder instead.")] = None,
+    squad: Annotated[Optional[Path], typer.Option("--squad", help="A SQuAD JSON file instead: its articles in a temporary library.")] = None,
     split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
     run_out: Annotated[Optional[Path], typer.Option("--run-out", help="Write the hybrid ranking as a TREC run.")] = None,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Find the abstention threshold for QA.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Also find the abstention threshold these questions favour.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Ask only this many questions (a seeded sample).")] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Measure retrieval, answers and abstention on QA, or nDCG/recall/MRR on a BEIR set."""
-    from retrieval import evaluation
-
+    """Measure retrieval, answers and abstention on QA or SQuAD, or nDCG/recall/MRR on a BEIR set."""
     with failures_as_messages():
-        if beir is None and qa is None:
-            raise ValueError("give a QA file, or --beir DIR")
+        if [beir, squad, qa].count(None) != 2:
+            raise ValueError("give one of: a QA file, --beir DIR, --squad FILE")
         if beir is not None:
             results = _eval_beir(beir, split, run_out, index)
-        elif calibrate:
-            results = _calibrate(qa, index)
+        elif squad is not None:
+            results = _eval_squad(squad, index, calibrate=calibrate, limit=limit)
         else:
-            service = open_service(index)
-            report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), evaluation.load_qa(qa))
-            results = report.to_dict()
+            from retrieval import evaluation
+
+            results = _eval_questions(_open_with, evaluation.load_qa(qa), index, calibrate=calibrate, limit=limit)
     if as_json:
         print(json.dumps(results))
         return
@@ -293,30 +296,73 @@ def evaluate(
         for mode, figures in results["modes"].items():
             table.add_row(mode, *(f"{v:.4f}" for v in figures.values()))
     else:
-        table = Table("measure", "value", title=str(qa))
+        table = Table("measure", "value", title=str(qa or squad))
         for name, value in results.items():
             table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
     out.print(table)
 
 
-def _calibrate(qa: Path, index: Path | None) -> dict:
-    """Answer everything, then pick the thresholds that wrongly decline at most 5% of answerable questions."""
+def _eval_questions(open_library, items: list, index: Path | None, *, calibrate: bool, limit: int | None) -> dict:
+    """Ask the questions and score them; with `calibrate`, also the threshold they favour and its figures.
+
+    `open_library(index, **settings)` opens the service to ask. Calibrating asks with abstention
+    off, so every question's best score is seen, and reports the figures at the configured
+    threshold from the same run.
+    """
+    from retrieval import evaluation
+
+    if limit is not None and limit < len(items):
+        items = random.Random(0).sample(items, limit)
+    if not calibrate:
+        service = open_library(index)
+        report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
+        return report.to_dict()
+    service = open_library(index, abstain_below=0.0)
+    configured = settings_for(index).abstain_below
+    _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
+    results = evaluation.score_qa(evaluation.with_threshold(outcomes, configured)).to_dict()
+    for name, threshold in (
+        ("balanced", evaluation.calibrate_threshold(outcomes)),
+        ("at_most_5pc_wrong", evaluation.calibrate_threshold(outcomes, max_wrong_declines=0.05)),
+    ):
+        fitted = evaluation.score_qa(evaluation.with_threshold(outcomes, threshold))
+        results |= {
+            f"{name}_threshold": threshold,
+            f"{name}_answer_hit_rate": fitted.answer_hit_rate,
+            f"{name}_declined_unanswerable": fitted.declined_unanswerable,
+            f"{name}_declined_answerable": fitted.declined_answerable,
+        }
+    err.print(f"figures above are at the configured threshold {configured}; set SOURCEBOOK_ABSTAIN_BELOW to use another")
+    return results
+
+
+def _open_with(index: Path | None, **overrides):
+    """Open the service with some settings changed (as the environment could)."""
+    from retrieval.service import Sourcebook
+
+    return Sourcebook(settings_for(index).model_copy(update=overrides))
+
+
+def _eval_squad(path: Path, index: Path | None, *, calibrate: bool, limit: int | None) -> dict:
+    """Build a temporary library of a SQuAD file's articles and ask its questions."""
     from retrieval import evaluation
     from retrieval.service import Sourcebook
 
-    service = Sourcebook(settings_for(index).model_copy(update={"abstain_below": 0.0, "abstain_support_below": 0.0}))
-    _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), evaluation.load_qa(qa))
-    thresholds = evaluation.calibrate_thresholds(outcomes)
-    report = evaluation.score_qa(evaluation.with_thresholds(outcomes, thresholds))
-    err.print(
-        f"set SOURCEBOOK_ABSTAIN_BELOW={thresholds.evidence} and SOURCEBOOK_ABSTAIN_SUPPORT_BELOW={thresholds.support}"
-        " (or the Settings fields of those names) to use them"
-    )
-    # How the calibration does on questions it has not seen: each scored with thresholds fitted on the rest.
-    held_out = evaluation.leave_one_out(outcomes)
-    return {"abstain_below": thresholds.evidence, "abstain_support_below": thresholds.support, **report.to_dict(),
-            "leave_one_out_declined_unanswerable": held_out.declined_unanswerable,
-            "leave_one_out_declined_answerable": held_out.declined_answerable}
+    documents, items = evaluation.load_squad(path)
+    with tempfile.TemporaryDirectory(prefix="sourcebook-squad-") as scratch:
+        library = Path(scratch)
+        if index is not None:
+            # The model's export is reused from the given index, so nothing is exported again.
+            exported = Path(index) / "model-onnx"
+            if exported.is_dir():
+                shutil.copytree(exported, library / "model-onnx")
+        err.print(f"ingesting {len(documents)} articles into a temporary library...")
+        Sourcebook(settings_for(library)).ingest_documents(documents)
+
+        def open_library(_: Path | None, **overrides):
+            return Sourcebook(settings_for(library).model_copy(update=overrides))
+
+        return {"articles": len(documents), **_eval_questions(open_library, items, library, calibrate=calibrate, limit=limit)}
 
 
 def _eval_beir(directory: Path, split: str, run_out: Path | None, index: Path | None) -> dict:

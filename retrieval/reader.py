@@ -1,0 +1,99 @@
+"""The only module that loads the reader: (question, sentence in context) in, probability it answers out.
+
+The reader is a cross-encoder trained by this project (`make train-reader`, training/) from the
+all-MiniLM-L6-v2 weights and SQuAD; its ONNX export and tokenizer live in models/reader/ and run
+on ONNX Runtime directly, as the embedder's export does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.embedder import _cores, private_tokenizer
+
+
+def reader_context(sentence: str, *, title: str, heading: str | None = None, previous: str = "") -> str:
+    """The text the reader reads beside a question: the sentence first, then what helps read it.
+
+    The sentence comes first so a long context is cut, never the sentence; the document's title
+    and section tell what "it" or "the company" is, and so may the sentence before.
+    """
+    where = f"{title} § {heading}" if heading and heading != title else title
+    return f"{sentence} [SEP] {where}. {previous}".strip()
+
+
+READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+# A question keeps at most this share of the input; the rest is the sentence and its context.
+QUESTION_SHARE = 0.5
+
+
+class ReaderUnavailable(RuntimeError):
+    """The reader's files are missing or unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderConfig:
+    """What the export says about itself (reader.json)."""
+
+    max_length: int
+
+
+class Reader:
+    """The exported cross-encoder on ONNX Runtime: scores (question, context) pairs from 0 to 1."""
+
+    def __init__(self, directory: Path = READER_DIR) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        directory = Path(directory)
+        model, tokenizer_file, config_file = (directory / name for name in ("model.onnx", "tokenizer.json", "reader.json"))
+        for path in (model, tokenizer_file, config_file):
+            if not path.is_file():
+                raise ReaderUnavailable(f"the reader model file {path} is missing: run `make train-reader` to build it")
+        try:
+            self.config = ReaderConfig(max_length=int(json.loads(config_file.read_text())["max_length"]))
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = _cores()
+            # Idle threads sleep instead of spinning: the keyword half and other requests need the cores.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime and tokenizers raise their own classes for a bad file
+            raise ReaderUnavailable(
+                f"the reader model in {directory} could not be loaded ({error}): run `make train-reader` to rebuild it"
+            ) from error
+        self.directory = directory
+        self._inputs = {node.name for node in self.session.get_inputs()}
+        self._question_tokens = int(self.config.max_length * QUESTION_SHARE)
+        self._questions = private_tokenizer(tokenizer, truncate_at=None)
+        self._pairs = private_tokenizer(tokenizer, truncate_at=None)
+        self._pairs.enable_truncation(self.config.max_length, strategy="only_second")
+
+    def _fit_question(self, question: str) -> str:
+        """Cut a question longer than its share of the input at a word piece (never an error)."""
+        encoding = self._questions.encode(question, add_special_tokens=False)
+        if len(encoding.ids) <= self._question_tokens:
+            return question
+        return question[: encoding.offsets[self._question_tokens - 1][1]]
+
+    def score(self, question: str, contexts: Sequence[str]) -> np.ndarray:
+        """Return, for each context, the probability that its sentence answers the question."""
+        if not contexts:
+            return np.zeros(0, dtype=np.float32)
+        question = self._fit_question(question)
+        encodings = self._pairs.encode_batch([(question, context) for context in contexts])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        logits = self.session.run(None, {name: value for name, value in feeds.items() if name in self._inputs})[0]
+        return (1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))).astype(np.float32)

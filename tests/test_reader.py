@@ -1,0 +1,144 @@
+"""The reader: its input format, its loading errors, and its training recipe on a tiny SQuAD."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
+from training import train_reader
+from training.squad import all_pairs, load_articles, near_miss, questions, split_dev, training_pairs
+
+
+def test_the_reader_reads_the_sentence_first_then_where_it_is_and_the_sentence_before():
+    context = reader_context("It opened in 2013.", title="RedNote", heading="History", previous="RedNote is an app.")
+
+    assert context == "It opened in 2013. [SEP] RedNote § History. RedNote is an app."
+    assert reader_context("It opened.", title="RedNote") == "It opened. [SEP] RedNote."
+
+
+def test_a_missing_reader_names_the_file_and_the_command_that_makes_it(tmp_path):
+    with pytest.raises(ReaderUnavailable) as error:
+        Reader(tmp_path / "nowhere")
+
+    assert str(tmp_path / "nowhere" / "model.onnx") in str(error.value)
+    assert "make train-reader" in str(error.value)
+
+
+def test_a_corrupt_reader_is_a_clear_error(tmp_path):
+    for name in ("model.onnx", "tokenizer.json", "reader.json"):
+        (tmp_path / name).write_text("not a model")
+
+    with pytest.raises(ReaderUnavailable) as error:
+        Reader(tmp_path)
+
+    assert "could not be loaded" in str(error.value) and "make train-reader" in str(error.value)
+
+
+def _article(n: int) -> dict:
+    """A tiny SQuAD 2.0 article: one paragraph, an answerable and an unanswerable question."""
+    city = f"Town{n}"
+    context = (
+        f"{city} is a small town by the river. The town was founded in {1800 + n} by farmers. "
+        f"Its market opens every Saturday morning. Most people there work in the mills."
+    )
+    return {
+        "title": f"Article_{n}",
+        "paragraphs": [{
+            "context": context,
+            "qas": [
+                {"id": f"a{n}", "question": f"When was {city} founded?", "is_impossible": False,
+                 "answers": [{"text": str(1800 + n), "answer_start": context.index(str(1800 + n))}]},
+                {"id": f"u{n}", "question": f"When was the {city} mill closed?", "is_impossible": True, "answers": []},
+            ],
+        }],
+    }
+
+
+@pytest.fixture
+def tiny_squad(tmp_path):
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    data = {"version": "v2.0", "data": [_article(n) for n in range(16)]}
+    with gzip.open(folder / "dev-v2.0.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    return folder
+
+
+def test_dev_articles_are_split_apart_by_article(tiny_squad):
+    parts = split_dev(load_articles(tiny_squad / "dev-v2.0.json.gz"))
+
+    titles = {name: {a["title"] for a in articles} for name, articles in parts.items()}
+    assert len(titles["test"]) == 7 and len(titles["calibrate"]) == 6 and len(titles["train"]) == 3
+    assert not (titles["test"] & titles["calibrate"]) and not (titles["train"] & (titles["test"] | titles["calibrate"]))
+    # The same split every time.
+    assert split_dev(load_articles(tiny_squad / "dev-v2.0.json.gz")) == parts
+
+
+def test_pairs_mark_the_answering_sentence_and_take_near_misses_as_negatives(tiny_squad):
+    import random
+
+    articles = load_articles(tiny_squad / "dev-v2.0.json.gz")[:1]
+    pairs = training_pairs(articles, rng=random.Random(0), negatives=1, unanswerable_negatives=2)
+
+    positives = [p for p in pairs if p.label == 1.0]
+    assert [p.question for p in positives] == ["When was Town0 founded?"]
+    assert positives[0].context.startswith("The town was founded in 1800 by farmers. [SEP] Article 0. Town0 is")
+    unanswerable = [p for p in pairs if p.question == "When was the Town0 mill closed?"]
+    # Its two nearest sentences (most shared words first): the mills, the town's name.
+    assert len(unanswerable) == 2 and all(p.label == 0.0 for p in unanswerable)
+    # Measuring scores every sentence of the paragraph.
+    question = next(q for q in questions(articles) if q.answering)
+    assert [p.label for p in all_pairs(question)] == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_a_near_miss_swaps_a_fact_the_answering_sentence_states():
+    import random
+
+    question = next(questions([_article(3)]))
+    vocabulary = {"year": ["1950"], "number": [], "name": ["Riverton"]}
+
+    swapped = near_miss(question, vocabulary, random.Random(0))
+
+    # "Town3" is not in the answering sentence ("The town was founded in 1803"); nothing to swap.
+    assert swapped is None
+    question = next(questions([{**_article(3), "paragraphs": [{**_article(3)["paragraphs"][0], "qas": [
+        {"id": "x", "question": "What happened in 1803?", "answers": [{"text": "founded", "answer_start": 60}]}]}]}]))
+    assert near_miss(question, vocabulary, random.Random(0)) == "What happened in 1950?"
+
+
+@pytest.mark.integration
+def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable_reader(tiny_squad, tmp_path):
+    work, out = tmp_path / "work", tmp_path / "reader"
+    args = ["--data", str(tiny_squad), "--work", str(work), "--out", str(out), "--layers", "1", "--batch-size", "8",
+            "--lr", "3e-4", "--epochs", "30", "--checkpoint-every", "10", "--dev-questions", "12", "--threads", "1"]
+
+    train_reader.train(train_reader.parse_args([*args, "--max-steps", "20"]))
+    summary = train_reader.train(train_reader.parse_args([*args, "--max-steps", "40"]))
+
+    log = [json.loads(line) for line in (work / "train.log.jsonl").read_text().splitlines()]
+    checkpoints = [entry for entry in log if entry["event"] == "checkpoint"]
+    # The second run went on from step 20 rather than starting over.
+    assert [entry["step"] for entry in checkpoints] == [10, 20, 30, 40]
+    assert checkpoints[-1]["loss"] < checkpoints[0]["loss"]
+    assert summary["step"] == 40 and len(summary["sha256"]) == 64
+    reader = Reader(out)
+    scores = reader.score("When was Town3 founded? " * 40, [reader_context("The town was founded in 1803.", title="Town3")] * 2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+@pytest.mark.integration
+def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long_question():
+    reader = Reader(READER_DIR)
+    question = "Who founded the company?"
+    answering = reader_context("The company was founded in 2013 by Miranda Qu and Charlwin Mao.", title="Xiaohongshu")
+    other = reader_context("The app is popular with young women in big cities.", title="Xiaohongshu")
+
+    founded, popular = reader.score(question, [answering, other])
+
+    assert founded > 0.5 > popular
+    # A question longer than the reader takes is cut, not an error.
+    assert reader.score("why " * 5000, [answering]).shape == (1,)

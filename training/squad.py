@@ -1,0 +1,239 @@
+"""SQuAD articles turned into reader pairs: a question, a candidate sentence in its context, a label.
+
+The reader learns one thing: does this sentence answer this question. Positives are the sentence
+holding the answer; negatives are the paragraph's other sentences that share the most words with
+the question, and, for SQuAD 2.0's unanswerable questions (written to look answerable from their
+paragraph), the sentences nearest to them: the near misses a reader must learn to decline. More
+near misses are made from v1.1 questions by swapping a name, number or year the answering
+sentence states for another one of the same article, so the sentence no longer answers.
+
+SQuAD is CC BY-SA 4.0 (Rajpurkar et al. 2016, 2018); so is anything trained on it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.chunking import sentence_spans
+from retrieval.keyword import STOPWORDS, keyword_terms
+from retrieval.reader import reader_context
+
+# The SQuAD 2.0 dev articles are split by article: the reader trains on some, its threshold is
+# calibrated on others, and the rest are touched only by the final check. Fixed by this seed.
+SPLIT_SEED = 13
+TEST_ARTICLES = 7
+CALIBRATION_ARTICLES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One training or scoring example for the reader."""
+
+    question: str
+    context: str  # the candidate sentence, then what helps read it (reader_context)
+    label: float  # 1.0 when the sentence holds the answer
+    group: str  # the question's id: its pairs are scored together when measuring
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A SQuAD question over one paragraph, with its paragraph cut into sentences."""
+
+    id: str
+    text: str
+    title: str
+    sentences: tuple[str, ...]
+    answering: frozenset[int]  # indices of the sentences holding an answer; empty when unanswerable
+    answers: tuple[str, ...]
+
+
+def load_articles(path: Path) -> list[dict]:
+    """Read a (gzipped) SQuAD JSON file's articles."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return json.load(handle)["data"]
+
+
+def split_dev(articles: Sequence[dict]) -> dict[str, list[dict]]:
+    """Split SQuAD 2.0 dev articles into train, calibrate and test, by article, reproducibly."""
+    titles = sorted(article["title"] for article in articles)
+    random.Random(SPLIT_SEED).shuffle(titles)
+    parts = {
+        "test": set(titles[:TEST_ARTICLES]),
+        "calibrate": set(titles[TEST_ARTICLES : TEST_ARTICLES + CALIBRATION_ARTICLES]),
+        "train": set(titles[TEST_ARTICLES + CALIBRATION_ARTICLES :]),
+    }
+    return {name: [a for a in articles if a["title"] in chosen] for name, chosen in parts.items()}
+
+
+def readable_title(title: str) -> str:
+    """SQuAD titles are page names: "Super_Bowl_50" reads "Super Bowl 50"."""
+    return title.replace("_", " ")
+
+
+def questions(articles: Sequence[dict]) -> Iterator[Question]:
+    """Yield every question of the articles with its paragraph's sentences and which ones answer it."""
+    for article in articles:
+        title = readable_title(article["title"])
+        for p, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph["context"]
+            spans = sentence_spans(context)
+            sentences = tuple(context[start:end] for start, end in spans)
+            for q, qa in enumerate(paragraph["qas"]):
+                answers = tuple(a["text"] for a in qa.get("answers", []) if a["text"].strip())
+                answering = frozenset(
+                    i
+                    for a in qa.get("answers", [])
+                    for i, (start, end) in enumerate(spans)
+                    if start <= a["answer_start"] < end
+                )
+                if qa.get("is_impossible"):
+                    answering, answers = frozenset(), ()
+                elif not answering:
+                    continue  # an answer between sentences: nothing to learn from it
+                yield Question(qa.get("id") or f"{article['title']}/{p}/{q}", qa["question"], title, sentences, answering, answers)
+
+
+def context_of(question: Question, index: int) -> str:
+    """The reader's text for one of the question's sentences: itself, its title and the sentence before."""
+    previous = question.sentences[index - 1] if index > 0 else ""
+    return reader_context(question.sentences[index], title=question.title, previous=previous)
+
+
+def shared_words(question: str, sentence: str) -> int:
+    """How many content words of the question the sentence contains, by 5-letter prefix."""
+    stems = {word[:5] for word in keyword_terms(sentence)}
+    return sum(1 for word in keyword_terms(question) if word[:5] in stems)
+
+
+def _mentions_answer(sentence: str, answers: Sequence[str]) -> bool:
+    lowered = sentence.lower()
+    return any(answer.lower() in lowered for answer in answers)
+
+
+def nearest_sentences(question: Question, limit: int, rng: random.Random) -> list[int]:
+    """The non-answering sentences sharing the most words with the question (ties broken at random)."""
+    others = [
+        i
+        for i, sentence in enumerate(question.sentences)
+        if i not in question.answering and not _mentions_answer(sentence, question.answers) and len(sentence.split()) >= 4
+    ]
+    rng.shuffle(others)
+    others.sort(key=lambda i: -shared_words(question.text, question.sentences[i]))
+    return others[:limit]
+
+
+def all_pairs(question: Question) -> list[Pair]:
+    """Every sentence of the question's paragraph as a pair: how the reader is measured."""
+    return [
+        Pair(question.text, context_of(question, i), float(i in question.answering), question.id)
+        for i in range(len(question.sentences))
+        if len(question.sentences[i].split()) >= 4 or i in question.answering
+    ]
+
+
+_SWAPPABLE = re.compile(r"\b(?:1[5-9]\d\d|20\d\d|\d[\d,.]*|[A-Z][a-z]+(?:\s[A-Z][a-z]+)*)\b")
+
+
+def _kind(token: str) -> str:
+    if re.fullmatch(r"1[5-9]\d\d|20\d\d", token):
+        return "year"
+    if token[0].isdigit():
+        return "number"
+    return "name"
+
+
+def swappables(text: str, *, skip_first: bool = True) -> list[str]:
+    """The years, numbers and capitalised names of a text (a sentence's first word is not a name)."""
+    found = []
+    for match in _SWAPPABLE.finditer(text):
+        if skip_first and match.start() == 0 and _kind(match.group()) == "name":
+            continue
+        found.append(match.group())
+    return found
+
+
+def near_miss(question: Question, vocabulary: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The question with a name, number or year its answering sentence states swapped for another of the article.
+
+    "When did the Normans reach Sicily?" becomes "When did the Normans reach Apulia?": the sentence
+    that answered the first says nothing of the second. None when nothing can be swapped.
+    """
+    answering = " ".join(question.sentences[i] for i in sorted(question.answering))
+    paragraph = " ".join(question.sentences).lower()
+    targets = [t for t in swappables(question.text) if t in answering]
+    if not targets:
+        return None
+    target = rng.choice(targets)
+    options = [
+        v
+        for v in vocabulary.get(_kind(target), [])
+        if v.lower() not in paragraph and v.lower() not in question.text.lower()
+    ]
+    if not options:
+        return None
+    return question.text.replace(target, rng.choice(options), 1)
+
+
+def article_vocabulary(article: dict) -> dict[str, list[str]]:
+    """The article's years, numbers and names, by kind, for near misses."""
+    vocabulary: dict[str, set[str]] = {"year": set(), "number": set(), "name": set()}
+    for paragraph in article["paragraphs"]:
+        context = paragraph["context"]
+        for start, end in sentence_spans(context):
+            for token in swappables(context[start:end]):
+                if token.lower() not in STOPWORDS:
+                    vocabulary[_kind(token)].add(token)
+    return {kind: sorted(values) for kind, values in vocabulary.items()}
+
+
+def training_pairs(
+    articles: Sequence[dict],
+    *,
+    rng: random.Random,
+    negatives: int = 1,
+    unanswerable_negatives: int = 2,
+    near_miss_share: float = 0.0,
+    question_limit: int | None = None,
+) -> list[Pair]:
+    """Pairs for training from the articles' questions.
+
+    Per answerable question: the answering sentence and its `negatives` nearest other sentences;
+    per unanswerable question its `unanswerable_negatives` nearest sentences; and, for a
+    `near_miss_share` of answerable questions, the question with a fact swapped, against the
+    sentence that answered the original.
+    """
+    pairs: list[Pair] = []
+    for article in articles:
+        vocabulary = article_vocabulary(article) if near_miss_share else {}
+        chosen = list(questions([article]))
+        rng.shuffle(chosen)
+        for question in chosen:
+            if question.answering:
+                for i in sorted(question.answering)[:1]:
+                    pairs.append(Pair(question.text, context_of(question, i), 1.0, question.id))
+                for i in nearest_sentences(question, negatives, rng):
+                    pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
+                if near_miss_share and rng.random() < near_miss_share:
+                    swapped = near_miss(question, vocabulary, rng)
+                    if swapped:
+                        i = min(question.answering)
+                        pairs.append(Pair(swapped, context_of(question, i), 0.0, question.id + "/swapped"))
+            else:
+                for i in nearest_sentences(question, unanswerable_negatives, rng):
+                    pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
+    if question_limit is not None:
+        # Keep whole questions: every pair of the first `question_limit` groups.
+        keep: dict[str, None] = {}
+        for pair in pairs:
+            group = pair.group.removesuffix("/swapped")
+            if group in keep or len(keep) < question_limit:
+                keep[group] = None
+        pairs = [p for p in pairs if p.group.removesuffix("/swapped") in keep]
+    return pairs

@@ -1,0 +1,310 @@
+"""Train the reader: a cross-encoder from the bundled all-MiniLM-L6-v2 weights, on SQuAD pairs.
+
+`make train-reader` (python -m training.train_reader) rebuilds models/reader/ from the bundled
+weights and a SQuAD folder, seeded. It checkpoints every few hundred steps into --work, so a
+stopped run resumes where it was, logs loss and dev figures there (train.log.jsonl), and at the
+end exports the model to ONNX with its tokenizer and a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from training.squad import Pair, all_pairs, load_articles, questions, split_dev, training_pairs
+
+log = logging.getLogger("train_reader")
+
+DEFAULT_DATA = Path("../shared/datasets/squad")
+DEFAULT_OUT = Path("models/reader")
+DEFAULT_WORK = Path(".reader-training")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The recipe's knobs; the defaults are the committed model's."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the SQuAD .json.gz files")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the ONNX export and card go")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and the training log")
+    parser.add_argument("--base", type=Path, default=None, help="starting weights (default: the bundled MiniLM)")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--v1-questions", type=int, default=7000, help="SQuAD v1.1 train questions to use")
+    parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
+    parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
+    parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=4e-5)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    parser.add_argument("--dev-questions", type=int, default=150, help="calibration questions scored at checkpoints")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (tests)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    return parser.parse_args(argv)
+
+
+def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair], list[dict]]:
+    """The training pairs, shuffled, and the calibration articles (for dev figures)."""
+    data = args.data
+    dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
+    pairs = training_pairs(dev["train"], rng=rng)
+    first10 = data / "train-v2.0-first10.json.gz"
+    if first10.exists():
+        pairs += training_pairs(load_articles(first10), rng=rng)
+    v1 = data / "train-v1.1.json.gz"
+    if v1.exists() and args.v1_questions:
+        articles = load_articles(v1)
+        rng.shuffle(articles)
+        # Spread the questions over many articles: a few from each.
+        per_article = max(1, math.ceil(args.v1_questions / len(articles)))
+        for article in articles:
+            article = {**article, "paragraphs": rng.sample(article["paragraphs"], min(len(article["paragraphs"]), per_article))}
+            pairs += training_pairs(
+                [article], rng=rng, near_miss_share=args.near_miss_share, question_limit=per_article
+            )
+    rng.shuffle(pairs)
+    return pairs, dev["calibrate"]
+
+
+def batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
+    """Batches of pairs of similar length (little padding), in random order."""
+    order = list(pairs)
+    rng.shuffle(order)
+    out = []
+    # Sort within pools of 50 batches: near-uniform lengths per batch, still a random stream.
+    pool = size * 50
+    for first in range(0, len(order), pool):
+        chunk = sorted(order[first : first + pool], key=lambda p: len(p.question) + len(p.context))
+        out += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(out)
+    return out
+
+
+def load_model(base: Path, layers: int):
+    """The base weights with a one-logit classification head, cut to `layers` layers."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    if layers < model.config.num_hidden_layers:
+        model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+        model.config.num_hidden_layers = layers
+    # The word-piece table is half the weights: frozen, each step updates half as many, and
+    # words SQuAD never shows keep the meaning the base model gave them.
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    return model, tokenizer
+
+
+def encode(tokenizer, pairs: Sequence[Pair], max_length: int):
+    """Tokenise (question, context) pairs; the context is cut first, never the question."""
+    return tokenizer(
+        [p.question for p in pairs],
+        [p.context for p in pairs],
+        truncation="only_second",
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+
+
+def score(model, tokenizer, pairs: Sequence[Pair], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """The model's probability for each pair that the sentence answers the question."""
+    import torch
+
+    model.eval()
+    out = np.zeros(len(pairs), dtype=np.float32)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i].question) + len(pairs[i].context))
+    with torch.inference_mode():
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            logits = model(**encode(tokenizer, [pairs[i] for i in rows], max_length)).logits[:, 0]
+            out[rows] = torch.sigmoid(logits).numpy()
+    model.train()
+    return out
+
+
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """Area under the ROC curve: the chance a random positive outscores a random negative."""
+    if not positives or not negatives:
+        return float("nan")
+    values = np.concatenate([positives, negatives])
+    ranks = values.argsort().argsort().astype(np.float64) + 1
+    # Ties share their mean rank.
+    for value in np.unique(values):
+        tied = values == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positives), len(negatives)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def question_figures(groups: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """Per question (its sentences' (score, label)): top-sentence accuracy and answerability AUC."""
+    answerable = [g for g in groups.values() if any(label for _, label in g)]
+    unanswerable = [g for g in groups.values() if not any(label for _, label in g)]
+    top = [max(g, key=lambda sl: sl[0])[1] for g in answerable]
+    return {
+        "top1": float(np.mean(top)) if top else float("nan"),
+        "answerable_auc": auc([max(s for s, _ in g) for g in answerable], [max(s for s, _ in g) for g in unanswerable]),
+        "questions": len(groups),
+    }
+
+
+def dev_figures(model, tokenizer, dev_questions, max_length: int) -> dict[str, float]:
+    """Score every sentence of each dev question's paragraph; figures per question."""
+    pairs = [pair for question in dev_questions for pair in all_pairs(question)]
+    scores = score(model, tokenizer, pairs, max_length)
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for pair, value in zip(pairs, scores):
+        groups.setdefault(pair.group, []).append((float(value), pair.label))
+    return question_figures(groups)
+
+
+def export_onnx(model, tokenizer, out: Path, *, max_length: int) -> Path:
+    """Write model.onnx (dynamic batch and length), tokenizer.json and reader.json into `out`."""
+    import torch
+
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.eval()
+    sample = encode(tokenizer, [Pair("what is it?", "it is a test [SEP] title.", 0.0, "")], max_length)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(
+        model,
+        tuple(sample[name] for name in names),
+        str(staging / "model.onnx"),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | {"logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+    (staging / "reader.json").write_text(json.dumps({"max_length": max_length, "layers": model.config.num_hidden_layers}, indent=2))
+    keep = [name for name in ("README.md",) if (out / name).exists()]
+    for name in keep:
+        shutil.copy2(out / name, staging / name)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return out / "model.onnx"
+
+
+def sha256(path: Path) -> str:
+    """The file's sha256, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train (resuming from --work when a checkpoint is there), export, and return the last dev figures."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from tqdm import tqdm
+
+    from retrieval.embedder import bundled_model_path
+
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    pairs, calibration = build_pairs(args, rng)
+    dev_rng = random.Random(args.seed)
+    dev_questions = list(questions(calibration))
+    dev_rng.shuffle(dev_questions)
+    dev_questions = dev_questions[: args.dev_questions]
+    plan = batches(pairs, args.batch_size, rng)
+    total = math.ceil(len(plan) * args.epochs)
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
+    # Later epochs reuse the pairs in a new order.
+    while len(plan) < total:
+        plan += batches(pairs, args.batch_size, rng)
+    plan = plan[:total]
+
+    base = args.base or bundled_model_path()
+    model, tokenizer = load_model(base, args.layers)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
+    warmup = max(1, total // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    args.work.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.work / "checkpoint.pt"
+    logfile = args.work / "train.log.jsonl"
+    step = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        log.info("resuming at step %d of %d", step, total)
+    else:
+        with open(logfile, "w") as handle:
+            handle.write(json.dumps({"event": "start", "pairs": len(pairs), "positives": sum(p.label for p in pairs),
+                                     "steps": total, "args": {k: str(v) for k, v in vars(args).items()}}) + "\n")
+
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    running, seen, started = 0.0, 0, time.monotonic()
+    figures: dict = {}
+    bar = tqdm(total=total, initial=step, desc="training the reader", unit="step", file=sys.stderr)
+    while step < total:
+        batch = plan[step]
+        inputs = encode(tokenizer, batch, args.max_length)
+        labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
+        loss = loss_fn(model(**inputs).logits[:, 0], labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        step += 1
+        running += float(loss.detach()) * len(batch)
+        seen += len(batch)
+        bar.update(1)
+        bar.set_postfix(loss=f"{running / seen:.4f}")
+        if step % args.checkpoint_every == 0 or step == total:
+            figures = dev_figures(model, tokenizer, dev_questions, args.max_length) if dev_questions else {}
+            record = {"event": "checkpoint", "step": step, "loss": running / max(1, seen),
+                      "pairs_per_second": seen / (time.monotonic() - started), **figures}
+            with open(logfile, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            log.info("%s", record)
+            running, seen, started = 0.0, 0, time.monotonic()
+            staging = checkpoint.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "step": step}, staging)
+            os.replace(staging, checkpoint)
+    bar.close()
+    onnx_file = export_onnx(model, tokenizer, args.out, max_length=args.max_length)
+    summary = {"event": "exported", "file": str(onnx_file), "sha256": sha256(onnx_file), "step": step, **figures}
+    with open(logfile, "a") as handle:
+        handle.write(json.dumps(summary) + "\n")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry: train and export, printing the summary as JSON."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    print(json.dumps(train(parse_args(argv)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
