@@ -26,6 +26,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from retrieval.files import replacing, write_atomically
+
 log = logging.getLogger(__name__)
 
 # Measured (docs/BENCHMARKS.md): up to here exact search of one query takes a few milliseconds
@@ -150,16 +152,12 @@ class VectorIndex:
     def save(self, path: Path, *, generation: int) -> None:
         """Write the index atomically (write, then rename), tagged with the store generation."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with self._lock:
-            faiss.write_index(self._index, str(tmp))
+        # A mapped view of the old file stays valid: the rename leaves its inode alive.
+        with replacing(path) as part, self._lock:
+            faiss.write_index(self._index, str(part))
             info = {"generation": generation, "count": self.count, "dim": self.dim,
                     "kind": self.kind, "trained_for": self._trained_for}
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        # A mapped view of the old file stays valid: the rename leaves its inode alive.
-        os.replace(tmp, path)
-        _write_json_atomically(_sidecar(path), info)
+        write_atomically(_sidecar(path), json.dumps(info))
 
     @classmethod
     def load(
@@ -370,7 +368,3 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _write_json_atomically(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tantivy
 
+from retrieval.files import write_atomically
 from retrieval.records import KeywordPassage
 
 log = logging.getLogger(__name__)
@@ -133,16 +134,21 @@ class KeywordIndex:
         fresh = directory.with_name(f"{directory.name}.new-{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(parents=True)
-        index = tantivy.Index(_schema(), path=str(fresh))
-        index.register_tokenizer(TOKENIZER, _analyzer())
-        writer = index.writer(heap_size=REBUILD_HEAP_BYTES, num_threads=max(1, min(4, os.cpu_count() or 1)))
-        count = 0
-        for passage in passages:
-            writer.add_document(_document(passage))
-            count += 1
-        writer.commit()
-        writer.wait_merging_threads()
-        _write_sidecar(fresh, generation=generation, count=count)
+        try:
+            index = tantivy.Index(_schema(), path=str(fresh))
+            index.register_tokenizer(TOKENIZER, _analyzer())
+            writer = index.writer(heap_size=REBUILD_HEAP_BYTES, num_threads=max(1, min(4, os.cpu_count() or 1)))
+            count = 0
+            for passage in passages:
+                writer.add_document(_document(passage))
+                count += 1
+            writer.commit()
+            writer.wait_merging_threads()
+            _write_sidecar(fresh, generation=generation, count=count)
+        except BaseException:
+            # A full disk (or any failure) leaves no half-built copy behind holding the space.
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
         # A crash between these two steps leaves no index at `directory`: it is rebuilt on next open.
         shutil.rmtree(directory, ignore_errors=True)
         try:
@@ -280,10 +286,5 @@ def _document(passage: KeywordPassage) -> tantivy.Document:
 
 
 def _write_sidecar(directory: Path, *, generation: int, count: int, removed: int = 0) -> None:
-    path = directory / SIDECAR
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"layout": LAYOUT, "generation": generation, "count": count, "removed": removed}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    sidecar = {"layout": LAYOUT, "generation": generation, "count": count, "removed": removed}
+    write_atomically(directory / SIDECAR, json.dumps(sidecar))

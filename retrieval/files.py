@@ -1,0 +1,41 @@
+"""Files written whole or not at all: written beside their place, then renamed into it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Hidden, so an ingest of the folder never takes a file still being written for a document.
+PART_PREFIX, PART_SUFFIX = ".", ".part"
+
+
+def part_of(path: Path) -> Path:
+    """Return the temporary name a file is written under before it takes `path`'s place."""
+    return path.with_name(f"{PART_PREFIX}{path.name}{PART_SUFFIX}")
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; once written it is synced and renamed to `path`.
+
+    On any failure (a full disk, a crash of the writer) the temporary file is removed, so no
+    half-written file is left at `path` or beside it holding the space.
+    """
+    path = Path(path)
+    part = part_of(path)
+    try:
+        yield part
+        with open(part, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """Write `data` (text as UTF-8) to `path` whole or not at all."""
+    with replacing(path) as part:
+        part.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
