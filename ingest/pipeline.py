@@ -146,18 +146,42 @@ def files_to_consider(root: Path) -> dict[str, Path]:
     return {source_for(path): path for path in find_files(root)}
 
 
+def vanished(root: Path, stored: dict[str, str], sources: dict[str, Path]) -> list[str]:
+    """Return the stored sources under folder `root` that are not among its files `sources`."""
+    if not root.is_dir():
+        return []
+    folder = source_for(root)
+    return [source for source in sorted(set(stored) - set(sources)) if _is_under(source, folder)]
+
+
 def remove_vanished(
     root: Path, stored: dict[str, str], sources: dict[str, Path], *, library: Library, report: IngestReport
 ) -> None:
     """Remove the stored documents under folder `root` whose files are no longer there."""
-    if not root.is_dir():
-        return
-    folder = source_for(root)
-    for source in sorted(set(stored) - set(sources)):
+    for source in vanished(root, stored, sources):
         document_id = library.store.document_id_for_source(source)
-        if document_id and _is_under(source, folder):
+        if document_id:
             library.remove(document_id)
             report.removed.append(source)
+
+
+def ingest_parsed(
+    document: Document, file_hash: str, *, library: Library, embedder: Embedder, chunking: Chunking
+) -> IngestReport:
+    """Store one file already read and parsed (an upload), as `ingest_path` of that file would.
+
+    `file_hash` is the hash of the file's bytes, so a later ingest of the folder sees it unchanged.
+    """
+    report = IngestReport()
+    stored = library.store.file_hashes().get(document.source)
+    if stored == file_hash:
+        report.unchanged.append(document.source)
+        return report
+    _store_documents(
+        [(document, file_hash, stored is not None)], report, library=library, embedder=embedder, chunking=chunking
+    )
+    library.save()
+    return report
 
 
 def ingest_documents(

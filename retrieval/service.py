@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import logging
@@ -17,13 +18,16 @@ from pathlib import Path
 
 from ingest.errors import IngestError
 from ingest.loaders import parse
-from ingest.pipeline import Chunking, IngestReport, Progress, ingest_documents, ingest_path, source_for
+from ingest.pipeline import (
+    Chunking, IngestReport, Progress, files_to_consider, ingest_documents, ingest_parsed, ingest_path, source_for, vanished,
+)
 from ingest.records import Document
 from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import Scorer, compose, names_in
 from retrieval.conversation import contextualise
 from retrieval.embedder import Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path
 from retrieval.errors import DocumentNotFound, UploadTooLarge
+from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically
 from retrieval.library import Library
 from retrieval.reader import READER_DIR, Reader
 from retrieval.records import Answer, Hit, StoredDocument
@@ -185,7 +189,7 @@ class Sourcebook:
 
         Too many files or bytes together refuse the whole upload (`check_upload`) before any is
         written. A file that cannot be read is refused before it is written, so the corpus folder
-        only ever holds files that were indexed.
+        only ever holds files that were indexed. Each file is parsed once, outside the write lock.
         """
         self.check_upload([len(data) for _, data in files])
         results = []
@@ -194,36 +198,92 @@ class Sourcebook:
                 filename = safe_filename(name)
                 if len(data) > self.settings.max_file_bytes:
                     raise IngestError(filename, f"file is {len(data):,} bytes, over the {self.settings.max_file_bytes:,}-byte limit")
-                parse(data, Path(filename).suffix, source=filename)
+                path = self.settings.corpus_dir / filename
+                document = parse(data, path.suffix, source=source_for(path))
             except (ValueError, IngestError) as error:
                 results.append(UploadResult(name, "failed", reason=getattr(error, "reason", str(error))))
                 continue
-            results.append(self._save_and_ingest(filename, data))
+            results.append(self._save_and_ingest(path, data, document))
         return results
 
-    def _save_and_ingest(self, filename: str, data: bytes) -> UploadResult:
-        folder = self.settings.corpus_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / filename
+    def _save_and_ingest(self, path: Path, data: bytes, document: Document) -> UploadResult:
+        """Put an upload's bytes at `path` and store its parsed document, in an order no crash can undo.
+
+        The earlier version is kept in `.deleted/` first, then the new bytes are written beside
+        and renamed over the old (the file is always one whole version), then stored. A crash
+        before the store commits leaves the folder ahead of the store; `reconcile` at the next
+        start ingests the file.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
         # One writer from keeping the old version to indexing the new: two uploads of one name
         # at once never both set aside the same old file and lose the first new one.
         with self.library.writing():
-            if path.is_file() and not _same_bytes(path, data):
-                # The earlier version is kept (linked into .deleted/) before the new one replaces it.
+            if not path.is_file():
+                write_atomically(path, data)
+            elif not _same_bytes(path, data):
                 self._keep_version(path, move=False)
-            # Write, then rename: a crash never leaves half a file in the corpus.
-            partial = folder / f".{filename}.part"
-            partial.write_bytes(data)
-            os.replace(partial, path)
-            report = ingest_path(
-                path, library=self.library, embedder=self.embedder, chunking=self.chunking,
+                write_atomically(path, data)
+            report = ingest_parsed(
+                document, hashlib.sha256(data).hexdigest(),
+                library=self.library, embedder=self.embedder, chunking=self.chunking,
+            )
+        document_id = self.library.store.document_id_for_source(document.source)
+        if report.failed:
+            return UploadResult(path.name, "failed", document_id, report.failed[0][1])
+        status = "added" if report.added else "updated" if report.updated else "unchanged"
+        return UploadResult(path.name, status, document_id)
+
+    def reconcile(self) -> IngestReport:
+        """Bring the store in line with the corpus folder, the source of truth (a server, at start).
+
+        Files not stored, or stored with other bytes, are ingested: an upload or replace cut
+        short by a crash is finished. Stored documents whose file is gone are removed, a delete
+        cut short is finished, and their text is first written into `.deleted/` unless that
+        version of the file is kept there already. Temporary files of uploads never renamed into
+        place (the upload was never answered) are removed.
+        """
+        folder = self.settings.corpus_dir
+        if not folder.is_dir():
+            log.info("no corpus folder at %s; nothing to reconcile", folder)
+            return IngestReport()
+        with self.library.writing():
+            for partial in folder.rglob(f"{PART_PREFIX}*{PART_SUFFIX}"):
+                if partial.is_file():
+                    log.info("removing %s, an upload never finished", partial)
+                    partial.unlink()
+            stored = self.library.store.file_hashes()
+            for source in vanished(folder, stored, files_to_consider(folder)):
+                self._keep_text(source, stored[source])
+            return ingest_path(
+                folder, library=self.library, embedder=self.embedder, chunking=self.chunking,
                 max_file_bytes=self.settings.max_file_bytes,
             )
-        document_id = self.library.store.document_id_for_source(source_for(path))
-        if report.failed:
-            return UploadResult(filename, "failed", document_id, report.failed[0][1])
-        status = "added" if report.added else "updated" if report.updated else "unchanged"
-        return UploadResult(filename, status, document_id)
+
+    def _keep_text(self, source: str, file_hash: str) -> None:
+        """Write a stored document's text into `.deleted/` unless its file's version is kept there already."""
+        corpus = self.settings.corpus_dir.resolve()
+        path = Path(source).resolve()
+        folder = (corpus / DELETED_FOLDER / path.relative_to(corpus)).parent
+        digest = file_hash[:8]
+        if any(folder.glob(f"{glob.escape(path.stem)}.*-{digest}*{glob.escape(path.suffix)}")):
+            return
+        document_id = self.library.store.document_id_for_source(source)
+        document = self.library.store.document(document_id) if document_id else None
+        if document is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        # Written whole under a temporary name (a crash leaves only that, removed at the next
+        # start), then linked to a name no other version has.
+        part = part_of(folder / f"{path.name}.txt")
+        try:
+            with part.open("w", encoding="utf-8") as handle:
+                handle.write(document.text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            kept = _link_as_version(part, folder, f"{path.name}.", digest, ".txt")
+        finally:
+            part.unlink(missing_ok=True)
+        log.info("%s is gone from the corpus folder; kept its text as %s", source, kept)
 
     def documents(self) -> list[StoredDocument]:
         """List the stored documents."""
@@ -239,15 +299,16 @@ class Sourcebook:
     def delete(self, document_id: str) -> int:
         """Delete a document and its passages; return how many passages went.
 
-        A file in the corpus folder is moved aside into its hidden `.deleted/` folder, so the
-        next ingest of the folder does not bring it back, and nothing is lost.
+        A file in the corpus folder is moved aside into its hidden `.deleted/` folder first, so
+        nothing is lost and the next ingest of the folder does not bring it back; a crash before
+        the store forgets the document leaves it to `reconcile` to finish.
         """
         with self.library.writing():
             document = self.document(document_id)
             removed = self.library.store.chunk_count(document_id)
+            self._set_aside(Path(document.source))
             self.library.remove(document_id)
             self.library.save()
-            self._set_aside(Path(document.source))
         return removed
 
     def _set_aside(self, path: Path) -> None:
@@ -261,8 +322,7 @@ class Sourcebook:
         """Keep this version of a corpus file in `.deleted/` under a name no other version has; return it.
 
         The name adds the time (UTC) and a short hash of the bytes, then a counter if that is
-        still taken: `notes.20250101T120000Z-1a2b3c4d.txt`. Hard-linking never overwrites a name
-        that exists, so no earlier version is ever replaced.
+        still taken: `notes.20250101T120000Z-1a2b3c4d.txt`.
         """
         corpus = self.settings.corpus_dir.resolve()
         path = path.resolve()
@@ -270,22 +330,7 @@ class Sourcebook:
         folder.mkdir(parents=True, exist_ok=True)
         with path.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()[:8]
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        for attempt in itertools.count():
-            counter = f"-{attempt}" if attempt else ""
-            aside = folder / f"{path.stem}.{stamp}-{digest}{counter}{path.suffix}"
-            try:
-                os.link(path, aside)
-            except FileExistsError:
-                continue
-            except OSError:
-                # A file system without hard links: copy, refusing (x mode) a name that exists.
-                try:
-                    with path.open("rb") as source, aside.open("xb") as copy:
-                        shutil.copyfileobj(source, copy)
-                except FileExistsError:
-                    continue
-            break
+        aside = _link_as_version(path, folder, f"{path.stem}.", digest, path.suffix)
         if move:
             path.unlink()
         log.info("kept %s as %s", path, aside)
@@ -365,6 +410,31 @@ SUGGESTION_DOCUMENTS = 8
 SUGGESTION_ASKS_PER_QUESTION = 4
 # Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _link_as_version(path: Path, folder: Path, prefix: str, digest: str, suffix: str) -> Path:
+    """Link (or copy) `path` into `folder` as `{prefix}{UTC time}-{digest}{counter}{suffix}`; return the name.
+
+    Hard-linking, or copying in x mode, never takes a name that exists, so no earlier version is
+    ever replaced.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for attempt in itertools.count():
+        counter = f"-{attempt}" if attempt else ""
+        aside = folder / f"{prefix}{stamp}-{digest}{counter}{suffix}"
+        try:
+            os.link(path, aside)
+        except FileExistsError:
+            continue
+        except OSError:
+            # A file system without hard links: copy, refusing (x mode) a name that exists.
+            try:
+                with path.open("rb") as source, aside.open("xb") as copy:
+                    shutil.copyfileobj(source, copy)
+            except FileExistsError:
+                continue
+        return aside
+    raise AssertionError("unreachable")  # itertools.count() never ends
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from retrieval.service import Sourcebook
@@ -144,3 +148,167 @@ def test_queries_during_an_ingest_keep_working_and_see_whole_documents(settings,
     assert failures == []
     assert len(seen) > 1  # the searches really ran while documents were arriving
     assert_consistent(service)
+
+
+# --- the corpus folder and the store agree after any crash (issue 13, item 4) --------------
+def versions(number: int, label: str) -> bytes:
+    return f"{label.title()} {number}\nThe {label} file number {number} holds version text {label}-{number}.\n".encode()
+
+
+def file_hashes_under(corpus: Path) -> dict[str, str]:
+    """{source: sha256} of the documents a crash-free ingest of the corpus folder would store."""
+    return {
+        f"corpus/{path.relative_to(corpus).as_posix()}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in corpus.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(corpus).parts)
+    }
+
+
+def kept_bytes(corpus: Path) -> list[bytes]:
+    return [path.read_bytes() for path in corpus.rglob("*") if path.is_file()]
+
+
+def assert_folder_store_and_indexes_agree(root: Path) -> None:
+    """The store holds exactly the corpus folder's files, and both indexes were saved for the store as it is."""
+    from retrieval.index import VectorIndex
+    from retrieval.keyword import KeywordIndex
+    from retrieval.library import KEYWORD_DIR, STORE_FILE, VECTORS_FILE
+    from retrieval.store import Store
+
+    corpus, index_dir = root / "corpus", root / "index"
+    store = Store(index_dir / STORE_FILE)
+    try:
+        assert store.file_hashes() == file_hashes_under(corpus)
+        vectors = VectorIndex.load(index_dir / VECTORS_FILE, dim=FakeEmbedder().dim, generation=store.generation)
+        keywords = KeywordIndex.load(index_dir / KEYWORD_DIR, generation=store.generation)
+        assert vectors is not None and keywords is not None, "an index was left behind the store"
+        assert np.array_equal(vectors.ids(), store.vector_ids())
+        assert keywords.count == len(store.chunk_rowids())
+    finally:
+        store.close()
+    assert not [path.name for path in corpus.rglob("*.part")], "a temporary file was left in the corpus"
+
+
+class CrashingServer:
+    """`sourcebook serve` (fake model) over root/corpus and root/index, dying at one point of a write."""
+
+    def __init__(self, root: Path, point: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.crashing_server", point, "serve", "--port", str(self.port),
+             "--index", str(root / "index"), "--corpus", str(root / "corpus")],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.process.kill()
+        raise AssertionError(f"the server did not come up: {self.process.communicate()[0][-2000:]}")
+
+    def document_id(self, source: str) -> str:
+        documents = httpx.get(f"{self.url}/api/documents", timeout=10).json()
+        return next(d["id"] for d in documents if d["source"] == source)
+
+    def killed_by(self, request: Callable[[], httpx.Response]) -> None:
+        """Send a write that reaches the crash point: no answer comes, and the process died of SIGKILL."""
+        try:
+            response = request()
+        except httpx.HTTPError:
+            response = None
+        assert response is None, f"the write was answered ({response.status_code}) instead of crashing"
+        assert self.process.wait(timeout=30) == -signal.SIGKILL
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=30)
+
+
+# (operation, crash point): every point an upload, a replace and a delete pass through.
+CRASHES = [
+    ("upload", "rename"), ("upload", "store"), ("upload", "save"),
+    ("replace", "link"), ("replace", "rename"), ("replace", "store"), ("replace", "save"),
+    ("delete", "link"), ("delete", "remove"), ("delete", "save"),
+]
+
+
+def test_a_server_killed_at_any_point_of_a_write_agrees_with_its_folder_after_restart_and_loses_nothing(tmp_path):
+    corpus = tmp_path / "corpus"
+    base = {f"base-{n}.txt": versions(n, "base") for n in range(4)}
+    doomed = {f"doomed-{n}.txt": versions(n, "doomed") for n in range(3)}
+    write_files(corpus, {**base, **doomed})
+    every_version = set(base.values()) | set(doomed.values())
+    # What each crash must leave once the next start has reconciled: {source: bytes, or None for gone}.
+    expected: dict[str, bytes | None] = {}
+    replaced, deleted = iter(base), iter(doomed)
+
+    for number, (operation, point) in enumerate(CRASHES):
+        server = CrashingServer(tmp_path, point)  # its start reconciles what the last crash left
+        assert_folder_store_and_indexes_agree(tmp_path)
+        for source, content in expected.items():
+            assert (corpus / source).read_bytes() == content if content else not (corpus / source).exists(), source
+        assert every_version <= set(kept_bytes(corpus)), "a version was lost"
+        expected = {}
+        if operation == "upload":
+            name, content = f"new-{number}.txt", versions(number, "new")
+            server.killed_by(lambda: httpx.post(f"{server.url}/api/documents", files={"files": (name, content)}, timeout=30))
+            # Cut short before the rename, the upload never happened (it was never answered).
+            expected[name] = None if point == "rename" else content
+        elif operation == "replace":
+            name = next(replaced)
+            content = versions(number, "replacement")
+            server.killed_by(lambda: httpx.post(f"{server.url}/api/documents", files={"files": (name, content)}, timeout=30))
+            expected[name] = base[name] if point in {"link", "rename"} else content
+        else:
+            name = next(deleted)
+            document_id = server.document_id(f"corpus/{name}")
+            server.killed_by(lambda: httpx.delete(f"{server.url}/api/documents/{document_id}", timeout=30))
+            # Killed between linking the file into .deleted/ and unlinking it, the delete never happened.
+            expected[name] = doomed[name] if point == "link" else None
+        if expected[name]:
+            every_version.add(expected[name])
+
+    server = CrashingServer(tmp_path, "none")
+    try:
+        assert_folder_store_and_indexes_agree(tmp_path)
+        assert every_version <= set(kept_bytes(corpus))
+        # The server serves what the folder holds: a replacement finished at start is found by its text.
+        hits = httpx.post(f"{server.url}/api/search", json={"query": "replacement 6 version text", "k": 1}, timeout=30).json()
+        assert hits["hits"][0]["source"] == "corpus/base-3.txt"
+        assert hits["hits"][0]["text"] == versions(6, "replacement").decode().strip()
+    finally:
+        server.stop()
+    assert {path.name for path in corpus.iterdir() if path.is_file()} == {
+        "base-0.txt", "base-1.txt", "base-2.txt", "base-3.txt", "doomed-0.txt", "new-1.txt", "new-2.txt",
+    }
+
+
+def test_reconcile_takes_in_what_changed_while_stopped_and_keeps_the_text_of_what_went(make_service, tmp_path):
+    corpus = write_files(tmp_path / "corpus", {"stays.txt": "Stays\nThe garden gate is painted green.\n",
+                                               "edited.txt": "Edited\nThe lighthouse lamp burns oil.\n",
+                                               "gone.txt": "Gone\nThe orchard grows seven kinds of pear.\n"})
+    service = make_service(corpus_dir=corpus)
+    service.ingest(corpus)
+    (corpus / "gone.txt").unlink()
+    (corpus / "edited.txt").write_text("Edited\nThe lighthouse lamp is electric now.\n", encoding="utf-8")
+    (corpus / "added.txt").write_text("Added\nThe ferry leaves at dawn.\n", encoding="utf-8")
+    (corpus / ".late.txt.part").write_bytes(b"half an upl")
+
+    report = make_service(corpus_dir=corpus).reconcile()
+
+    assert (report.added, report.updated, report.removed) == (["corpus/added.txt"], ["corpus/edited.txt"], ["corpus/gone.txt"])
+    assert_folder_store_and_indexes_agree(tmp_path)
+    recovered = list((corpus / ".deleted").glob("gone.txt.*.txt"))
+    assert [path.read_text(encoding="utf-8") for path in recovered] == ["Gone\nThe orchard grows seven kinds of pear.\n"]
+    assert make_service(corpus_dir=corpus).search("pear orchard", k=1)[0].source != "corpus/gone.txt"
+    assert make_service(corpus_dir=corpus).reconcile().summary() == {
+        "added": 0, "updated": 0, "removed": 0, "unchanged": 3, "failed": 0,
+    }

@@ -411,13 +411,21 @@ def serve(
     index: IndexOption = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Folder uploads are saved into.")] = None,
 ) -> None:
-    """Serve the chat page at / and the HTTP API under /api."""
+    """Serve the chat page at / and the HTTP API under /api, after bringing the index in line with the corpus folder."""
     import uvicorn
 
     from ui.server import create_app
 
     with failures_as_messages():
         service = open_service(index, corpus=corpus)
+        # The corpus folder is the source of truth: finish what a crash or an edit while the
+        # server was stopped left undone before serving anything.
+        report = service.reconcile()
+    for source, reason in report.failed:
+        err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(reason)}", soft_wrap=True)
+    if report.added or report.updated or report.removed:
+        print(f"sourcebook: the store caught up with {service.settings.corpus_dir}: {len(report.added)} added, "
+              f"{len(report.updated)} updated, {len(report.removed)} removed", flush=True)
     documents, chunks = service.counts()
     # Plain print: this line is read in logs too, where rich would pad it to the console width.
     print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)",
