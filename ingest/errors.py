@@ -22,3 +22,7 @@ class UnreadableDocument(IngestError):
 
 class EmptyDocument(IngestError):
     """The file parsed but holds no text to index."""
+
+
+class DocumentTooLarge(IngestError):
+    """The file holds more text or parts (paragraphs, rows, lines, pages) than one document may."""

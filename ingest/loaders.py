@@ -8,22 +8,30 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docx
+from lxml import etree
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from markdown_it import MarkdownIt
 from pypdf import PasswordType, PdfReader
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from ingest.errors import EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
+from ingest.errors import DocumentTooLarge, EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
 from ingest.records import Document, Page, Section
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 200 * 2**20
+# Work per file is bounded by what it holds, not only by its size: a 27 KB .docx of three million
+# empty paragraphs once held a server for minutes. About 5,000 pages of prose each.
+DEFAULT_MAX_TEXT_CHARS = 10_000_000
+DEFAULT_MAX_PARTS = 100_000  # paragraphs and table rows (.docx), blocks (.html), lines (text)
+DEFAULT_MAX_PAGES = 10_000  # .pdf
+_WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 _TITLE_LIMIT = 120
 _BLOCK_SEPARATOR = "\n\n"
@@ -37,6 +45,28 @@ _CLOSERS = "\"'”’)]»"
 _HEADING_MAX_WORDS = 8
 _HEADING_MAX_CHARS = 70
 _SLASHED_WORD = re.compile(r"\w/\w")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one file may unpack to and hold; over any of them it is refused, naming the limit."""
+
+    uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    parts: int = DEFAULT_MAX_PARTS
+    pages: int = DEFAULT_MAX_PAGES
+
+    def check_text(self, chars: int, source: str) -> None:
+        """Refuse a document whose text has grown past the limit (checked as it is extracted)."""
+        if chars > self.text_chars:
+            raise DocumentTooLarge(
+                source, f"holds more than {self.text_chars:,} characters of text, the limit per document"
+            )
+
+    def check_parts(self, parts: int, source: str, what: str) -> None:
+        """Refuse a document with more than `parts` paragraphs, rows, blocks or lines (`what` names them)."""
+        if parts > self.parts:
+            raise DocumentTooLarge(source, f"has more than {self.parts:,} {what}, the limit per document")
 
 
 def load(
@@ -58,16 +88,25 @@ def load(
 
 
 def parse(
-    data: bytes, suffix: str, *, source: str, max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    data: bytes,
+    suffix: str,
+    *,
+    source: str,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    limits: Limits | None = None,
 ) -> Document:
-    """Parse the bytes of a file of type `suffix` (".pdf", ".md", ...) into a `Document`, or raise IngestError."""
+    """Parse the bytes of a file of type `suffix` (".pdf", ".md", ...) into a `Document`, or raise IngestError.
+
+    `limits` bound the work (text, parts, pages); `max_uncompressed_bytes` overrides theirs.
+    """
     if max_uncompressed_bytes <= 0:
         raise ValueError(f"max_uncompressed_bytes must be positive, got {max_uncompressed_bytes}")
+    limits = Limits(uncompressed_bytes=max_uncompressed_bytes) if limits is None else limits
     suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFormat(source, _unsupported_reason(suffix))
     try:
-        return _parse(data, suffix, source, max_uncompressed_bytes)
+        return _parse(data, suffix, source, limits)
     except (IngestError, MemoryError):
         raise
     except Exception as error:
@@ -77,23 +116,31 @@ def parse(
         raise UnreadableDocument(source, f"could not be read ({type(error).__name__}: {error})") from error
 
 
-def _parse(data: bytes, suffix: str, source: str, max_uncompressed_bytes: int) -> Document:
+def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
     if suffix == ".pdf":
-        title, text, sections, pages = _parse_pdf(data, source)
+        title, text, sections, pages = _parse_pdf(data, source, limits)
     elif suffix == ".docx":
-        title, text, sections, pages = _parse_docx(data, source, max_uncompressed_bytes)
+        title, text, sections, pages = _parse_docx(data, source, limits)
     else:
         markup_parser = _TEXT_PARSERS[suffix]
-        raw = _decode_text(data, source, html=markup_parser is _parse_html)
-        title, text, sections, pages = markup_parser(raw)
+        html = markup_parser is _parse_html
+        raw = _decode_text(data, source, html=html)
+        if html:
+            title, text, sections, pages = _parse_html(raw, source, limits)
+        else:
+            # The text is the file's own: check it before any line of it is looked at.
+            limits.check_text(len(raw), source)
+            limits.check_parts(raw.count("\n") + 1, source, "lines")
+            title, text, sections, pages = markup_parser(raw)
         if _METADATA_LINE.match(title):
             # "Estimated time: 20 minutes" names no document; the file name says more.
             title = _title_from_name(source)
     if not text.strip():
         reason = "no text found (it may contain only scanned images)" if suffix == ".pdf" else "no text found"
         raise EmptyDocument(source, reason)
+    limits.check_text(len(text), source)
     return Document(source=source, title=title, text=text, sections=sections, pages=pages)
 
 
@@ -235,12 +282,16 @@ _BLOCKS = frozenset({
 _HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
-def _parse_html(markup: str) -> _Parsed:
+def _parse_html(markup: str, source: str, limits: Limits) -> _Parsed:
     tree = LexborHTMLParser(markup)
     blocks: list[tuple[str, int | None]] = []
     lines: list[list[str]] = [[]]
+    ended = 0  # blocks ended, empty ones too: a page of a million empty <p> is refused early
 
     def flush() -> None:
+        nonlocal ended
+        ended += 1
+        limits.check_parts(ended, source, "blocks")
         paragraph = "\n".join(" ".join("".join(parts).split()) for parts in lines).strip()
         if paragraph:
             blocks.append((paragraph, None))
@@ -307,13 +358,19 @@ def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
 # ----------------------------------------------------------------------- pdf
 
 
-def _parse_pdf(data: bytes, source: str) -> _Parsed:
+def _parse_pdf(data: bytes, source: str, limits: Limits) -> _Parsed:
     # pypdf raises many exception types on malformed input (not only PdfReadError), so catch them all.
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise UnreadableDocument(source, "PDF is password-protected")
-        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, start=1)]
+        if (count := len(reader.pages)) > limits.pages:
+            raise DocumentTooLarge(source, f"has {count:,} pages, over the limit of {limits.pages:,} per document")
+        pages, chars = [], 0
+        for number, page in enumerate(reader.pages, start=1):
+            pages.append((number, page.extract_text() or ""))
+            chars += len(pages[-1][1])
+            limits.check_text(chars, source)
         metadata_title = (reader.metadata.title if reader.metadata else None) or ""
     except IngestError:
         raise
@@ -331,21 +388,25 @@ def _parse_pdf(data: bytes, source: str) -> _Parsed:
 # ---------------------------------------------------------------------- docx
 
 
-def _parse_docx(data: bytes, source: str, max_uncompressed_bytes: int) -> _Parsed:
+def _parse_docx(data: bytes, source: str, limits: Limits) -> _Parsed:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            # Declared sizes are trustworthy: zipfile stops reading a member at its declared size.
-            unpacked = sum(member.file_size for member in archive.infolist())
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        # Declared sizes are trustworthy: zipfile stops reading a member at its declared size.
+        unpacked = sum(member.file_size for member in archive.infolist())
     except Exception as error:  # zipfile raises BadZipFile, NotImplementedError, struct.error... on junk
         raise UnreadableDocument(source, "not a valid .docx file (not a readable zip archive)") from error
-    if unpacked > max_uncompressed_bytes:
-        limit_mb = max_uncompressed_bytes / 2**20
+    if unpacked > limits.uncompressed_bytes:
+        limit_mb = limits.uncompressed_bytes / 2**20
         reason = f"unpacks to {unpacked / 2**20:.0f} MB, over the {limit_mb:g} MB limit (possible zip bomb)"
         raise UnreadableDocument(source, reason)
     try:
+        with archive:
+            _count_docx_parts(archive, source, limits)
         document = docx.Document(io.BytesIO(data))
-        blocks = list(_docx_blocks(document.iter_inner_content()))
+        blocks = list(_docx_blocks(document.iter_inner_content(), source, limits))
         core_title = (document.core_properties.title or "").strip()
+    except IngestError:
+        raise
     except Exception as error:  # python-docx and lxml raise KeyError, ValueError, XMLSyntaxError...
         detail = error.args[0] if error.args else type(error).__name__
         raise UnreadableDocument(source, f"not a valid .docx file ({detail})") from error
@@ -355,21 +416,50 @@ def _parse_docx(data: bytes, source: str, max_uncompressed_bytes: int) -> _Parse
     return _shorten(title), text, sections, ()
 
 
-def _docx_blocks(content: Iterable[Paragraph | Table]) -> Iterable[tuple[str, int | None]]:
+def _count_docx_parts(archive: zipfile.ZipFile, source: str, limits: Limits) -> None:
+    """Count the body's paragraphs and table rows as its XML streams in, refusing past the limit.
+
+    Done before python-docx builds the whole tree (and a Python object per paragraph), so a small
+    file of millions of empty paragraphs is refused in a fraction of a second.
+    """
+    if "word/document.xml" not in archive.namelist():
+        return  # an unusual layout: python-docx finds the body, and _docx_blocks counts as it reads
+    parts = 0
+    with archive.open("word/document.xml") as body:
+        events = etree.iterparse(
+            body, events=("end",), tag=(f"{{{_WORD_NS}}}p", f"{{{_WORD_NS}}}tr"),
+            resolve_entities=False, no_network=True,
+        )
+        for _, element in events:
+            parts += 1
+            limits.check_parts(parts, source, "paragraphs and table rows")
+            element.clear()
+
+
+def _docx_blocks(content: Iterable[Paragraph | Table], source: str, limits: Limits) -> Iterable[tuple[str, int | None]]:
     """Yield each non-empty paragraph (with its heading level) and table row, in document order."""
+    parts = chars = 0
     for block in content:
         if isinstance(block, Table):
             for row in block.rows:
+                parts += 1
+                limits.check_parts(parts, source, "paragraphs and table rows")
                 cells = []
                 for cell in row.cells:
                     # A merged cell is repeated once per grid column it spans; keep it once.
                     if not cells or cell._tc is not cells[-1]._tc:
                         cells.append(cell)
                 line = " | ".join(" ".join(cell.text.split()) for cell in cells)
+                chars += len(line)
+                limits.check_text(chars, source)
                 if line.replace("|", "").strip():
                     yield line, None
             continue
+        parts += 1
+        limits.check_parts(parts, source, "paragraphs and table rows")
         paragraph_text = block.text.strip()
+        chars += len(paragraph_text)
+        limits.check_text(chars, source)
         if paragraph_text:
             yield paragraph_text, _docx_heading_level(block.style.name if block.style else None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
-from ingest.errors import EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
-from ingest.loaders import SUPPORTED_SUFFIXES, load, parse
+from ingest.errors import DocumentTooLarge, EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
+from ingest.loaders import SUPPORTED_SUFFIXES, Limits, load, parse
 from ingest.records import Document
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -463,3 +464,85 @@ def test_corpus_question_headings_are_found() -> None:
         "What is Xiaohongshu / RedNote?",
         "What Will Happen Next?",
     ]
+
+
+# -------------------------------------------------------------------- limits
+
+
+def with_body(paragraphs: int, text: str = "") -> bytes:
+    """A .docx whose body is `paragraphs` paragraphs each holding `text` (empty ones by default)."""
+    template = make_docx(lambda document: document.add_paragraph("placeholder"))
+    run = f"<w:r><w:t>{text}</w:t></w:r>" if text else ""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+        + f"<w:p>{run}</w:p>" * paragraphs
+        + "</w:body></w:document>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(template)) as source, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as copy:
+        for member in source.infolist():
+            data = body.encode() if member.filename == "word/document.xml" else source.read(member)
+            copy.writestr(member.filename, data)
+    return buffer.getvalue()
+
+
+def test_a_small_docx_of_300000_empty_paragraphs_is_refused_quickly_naming_the_limit() -> None:
+    data = with_body(300_000)
+    assert len(data) < 100_000  # small on disk: only what it holds makes it costly
+
+    started = time.perf_counter()
+    with pytest.raises(DocumentTooLarge) as raised:
+        parse(data, ".docx", source="empty.docx")
+    elapsed = time.perf_counter() - started
+
+    assert raised.value.reason == "has more than 100,000 paragraphs and table rows, the limit per document"
+    assert elapsed < 2.0, f"took {elapsed:.1f} s to refuse"
+
+
+def test_a_docx_within_the_limits_is_read_whole() -> None:
+    document = parse(with_body(500, "Row of text."), ".docx", source="fine.docx")
+    assert document.text.count("Row of text.") == 500
+
+
+def test_each_format_is_refused_past_its_limit_on_text_parts_or_pages() -> None:
+    small = Limits(text_chars=1_000, parts=50, pages=2)
+    refusals = {
+        "long.txt": (("word " * 300).encode(), "more than 1,000 characters of text"),
+        "lines.md": (b"line\n" * 60, "more than 50 lines"),
+        "empty-blocks.html": (b"<p></p>" * 60 + b"<p>some text</p>", "more than 50 blocks"),
+        "rows.docx": (with_body(60, "x"), "more than 50 paragraphs and table rows"),
+        "wordy.docx": (with_body(10, "word " * 30), "more than 1,000 characters of text"),
+        "pages.pdf": (make_pdf(["one", "two", "three"]), "has 3 pages, over the limit of 2 per document"),
+    }
+    for name, (data, reason) in refusals.items():
+        with pytest.raises(DocumentTooLarge) as raised:
+            parse(data, Path(name).suffix, source=name, limits=small)
+        assert raised.value.path == name
+        assert reason in raised.value.reason, name
+
+
+def test_an_upload_over_a_limit_is_refused_with_the_reason_and_nothing_written(make_service, tmp_path) -> None:
+    service = make_service(corpus_dir=tmp_path / "corpus")
+    [result] = service.upload([("empty.docx", with_body(300_000))])
+    assert (result.status, result.reason) == ("failed", "has more than 100,000 paragraphs and table rows, the limit per document")
+    assert not (tmp_path / "corpus").exists() or not any((tmp_path / "corpus").iterdir())
+    assert service.counts() == (0, 0)
+
+
+def test_an_upload_is_parsed_once(make_service, tmp_path, monkeypatch) -> None:
+    from retrieval import service as service_module
+
+    parsed = []
+    original = service_module.parse
+
+    def counting(*args, **kwargs):
+        parsed.append(kwargs["source"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "parse", counting)
+    monkeypatch.setattr("ingest.pipeline.parse", counting)
+    service = make_service(corpus_dir=tmp_path / "corpus")
+    [result] = service.upload([("handbook.docx", make_docx(build_handbook))])
+    assert result.status == "added"
+    assert parsed == ["corpus/handbook.docx"]
