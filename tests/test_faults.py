@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -15,10 +16,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from retrieval.service import Sourcebook
 from tests.conftest import REPO, write_files
 from tests.fakes import FakeEmbedder
+from ui.api import ErrorResponse
 
 EARLIER = {
     "earlier/handbook.txt": "Handbook\nThe handbook explains how the team plans its releases every quarter.\n",
@@ -312,3 +315,68 @@ def test_reconcile_takes_in_what_changed_while_stopped_and_keeps_the_text_of_wha
     assert make_service(corpus_dir=corpus).reconcile().summary() == {
         "added": 0, "updated": 0, "removed": 0, "unchanged": 3, "failed": 0,
     }
+
+
+# --- a full disk (issue 13, lesser item) ---------------------------------------------------
+def disk_full(written: Path) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", str(written))
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def full_disk_client(make_service, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from ui.server import create_app
+
+    service = make_service(corpus_dir=tmp_path / "corpus")
+    with TestClient(create_app(service, with_page=False), raise_server_exceptions=False) as client:
+        yield client, service
+
+
+def test_an_upload_onto_a_full_disk_is_a_json_507_leaving_no_half_written_file(full_disk_client, tmp_path, monkeypatch):
+    client, service = full_disk_client
+    write_bytes = Path.write_bytes
+
+    def half_then_full(path: Path, data: bytes) -> int:
+        write_bytes(path, data[: len(data) // 2])
+        raise disk_full(path)
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    response = client.post("/api/documents", files={"files": ("notes.txt", b"Notes\nThe boiler is serviced in May.\n")})
+
+    assert response.status_code == 507
+    assert "disk is full" in ErrorResponse.model_validate(response.json()).error
+    assert files_in(tmp_path / "corpus") == []
+    assert service.counts() == (0, 0)
+
+
+def test_an_index_save_onto_a_full_disk_leaves_no_temporary_file_and_the_next_start_catches_up(
+    full_disk_client, make_service, tmp_path, monkeypatch
+):
+    import faiss
+
+    client, _ = full_disk_client
+    write_index = faiss.write_index
+
+    def half_then_full(index, path: str) -> None:
+        write_index(index, path)
+        with open(path, "r+b") as handle:
+            handle.truncate(16)
+        raise disk_full(Path(path))
+
+    monkeypatch.setattr(faiss, "write_index", half_then_full)
+    response = client.post("/api/documents", files={"files": ("notes.txt", b"Notes\nThe boiler is serviced in May.\n")})
+
+    assert response.status_code == 507
+    ErrorResponse.model_validate(response.json())
+    index_dir = tmp_path / "index"
+    assert not [name for name in files_in(index_dir) if name.endswith((".part", ".tmp"))]
+    monkeypatch.undo()
+    # The store committed the document before the save failed; the next start rebuilds the index from it.
+    reopened = make_service(corpus_dir=tmp_path / "corpus")
+    assert_consistent(reopened)
+    assert reopened.search("boiler serviced", k=1)[0].source == "corpus/notes.txt"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import hmac
+import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
-
-import hmac
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +27,7 @@ from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
 from retrieval.search import MAX_K
 from retrieval.service import MAX_QUESTION_CHARS, Sourcebook
 
+log = logging.getLogger(__name__)
 
 
 # --- models ---------------------------------------------------------------------------
@@ -338,7 +341,7 @@ router.add_api_route(
     methods=["POST"],
     response_model=UploadResponse,
     responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-               415: {"model": ErrorResponse}},
+               415: {"model": ErrorResponse}, 507: {"model": ErrorResponse}},
     route_class_override=UploadRoute,
 )
 
@@ -346,7 +349,7 @@ router.add_api_route(
 @router.delete(
     "/api/documents/{document_id}",
     response_model=DeleteResponse,
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 507: {"model": ErrorResponse}},
     dependencies=[Depends(require_token)],
 )
 def delete_document(document_id: str, request: Request) -> DeleteResponse:
@@ -370,6 +373,9 @@ def export_feedback(request: Request) -> list[FeedbackRecord]:
 
 
 # --- errors, mapped to status codes in one place -----------------------------------------
+DISK_FULL = "the server's disk is full: nothing half-written was kept; free some space and try again"
+
+
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=ErrorResponse(error=message, detail=detail).model_dump())
 
@@ -431,3 +437,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexMismatch)
     async def mismatch(request: Request, error: IndexMismatch) -> JSONResponse:
         return _error(409, str(error))
+
+    @app.exception_handler(OSError)
+    async def file_system(request: Request, error: OSError) -> JSONResponse:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full during %s %s: %s", request.method, request.url.path, error)
+            return _error(507, DISK_FULL)
+        # Any other failure to read or write a file: logged in full, answered without server paths.
+        log.error("file system error during %s %s", request.method, request.url.path, exc_info=error)
+        return _error(500, f"the server could not read or write a file ({error.strerror or type(error).__name__})")
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def store_error(request: Request, error: sqlite3.OperationalError) -> JSONResponse:
+        if "disk is full" in str(error):
+            log.error("disk full during %s %s: %s", request.method, request.url.path, error)
+            return _error(507, DISK_FULL)
+        log.error("store error during %s %s", request.method, request.url.path, exc_info=error)
+        return _error(500, "the document store could not be read or written; see the server's log")
