@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,21 +165,40 @@ def remove_vanished(
             report.removed.append(source)
 
 
-def ingest_parsed(
-    document: Document, file_hash: str, *, library: Library, embedder: Embedder, chunking: Chunking
-) -> IngestReport:
-    """Store one file already read and parsed (an upload), as `ingest_path` of that file would.
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """One parsed file cut up and embedded, not yet stored: the slow half of storing an upload."""
 
-    `file_hash` is the hash of the file's bytes, so a later ingest of the folder sees it unchanged.
+    prepared: Prepared
+    vectors: np.ndarray
+    windows_embedded: int
+    windows_reused: int
+
+
+def embed_parsed(
+    document: Document, file_hash: str, *, library: Library, embedder: Embedder, chunking: Chunking
+) -> Embedded:
+    """Cut up and embed one file already read and parsed (an upload), writing nothing.
+
+    Done before the write lock is taken, so a delete or another upload never waits for this
+    file's model work; `store_embedded` then stores it in one transaction. `file_hash` is the
+    hash of the file's bytes, so a later ingest of the folder sees it unchanged.
     """
+    item = prepare(document, file_hash, existed=False, chunking=chunking, count_tokens=embedder.count_tokens)
     report = IngestReport()
-    stored = library.store.file_hashes().get(document.source)
-    if stored == file_hash:
-        report.unchanged.append(document.source)
+    [vectors] = _embed_pool([item], report, library=library, embedder=embedder)
+    return Embedded(item, vectors, report.windows_embedded, report.windows_reused)
+
+
+def store_embedded(item: Embedded, *, library: Library) -> IngestReport:
+    """Store an embedded file, replacing an earlier version of its source, and save the indexes (under the write lock)."""
+    report = IngestReport(windows_embedded=item.windows_embedded, windows_reused=item.windows_reused)
+    source = item.prepared.document.source
+    stored = library.store.file_hashes().get(source)
+    if stored == item.prepared.file_hash:
+        report.unchanged.append(source)
         return report
-    _store_documents(
-        [(document, file_hash, stored is not None)], report, library=library, embedder=embedder, chunking=chunking
-    )
+    store_prepared(replace(item.prepared, existed=stored is not None), item.vectors, library=library, report=report)
     library.save()
     return report
 
@@ -358,6 +377,19 @@ def _flush(
     embedded: Callable[[int, int], None] | None = None,
 ) -> None:
     """Embed the pool's new window texts together, then store its documents one transaction each."""
+    for item, vectors in zip(pending, _embed_pool(pending, report, library=library, embedder=embedder, embedded=embedded)):
+        store_prepared(item, vectors, library=library, report=report)
+
+
+def _embed_pool(
+    pending: list[Prepared],
+    report: IngestReport,
+    *,
+    library: Library,
+    embedder: Embedder,
+    embedded: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """Return each prepared document's window vectors: stored ones reused, the pool's new texts embedded together."""
     hashes = [content_hash(t) for item in pending for t in item.window_texts()]
     known = library.store.vectors_for_texts(hashes)
     # Each text new to the store, once, with its size.
@@ -374,11 +406,9 @@ def _flush(
             known[content_hash(text)] = vector
     report.windows_embedded += len(missing)
     report.windows_reused += len(hashes) - len(missing)
-    for item in pending:
-        item_texts = item.window_texts()
-        vectors = (
-            np.vstack([known[content_hash(t)] for t in item_texts])
-            if item_texts
-            else np.zeros((0, embedder.dim), np.float32)
-        )
-        store_prepared(item, vectors, library=library, report=report)
+    return [
+        np.vstack([known[content_hash(t)] for t in item.window_texts()])
+        if item.window_texts()
+        else np.zeros((0, embedder.dim), np.float32)
+        for item in pending
+    ]

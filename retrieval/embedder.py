@@ -29,6 +29,73 @@ RECIPE_FILE = "sourcebook-recipe.json"
 MODEL_CALLS = 4
 
 
+class ModelTurns:
+    """At most `slots` model runs at once; while a writer has runs waiting or going, queries wait.
+
+    Under many clients asking, a plain semaphore let each of an upload's batches wait behind a
+    queue of queries and then share the cores with them (58 s for 64 KB, issue 13). Here a writer
+    (a thread inside `writer_first()`) waits only for the runs already going to end, and its own
+    runs have the cores to themselves: queries are held back for the upload's model work, once.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._writer_runs = 0  # writer runs waiting or going
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        self.take(writer=writer_first.active())
+
+    def __exit__(self, *exc) -> None:
+        self.give(writer=writer_first.active())
+
+    def take(self, *, writer: bool) -> None:
+        """Wait for a free run; a query also waits while any writer has runs waiting or going."""
+        with self._changed:
+            self._writer_runs += writer
+            try:
+                while not self._free or (not writer and self._writer_runs):
+                    self._changed.wait()
+            except BaseException:
+                self._writer_runs -= writer
+                raise
+            self._free -= 1
+
+    @property
+    def writing(self) -> bool:
+        """Whether a writer has model runs waiting or going (queries then keep off every shortcut too)."""
+        return self._writer_runs > 0
+
+    def give(self, *, writer: bool) -> None:
+        """End a run taken with the same `writer`."""
+        with self._changed:
+            self._free += 1
+            self._writer_runs -= writer
+            self._changed.notify_all()
+
+
+class _WriterFirst(threading.local):
+    """`with writer_first():` this thread's model runs go before queries waiting for one."""
+
+    depth = 0
+
+    def __call__(self) -> _WriterFirst:
+        return self
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+
+    def active(self) -> bool:
+        """Whether this thread is inside `writer_first()`."""
+        return self.depth > 0
+
+
+writer_first = _WriterFirst()
+
+
 @dataclass(frozen=True, slots=True)
 class TokenVectors:
     """The model's contextual vector of each wordpiece of a text, with the piece's character span."""
@@ -173,7 +240,7 @@ class SentenceTransformerEmbedder:
         self._counter = private_tokenizer(backend, truncate_at=None)
         self._locator = private_tokenizer(backend, truncate_at=int(self.model.max_seq_length))
         # As many model calls at once as the direct runtime allows, for the same memory bound.
-        self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, _cores()))
+        self._calls = ModelTurns(max(MODEL_CALLS, _cores()))
 
     @staticmethod
     def _load_onnx(factory, source: Path, cache_dir: Path | None):
@@ -290,7 +357,7 @@ class OnnxRuntimeEmbedder:
         self._tokenizer = private_tokenizer(tokenizer, truncate_at=recipe.max_seq_length)
         self._counter = private_tokenizer(tokenizer, truncate_at=None)
         # At least one run per core, so a batch spread over the cores is never held back.
-        self._calls = threading.BoundedSemaphore(max(MODEL_CALLS, self._cores))
+        self._calls = ModelTurns(max(MODEL_CALLS, self._cores))
         # A lone query runs on every core, on a session whose threads spin-wait between the model's
         # steps (waking sleeping ones costs more than it saves): a claim encodes in 4.7 ms instead
         # of 7.3 on two cores (docs/BENCHMARKS.md). It is taken only when no other run is going:
@@ -336,11 +403,15 @@ class OnnxRuntimeEmbedder:
             batch = order[start : start + self.batch_size]
             size = -(-len(batch) // self._cores)
             parts += [batch[i : i + size] for i in range(0, len(batch), size)]
+        # Runs spread over the pool's threads keep the caller's place in the queue for a model run.
+        writer = writer_first.active()
         if len(parts) == 1:
-            return [self._run(parts[0], encodings)]
-        return list(self._spread.map(lambda rows: self._run(rows, encodings), parts))
+            return [self._run(parts[0], encodings, writer=writer)]
+        return list(self._spread.map(lambda rows: self._run(rows, encodings, writer=writer), parts))
 
-    def _run(self, rows: list[int], encodings: list) -> tuple[list[int], np.ndarray, np.ndarray, list]:
+    def _run(
+        self, rows: list[int], encodings: list, *, writer: bool = False
+    ) -> tuple[list[int], np.ndarray, np.ndarray, list]:
         width = len(encodings[rows[0]].ids)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -351,13 +422,15 @@ class OnnxRuntimeEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        if len(rows) == 1 and self._query_session is not None and not self._running and self._query_turn.acquire(blocking=False):
+        lone_query = len(rows) == 1 and not writer and not self._calls.writing and not self._running
+        if lone_query and self._query_session is not None and self._query_turn.acquire(blocking=False):
             try:
                 states = self._query_session.run(None, feeds)[0]
             finally:
                 self._query_turn.release()
         else:
-            with self._calls:
+            self._calls.take(writer=writer)
+            try:
                 with self._running_lock:
                     self._running += 1
                 try:
@@ -365,6 +438,8 @@ class OnnxRuntimeEmbedder:
                 finally:
                     with self._running_lock:
                         self._running -= 1
+            finally:
+                self._calls.give(writer=writer)
         return rows, states, mask, [encodings[row] for row in rows]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -19,13 +19,16 @@ from pathlib import Path
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.pipeline import (
-    Chunking, IngestReport, Progress, files_to_consider, ingest_documents, ingest_parsed, ingest_path, source_for, vanished,
+    Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, source_for,
+    store_embedded, vanished,
 )
 from ingest.records import Document
 from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import Scorer, compose, names_in
 from retrieval.conversation import contextualise
-from retrieval.embedder import Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path
+from retrieval.embedder import (
+    Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path, writer_first,
+)
 from retrieval.errors import DocumentNotFound, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically
 from retrieval.library import Library
@@ -189,7 +192,8 @@ class Sourcebook:
 
         Too many files or bytes together refuse the whole upload (`check_upload`) before any is
         written. A file that cannot be read is refused before it is written, so the corpus folder
-        only ever holds files that were indexed. Each file is parsed once, outside the write lock.
+        only ever holds files that were indexed. Each file is parsed once; parsing and embedding
+        happen outside the write lock.
         """
         self.check_upload([len(data) for _, data in files])
         results = []
@@ -209,12 +213,19 @@ class Sourcebook:
     def _save_and_ingest(self, path: Path, data: bytes, document: Document) -> UploadResult:
         """Put an upload's bytes at `path` and store its parsed document, in an order no crash can undo.
 
-        The earlier version is kept in `.deleted/` first, then the new bytes are written beside
-        and renamed over the old (the file is always one whole version), then stored. A crash
-        before the store commits leaves the folder ahead of the store; `reconcile` at the next
-        start ingests the file.
+        Embedded first; then, under the write lock, the earlier version is kept in `.deleted/`,
+        the new bytes are written beside and renamed over the old (the file is always one whole
+        version), and the document is stored. A crash before the store commits leaves the folder
+        ahead of the store; `reconcile` at the next start ingests the file.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The model work first, outside the write lock (deletes and other uploads do not wait for
+        # it), each model run ahead of the queries waiting for one.
+        with writer_first():
+            embedded = embed_parsed(
+                document, hashlib.sha256(data).hexdigest(),
+                library=self.library, embedder=self.embedder, chunking=self.chunking,
+            )
         # One writer from keeping the old version to indexing the new: two uploads of one name
         # at once never both set aside the same old file and lose the first new one.
         with self.library.writing():
@@ -223,10 +234,7 @@ class Sourcebook:
             elif not _same_bytes(path, data):
                 self._keep_version(path, move=False)
                 write_atomically(path, data)
-            report = ingest_parsed(
-                document, hashlib.sha256(data).hexdigest(),
-                library=self.library, embedder=self.embedder, chunking=self.chunking,
-            )
+            report = store_embedded(embedded, library=self.library)
         document_id = self.library.store.document_id_for_source(document.source)
         if report.failed:
             return UploadResult(path.name, "failed", document_id, report.failed[0][1])

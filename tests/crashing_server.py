@@ -16,7 +16,6 @@ from pathlib import Path
 
 import uvicorn
 
-from ingest import pipeline
 from retrieval import files
 from retrieval import service as service_module
 from retrieval.library import Library
@@ -59,7 +58,7 @@ def arm(point: str, corpus: Path) -> None:
         # The upload's bytes are written in full beside their place, not yet renamed into it.
         "rename": lambda: before(files.os, "replace", when=lambda src, dst: Path(dst).resolve().parent == corpus),
         # The file is in place; the store has not been written.
-        "store": lambda: before(pipeline, "_store_documents"),
+        "store": lambda: before(Library, "put"),
         # Delete: the file is set aside; the store still holds the document.
         "remove": lambda: before(Library, "remove"),
         # The store is committed; the vector and keyword indexes are not saved.
