@@ -291,6 +291,11 @@ class SentenceTransformerEmbedder:
         if ExportRecipe.load(cache_dir) != recipe:
             recipe.save(cache_dir)
 
+    @property
+    def turns(self) -> ModelTurns:
+        """The gate this model's runs take turns at; other models of the process (the reader) share it."""
+        return self._calls
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text, batched by length."""
         if not texts:
@@ -441,6 +446,11 @@ class OnnxRuntimeEmbedder:
             finally:
                 self._calls.give(writer=writer)
         return rows, states, mask, [encodings[row] for row in rows]
+
+    @property
+    def turns(self) -> ModelTurns:
+        """The gate this model's runs take turns at; other models of the process (the reader) share it."""
+        return self._calls
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text: the mean of its token vectors."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.embedder import _cores, private_tokenizer
+from retrieval.embedder import ModelTurns, _cores, private_tokenizer
 
 
 def reader_context(sentence: str, *, title: str, heading: str | None = None, previous: str = "") -> str:
@@ -46,7 +47,7 @@ class ReaderConfig:
 class Reader:
     """The exported cross-encoder on ONNX Runtime: scores (question, context) pairs from 0 to 1."""
 
-    def __init__(self, directory: Path = READER_DIR) -> None:
+    def __init__(self, directory: Path = READER_DIR, *, turns: ModelTurns | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -68,6 +69,8 @@ class Reader:
                 f"the reader model in {directory} could not be loaded ({error}): run `make train-reader` to rebuild it"
             ) from error
         self.directory = directory
+        # Runs take turns with the embedder's, so an upload's embedding goes before questions.
+        self._turns = turns or nullcontext()
         self._inputs = {node.name for node in self.session.get_inputs()}
         self._question_tokens = int(self.config.max_length * QUESTION_SHARE)
         self._questions = private_tokenizer(tokenizer, truncate_at=None)
@@ -95,5 +98,6 @@ class Reader:
             n = len(encoding.ids)
             ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        logits = self.session.run(None, {name: value for name, value in feeds.items() if name in self._inputs})[0]
+        with self._turns:
+            logits = self.session.run(None, {name: value for name, value in feeds.items() if name in self._inputs})[0]
         return (1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))).astype(np.float32)

@@ -110,7 +110,7 @@ class Sourcebook:
         if self._reader is None:
             with self._reader_lock:
                 if self._reader is None:
-                    self._reader = Reader(self.settings.reader_dir or READER_DIR)
+                    self._reader = Reader(self.settings.reader_dir or READER_DIR, turns=getattr(self.embedder, "turns", None))
         return self._reader
 
     @property

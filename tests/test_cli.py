@@ -28,7 +28,7 @@ def fake_model(monkeypatch):
     """The CLI loads its models through load_embedder and Reader; tests give it the fake ones."""
     embedder = FakeEmbedder()
     monkeypatch.setattr(service_module, "load_embedder", lambda settings: embedder)
-    monkeypatch.setattr(service_module, "Reader", lambda directory: FakeReader())
+    monkeypatch.setattr(service_module, "Reader", lambda directory, **options: FakeReader())
     # The threshold is calibrated for the real reader (see conftest's settings).
     monkeypatch.setenv("SOURCEBOOK_ABSTAIN_BELOW", "0.5")
     return embedder

@@ -40,9 +40,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the ONNX export and card go")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and the training log")
     parser.add_argument("--base", type=Path, default=None, help="starting weights (default: the bundled MiniLM)")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="a checkpoint.pt of an earlier run to start from (a second stage), with a fresh optimiser")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--v1-questions", type=int, default=7000, help="SQuAD v1.1 train questions to use")
     parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
+    parser.add_argument("--unanswerable-negatives", type=int, default=2,
+                        help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
     parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -59,10 +63,10 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     """The training pairs, shuffled, and the calibration articles (for dev figures)."""
     data = args.data
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
-    pairs = training_pairs(dev["train"], rng=rng)
+    pairs = training_pairs(dev["train"], rng=rng, unanswerable_negatives=args.unanswerable_negatives)
     first10 = data / "train-v2.0-first10.json.gz"
     if first10.exists():
-        pairs += training_pairs(load_articles(first10), rng=rng)
+        pairs += training_pairs(load_articles(first10), rng=rng, unanswerable_negatives=args.unanswerable_negatives)
     v1 = data / "train-v1.1.json.gz"
     if v1.exists() and args.v1_questions:
         articles = load_articles(v1)
@@ -248,6 +252,9 @@ def train(args: argparse.Namespace) -> dict:
     checkpoint = args.work / "checkpoint.pt"
     logfile = args.work / "train.log.jsonl"
     step = 0
+    if args.init_from and not checkpoint.exists():
+        model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+        log.info("starting from the weights in %s", args.init_from)
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(state["model"])

@@ -418,6 +418,8 @@ def serve(
 
     with failures_as_messages():
         service = open_service(index, corpus=corpus)
+        # The reader loads now, not on the first question; a missing one stops here, in one line.
+        service.reader
         # The corpus folder is the source of truth: finish what a crash or an edit while the
         # server was stopped left undone before serving anything.
         report = service.reconcile()

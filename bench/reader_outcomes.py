@@ -1,0 +1,85 @@
+"""Per-question outcomes of the reader over a question set, for calibrating and comparing offline.
+
+python -m bench.reader_outcomes (--squad FILE | --qa FILE) --index DIR --out FILE.jsonl [--limit N]
+
+For each question: the reader's best probability, whether the sentence it would quote holds an
+answer, whether a name in the question is missing from every document, and the rank of the
+first passage holding an answer in retrieval order and after re-ranking by reader and retrieval
+at several weights. One pass of the model per question; thresholds and weights are then tried
+on the saved records (bench.reader_figures) without asking again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from retrieval import answer as answering
+from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
+from retrieval.service import Sourcebook
+from retrieval.settings import Settings
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def main() -> None:
+    """Ask every (sampled) question once and write one JSON line of outcomes per question."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--squad", type=Path)
+    parser.add_argument("--qa", type=Path)
+    parser.add_argument("--index", type=Path, required=True, help="the library (made from --squad if empty)")
+    parser.add_argument("--model-from", type=Path, help="an index whose model-onnx/ export to reuse")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--candidates", type=int, default=None)
+    args = parser.parse_args()
+    if args.model_from and not (args.index / "model-onnx").exists():
+        args.index.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(args.model_from / "model-onnx", args.index / "model-onnx")
+    settings = Settings(index_dir=args.index)
+    service = Sourcebook(settings)
+    if args.squad:
+        documents, items = load_squad(args.squad)
+        if service.counts()[0] == 0:
+            service.ingest_documents(documents)
+    else:
+        items = load_qa(args.qa)
+    if args.limit and args.limit < len(items):
+        items = random.Random(0).sample(items, args.limit)
+    candidates = args.candidates or settings.reader_candidates
+    with open(args.out, "w") as out:
+        for item in items:
+            passages = service.searcher.search(item.question, k=10)
+            answering_passages = passages[: settings.answer_passages]
+            unknown = service.library.keywords.missing_words(answering.names_in(item.question))
+            terms = set(answering.keyword_terms(item.question))
+            cut = answering.first_cut(item.question, answering.candidate_sentences(answering_passages), candidates)
+            scored = answering.read(service.reader, item.question, cut)
+            best = scored[0].score if scored else 0.0
+            chosen = answering.select(item.question, scored, 0.0)[0] if scored else []
+            quote = " ".join(s.text for s in chosen)
+            ranks = {}
+            for weight in WEIGHTS:
+                answering.READER_WEIGHT = weight
+                order = [*answering.rerank(answering_passages, scored), *passages[settings.answer_passages :]]
+                ranks[str(weight)] = first_relevant_rank([contains_answer(p.text, item.answers) for p in order])
+            out.write(json.dumps({
+                "question": item.question, "answerable": item.answerable, "evidence": best,
+                "correct": bool(item.answerable and contains_answer(quote, item.answers)),
+                "best_holds_answer": bool(item.answerable and scored and contains_answer(scored[0].text, item.answers)),
+                "unknown_names": list(unknown), "ranks": ranks,
+                "retrieval_score": passages[0].score if passages else 0.0,
+                # Every sentence read: reader probability, its passage's retrieval score and rank,
+                # its share of the question's words, whether it holds an answer.
+                "sentences": [[round(s.score, 4), round(s.hit.score, 4), s.rank,
+                               round(answering.shared_words(terms, s.text), 3),
+                               bool(item.answerable and contains_answer(s.text, item.answers))] for s in scored],
+            }) + "\n")
+
+
+if __name__ == "__main__":
+    main()
