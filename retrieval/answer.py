@@ -29,8 +29,9 @@ MAX_SENTENCES = 3
 # it is the best one's neighbour (a two-sentence answer) or a figure from another document.
 EXTRA_SENTENCE_MARGIN = 0.1
 # How the passages are ordered for the reader's answer: its best sentence's probability and the
-# passage's retrieval score, mixed (README, "Quality").
-READER_WEIGHT = 0.5
+# passage's retrieval score, mixed. Fitted on SQuAD calibration articles (recall@1 0.903 by
+# retrieval alone, 0.947 at 0.25, 0.941 at 0.5, 0.919 by the reader alone); README, "Quality".
+READER_WEIGHT = 0.25
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"

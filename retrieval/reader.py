@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,9 @@ class Reader:
             self.config = ReaderConfig(max_length=int(json.loads(config_file.read_text())["max_length"]))
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = _cores()
-            # Idle threads sleep instead of spinning: the keyword half and other requests need the cores.
+            # One thread per run; a question's sentences are split into one run per core instead
+            # (score): on two cores faster than one run on both, and each run pads less.
+            options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime and tokenizers raise their own classes for a bad file
@@ -72,6 +74,7 @@ class Reader:
         # Runs take turns with the embedder's, so an upload's embedding goes before questions.
         self._turns = turns or nullcontext()
         self._inputs = {node.name for node in self.session.get_inputs()}
+        self._spread = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="sourcebook-reader")
         self._question_tokens = int(self.config.max_length * QUESTION_SHARE)
         self._questions = private_tokenizer(tokenizer, truncate_at=None)
         self._pairs = private_tokenizer(tokenizer, truncate_at=None)
@@ -90,6 +93,17 @@ class Reader:
             return np.zeros(0, dtype=np.float32)
         question = self._fit_question(question)
         encodings = self._pairs.encode_batch([(question, context) for context in contexts])
+        # Sorted by length and cut into one run per core: each run pads only to its own longest.
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        size = -(-len(order) // _cores())
+        runs = [order[first : first + size] for first in range(0, len(order), size)]
+        probabilities = np.zeros(len(contexts), dtype=np.float32)
+        for rows, values in zip(runs, self._spread.map(lambda rows: self._run([encodings[i] for i in rows]), runs)):
+            probabilities[rows] = values
+        return probabilities
+
+    def _run(self, encodings: list) -> np.ndarray:
+        """One model run over encoded pairs: their probabilities."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)

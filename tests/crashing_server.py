@@ -19,7 +19,7 @@ import uvicorn
 from retrieval import files
 from retrieval import service as service_module
 from retrieval.library import Library
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, FakeReader
 from ui.cli import app
 
 
@@ -72,6 +72,7 @@ if __name__ == "__main__":
     point, arguments = sys.argv[1], sys.argv[2:]
     corpus = Path(arguments[arguments.index("--corpus") + 1]).resolve()
     service_module.load_embedder = lambda settings: FakeEmbedder()
+    service_module.Reader = lambda directory, **options: FakeReader()
     serve = uvicorn.run
 
     def armed_run(*args, **kwargs):
