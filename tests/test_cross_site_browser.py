@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
-import time
-from pathlib import Path
 
 import pytest
-import uvicorn
 
 from tests.conftest import write_files
+from tests.servers import serving
 from ui.server import create_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -64,12 +61,6 @@ window.attack = async function () {{
 </body></html>"""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class RequestLog:
     """ASGI middleware outside everything: each request's method, path, Origin and answer status."""
 
@@ -98,17 +89,8 @@ def target(make_service, tmp_path):
     service = make_service(corpus_dir=corpus)
     service.reconcile()
     log = RequestLog(create_app(service))
-    port = free_port()
-    runner = uvicorn.Server(uvicorn.Config(log, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not runner.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", service, log
-    runner.should_exit = True
-    thread.join(timeout=10)
+    with serving(log) as url:
+        yield url, service, log
 
 
 @pytest.fixture

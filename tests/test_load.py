@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from bench.load import ask_and_search, run_load, summary
 from tests.conftest import write_files
+from tests.servers import serving
 from ui.server import create_app
 
 CLIENTS = 32
@@ -22,12 +19,6 @@ QUESTIONS = [
     "When is lunch served in the canteen?",
     "Who approves expenses?",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -44,18 +35,8 @@ def server(make_service, tmp_path):
             },
         )
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(service, with_page=False), host="127.0.0.1", port=port, log_level="error")
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not runner.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    runner.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(service, with_page=False)) as url:
+        yield url
 
 
 def test_32_clients_at_once_get_answers_and_never_a_server_error(server):
