@@ -171,3 +171,24 @@ def test_calibrate_reports_the_configured_threshold_and_the_ones_the_questions_f
         assert report[f"{fit}_threshold"] > 0.0
         assert report[f"{fit}_declined_unanswerable"] == 1.0 and report[f"{fit}_declined_answerable"] == 0.0
     assert report["declined_unanswerable"] == 1.0
+
+
+def test_eval_squad_builds_a_library_of_the_articles_and_asks_their_questions(runner, tmp_path):
+    context = "The garage under building B has forty parking spaces. Visitors park there for free."
+    squad = {"version": "v2.0", "data": [{"title": "Parking_rules", "paragraphs": [{"context": context, "qas": [
+        {"id": "a", "question": "How many parking spaces does the garage under building B have?", "is_impossible": False,
+         "answers": [{"text": "forty", "answer_start": context.index("forty")}]},
+        {"id": "u", "question": "Which wizard guards the dragon tower?", "is_impossible": True, "answers": []},
+    ]}]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(squad))
+
+    result = runner.invoke(app, ["eval", "--squad", str(path), "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["articles"] == 1 and report["answerable"] == 1 and report["unanswerable"] == 1
+    assert report["answer_hit_rate"] == 1.0 and report["recall_at_1"] == 1.0
+    assert report["declined_unanswerable"] == 1.0
+    # The library was temporary: nothing was left in the index the command was pointed at.
+    assert not (tmp_path / "index").exists() or not any((tmp_path / "index").iterdir())
