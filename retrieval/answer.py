@@ -207,7 +207,7 @@ def compose(
     scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates))
     ranked = tuple(rerank(passages, scored))
     evidence = scored[0].score if scored else 0.0
-    if evidence < abstain_below:
+    if not scored or evidence < abstain_below:
         return Answer(question, answered=False, answer=NOT_ANSWERED, passages=ranked, evidence=evidence)
     chosen, differing = select(question, scored, abstain_below)
     citations = tuple(cite(n, sentence) for n, sentence in enumerate(chosen, start=1))

@@ -190,3 +190,12 @@ def test_passages_are_reranked_by_the_reader_and_retrieval_together():
     # A passage the reader did not read keeps its place by retrieval score alone.
     unread = _hit("Nothing here.", chunk="c", score=0.1)
     assert [h.chunk_id for h in rerank([first, second, unread], scored)] == ["b", "a", "c"]
+
+
+def test_passages_without_a_sentence_to_quote_decline_even_with_abstention_off(make_service, tmp_path):
+    service = make_service(abstain_below=0.0)
+    service.ingest(write_files(tmp_path / "docs", {"list.md": "# Parking\n\n- bay one\n- bay two\n"}))
+
+    answer = service.ask("Which parking bays are there?")
+
+    assert not answer.answered and answer.passages
