@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +41,10 @@ def write_atomically(path: Path, data: bytes | str) -> None:
     """Write `data` (text as UTF-8) to `path` whole or not at all."""
     with replacing(path) as part:
         part.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC or EDQUOT, or SQLite's "disk is full"."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)

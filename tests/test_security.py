@@ -405,3 +405,23 @@ def test_serve_over_a_corrupt_store_says_in_one_line_how_to_rebuild_it(tmp_path,
     [line] = result.output.strip().splitlines()
     assert line.startswith(f"error: {index / 'store.sqlite'} is not a readable index store")
     assert line.endswith(f"`sourcebook ingest CORPUS --index {index} --rebuild`")
+
+
+def test_a_page_upload_onto_a_full_disk_says_so_and_adds_nothing(service, uploads, tmp_path, monkeypatch):
+    import errno
+
+    def full(files):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(service, "upload", full)
+    app = create_app(service)
+    with TestClient(app) as client:
+        [path] = client.post("/gradio_api/upload", files=[("files", ("parking.txt", b"Parking\nGarage B.\n"))]).json()
+
+        status, answer = run_event(client, event_index(app, "upload"), [[file_data(path)], ""])
+
+    assert status == 200
+    assert "disk is full: nothing was added" in answer, answer
+    assert not (tmp_path / "corpus" / "parking.txt").exists()
+    # The temporary copy is removed whatever became of the upload.
+    assert not Path(path).exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hmac
 import logging
 import sqlite3
@@ -24,6 +23,7 @@ from starlette.types import Message
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
+from retrieval.files import disk_full
 from retrieval.search import MAX_K
 from retrieval.service import MAX_QUESTION_CHARS, Sourcebook
 
@@ -440,7 +440,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OSError)
     async def file_system(request: Request, error: OSError) -> JSONResponse:
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if disk_full(error):
             log.error("disk full during %s %s: %s", request.method, request.url.path, error)
             return _error(507, DISK_FULL)
         # Any other failure to read or write a file: logged in full, answered without server paths.
@@ -449,7 +449,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sqlite3.OperationalError)
     async def store_error(request: Request, error: sqlite3.OperationalError) -> JSONResponse:
-        if "disk is full" in str(error):
+        if disk_full(error):
             log.error("disk full during %s %s: %s", request.method, request.url.path, error)
             return _error(507, DISK_FULL)
         log.error("store error during %s %s", request.method, request.url.path, exc_info=error)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import html
+import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,10 +23,14 @@ from pydantic import SecretStr
 from ingest.records import Document
 from ingest.uploads import UploadResult
 from retrieval.errors import DocumentNotFound
+from retrieval.files import disk_full
 from retrieval.records import Answer, Citation, Hit, StoredDocument
 from retrieval.service import Sourcebook
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
+log = logging.getLogger(__name__)
+
+DISK_FULL_MESSAGE = "The server's disk is full: nothing was {changed}. Free some space and try again."
 # The start screen lists at most this many document titles (a big library has thousands).
 START_TITLES = 12
 SUGGESTIONS = 5
@@ -482,6 +488,11 @@ def build_page(service: Sourcebook) -> gr.Blocks:
             return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
         try:
             return add_uploads(received, token)
+        except (OSError, sqlite3.OperationalError) as error:
+            if not disk_full(error):
+                raise
+            log.error("disk full during a page upload: %s", error)
+            return render_message(DISK_FULL_MESSAGE.format(changed="added"), status="failed"), *sources_view(), None
         finally:
             # Added to the corpus or refused, the temporary copies go.
             discard_uploads(received, page.upload_file_set, folder)
@@ -516,6 +527,11 @@ def build_page(service: Sourcebook) -> gr.Blocks:
             removed = service.delete(document_id)
         except DocumentNotFound:
             return render_message("That document is no longer in the library.", status="failed"), *sources_view()
+        except (OSError, sqlite3.OperationalError) as error:
+            if not disk_full(error):
+                raise
+            log.error("disk full during a page delete: %s", error)
+            return render_message(DISK_FULL_MESSAGE.format(changed="deleted"), status="failed"), *sources_view()
         message = f"Deleted {title} ({_plural(removed, 'passage')})."
         return render_message(message, status="deleted"), *sources_view()
 
