@@ -15,7 +15,6 @@ import argparse
 import json
 import random
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from retrieval import answer as answering
@@ -64,8 +63,7 @@ def main() -> None:
             quote = " ".join(s.text for s in chosen)
             ranks = {}
             for weight in WEIGHTS:
-                answering.READER_WEIGHT = weight
-                order = [*answering.rerank(answering_passages, scored), *passages[settings.answer_passages :]]
+                order = [*answering.rerank(answering_passages, scored, reader_weight=weight), *passages[settings.answer_passages :]]
                 ranks[str(weight)] = first_relevant_rank([contains_answer(p.text, item.answers) for p in order])
             out.write(json.dumps({
                 "question": item.question, "answerable": item.answerable, "evidence": best,

@@ -172,14 +172,14 @@ def cite(n: int, sentence: Sentence) -> Citation:
     )
 
 
-def rerank(passages: Sequence[Hit], scored: Sequence[Sentence]) -> list[Hit]:
+def rerank(passages: Sequence[Hit], scored: Sequence[Sentence], *, reader_weight: float = READER_WEIGHT) -> list[Hit]:
     """Order the passages by their best sentence's reader probability and their retrieval score, mixed."""
     best: dict[str, float] = {}
     for sentence in scored:
         best[sentence.hit.chunk_id] = max(best.get(sentence.hit.chunk_id, 0.0), sentence.score)
     order = sorted(
         range(len(passages)),
-        key=lambda i: (-(READER_WEIGHT * best.get(passages[i].chunk_id, 0.0) + (1 - READER_WEIGHT) * passages[i].score), i),
+        key=lambda i: (-(reader_weight * best.get(passages[i].chunk_id, 0.0) + (1 - reader_weight) * passages[i].score), i),
     )
     return [passages[i] for i in order]
 
