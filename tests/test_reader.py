@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
 from training import train_reader
-from training.squad import all_pairs, load_articles, near_miss, questions, split_dev, training_pairs
+from training.squad import Question, all_pairs, load_articles, near_miss, questions, reworded_miss, split_dev, training_pairs
 
 
 def test_the_reader_reads_the_sentence_first_then_where_it_is_and_the_sentence_before():
@@ -108,6 +108,31 @@ def test_a_near_miss_swaps_a_fact_the_answering_sentence_states():
     question = next(questions([{**_article(3), "paragraphs": [{**_article(3)["paragraphs"][0], "qas": [
         {"id": "x", "question": "What happened in 1803?", "answers": [{"text": "founded", "answer_start": 60}]}]}]}]))
     assert near_miss(question, vocabulary, random.Random(0)) == "What happened in 1950?"
+
+
+def _question(text: str, answering_sentence: str) -> Question:
+    return Question("q", text, "Town", ("The town is old.", answering_sentence), frozenset({1}), ("x",))
+
+
+def test_a_reworded_near_miss_asks_for_the_opposite_or_the_negation_of_what_the_sentence_says():
+    import random
+
+    rng = random.Random(0)
+    assert reworded_miss(_question("Who built the first mill?", "Ann built the first mill in 1803."), rng) == (
+        "Who built the last mill?"
+    )
+    # A capitalised word inside the question is a name, not a direction; the first word is not.
+    assert reworded_miss(_question("Where is North Bay?", "North Bay lies by the lake."), rng) is None
+    assert reworded_miss(_question("Before what war was it built?", "It was built before the war."), rng) == (
+        "After what war was it built?"
+    )
+    # No opposite to swap: a "not" after an auxiliary that precedes a participle.
+    assert reworded_miss(_question("How many people were killed?", "Forty people were killed."), rng) == (
+        "How many people were not killed?"
+    )
+    # The sentence already negates, or states both words: no near miss is made.
+    assert reworded_miss(_question("How many people were killed?", "No people were killed."), rng) is None
+    assert reworded_miss(_question("Who came first?", "Ann came first and Bo came last."), rng) is None
 
 
 @pytest.mark.integration

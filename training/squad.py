@@ -5,7 +5,8 @@ holding the answer; negatives are the paragraph's other sentences that share the
 the question, and, for SQuAD 2.0's unanswerable questions (written to look answerable from their
 paragraph), the sentences nearest to them: the near misses a reader must learn to decline. More
 near misses are made from v1.1 questions by swapping a name, number or year the answering
-sentence states for another one of the same article, so the sentence no longer answers.
+sentence states for another one of the same article, or by rewording the question (an opposite,
+a negation), so the sentence no longer answers.
 
 SQuAD is CC BY-SA 4.0 (Rajpurkar et al. 2016, 2018); so is anything trained on it.
 """
@@ -181,6 +182,49 @@ def near_miss(question: Question, vocabulary: dict[str, list[str]], rng: random.
     return question.text.replace(target, rng.choice(options), 1)
 
 
+# Words whose opposite asks for another fact: "the largest city" is not "the smallest city".
+# SQuAD 2.0's writers made a fifth of its unanswerable questions this way (Rajpurkar et al. 2018).
+_OPPOSITE_PAIRS = (
+    ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+    ("most", "least"), ("more", "less"), ("earliest", "latest"), ("before", "after"),
+    ("increase", "decrease"), ("increased", "decreased"), ("north", "south"), ("east", "west"),
+    ("northern", "southern"), ("eastern", "western"), ("longest", "shortest"), ("oldest", "newest"),
+    ("best", "worst"), ("major", "minor"), ("upper", "lower"), ("inside", "outside"),
+    ("began", "ended"), ("won", "lost"), ("win", "lose"), ("positive", "negative"),
+    ("maximum", "minimum"), ("early", "late"), ("rich", "poor"), ("public", "private"),
+)
+OPPOSITES = {a: b for a, b in _OPPOSITE_PAIRS} | {b: a for a, b in _OPPOSITE_PAIRS}
+# An auxiliary before a participle takes a "not" cleanly: "were killed" -> "were not killed".
+_AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|have|had|been)(?= [a-z]+(?:ed|en|ing)\b)")
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
+
+
+def reworded_miss(question: Question, rng: random.Random) -> str | None:
+    """The question turned to ask for something its answering sentence does not say: a word swapped
+    for its opposite ("first" for "last"), else a negation ("How many people were not killed?"):
+    two more kinds of SQuAD 2.0's near misses that can be made by rule. None when neither fits.
+    """
+    answering = " ".join(question.sentences[i] for i in sorted(question.answering)).lower()
+    answering_words = set(re.findall(r"[a-z]+", answering))
+    options = []
+    for match in re.finditer(r"\b[A-Za-z]+\b(?!-)", question.text):
+        word = match.group()
+        opposite = OPPOSITES.get(word.lower())
+        if not opposite or opposite in answering_words:
+            continue
+        if word[0].isupper():
+            if match.start() > 0:
+                continue  # part of a name: "North Carolina"
+            opposite = opposite.capitalize()
+        options.append(question.text[: match.start()] + opposite + question.text[match.end() :])
+    if options:
+        return rng.choice(options)
+    auxiliary = _AUXILIARY.search(question.text)
+    if auxiliary and not _NEGATION.search(answering) and not _NEGATION.search(question.text):
+        return f"{question.text[: auxiliary.end()]} not{question.text[auxiliary.end() :]}"
+    return None
+
+
 def article_vocabulary(article: dict) -> dict[str, list[str]]:
     """The article's years, numbers and names, by kind, for near misses."""
     vocabulary: dict[str, set[str]] = {"year": set(), "number": set(), "name": set()}
@@ -200,6 +244,7 @@ def training_pairs(
     negatives: int = 1,
     unanswerable_negatives: int = 2,
     near_miss_share: float = 0.0,
+    reworded_share: float = 0.0,
     question_limit: int | None = None,
 ) -> list[Pair]:
     """Pairs for training from the articles' questions.
@@ -207,7 +252,8 @@ def training_pairs(
     Per answerable question: the answering sentence and its `negatives` nearest other sentences;
     per unanswerable question its `unanswerable_negatives` nearest sentences; and, for a
     `near_miss_share` of answerable questions, the question with a fact swapped, against the
-    sentence that answered the original.
+    sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
+    or a negation) against it too.
     """
     pairs: list[Pair] = []
     for article in articles:
@@ -225,6 +271,11 @@ def training_pairs(
                     if swapped:
                         i = min(question.answering)
                         pairs.append(Pair(swapped, context_of(question, i), 0.0, question.id + "/swapped"))
+                if reworded_share and rng.random() < reworded_share:
+                    reworded = reworded_miss(question, rng)
+                    if reworded:
+                        i = min(question.answering)
+                        pairs.append(Pair(reworded, context_of(question, i), 0.0, question.id + "/swapped"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))

@@ -44,6 +44,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--v1-questions", type=int, default=7000, help="SQuAD v1.1 train questions to use")
     parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
+    parser.add_argument("--reworded-share", type=float, default=0.0,
+                        help="v1.1 questions also reworded into a near miss (an opposite, a negation)")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
@@ -75,7 +77,8 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
         for article in articles:
             article = {**article, "paragraphs": rng.sample(article["paragraphs"], min(len(article["paragraphs"]), per_article))}
             pairs += training_pairs(
-                [article], rng=rng, near_miss_share=args.near_miss_share, question_limit=per_article
+                [article], rng=rng, near_miss_share=args.near_miss_share,
+                reworded_share=args.reworded_share, question_limit=per_article,
             )
     rng.shuffle(pairs)
     return pairs, dev["calibrate"]
