@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.records import Chunk, Document
+from ingest.records import Chunk, Document, pages_over
 
 MIN_MAX_TOKENS = 8
 
@@ -94,6 +94,7 @@ def split(
                 page=document.page_at(start),
                 line_start=bisect.bisect_left(newlines, start) + 1,
                 line_end=bisect.bisect_left(newlines, stop - 1) + 1,
+                pages=pages_over(document.pages, start, stop),
             )
         )
     return chunks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -35,6 +37,35 @@ class Page:
     end: int
 
 
+def page_at(pages: Sequence[Page], offset: int) -> int | None:
+    """Return the number of the page holding character `offset`, given pages in document order.
+
+    An offset past the last page's end counts as on the last page; one before the first page, or
+    between two pages that do not touch, is on none.
+    """
+    index = bisect.bisect_right(pages, offset, key=_page_start) - 1
+    if index < 0:
+        return None
+    page = pages[index]
+    return page.number if offset < page.end or index == len(pages) - 1 else None
+
+
+def pages_over(pages: Sequence[Page], start: int, end: int) -> tuple[Page, ...]:
+    """Return the pages, in document order, that the span [start, end) runs over."""
+    over = []
+    for index in range(max(0, bisect.bisect_right(pages, start, key=_page_start) - 1), len(pages)):
+        page = pages[index]
+        if page.start >= max(end, start + 1):
+            break
+        if page.end > start:
+            over.append(page)
+    return tuple(over)
+
+
+def _page_start(page: Page) -> int:
+    return page.start
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """A source file reduced to plain text plus the structure a citation needs."""
@@ -64,10 +95,7 @@ class Document:
 
     def page_at(self, offset: int) -> int | None:
         """Return the page number holding character `offset`, for paginated sources."""
-        for page in self.pages:
-            if page.start <= offset < page.end:
-                return page.number
-        return self.pages[-1].number if self.pages and offset >= self.pages[-1].start else None
+        return page_at(self.pages, offset)
 
     def line_at(self, offset: int) -> int:
         """Return the 1-based line number of character `offset`."""
@@ -86,6 +114,8 @@ class Chunk:
     page: int | None
     line_start: int
     line_end: int
+    # The pages the passage runs over (paginated sources), so a quote inside it is placed on its own page.
+    pages: tuple[Page, ...] = ()
     id: str = field(default="")
 
     def __post_init__(self) -> None:

@@ -152,9 +152,8 @@ def _adjacent(a: Sentence, b: Sentence) -> bool:
 
 
 def cite(n: int, sentence: Sentence) -> Citation:
-    """Make the citation of a quoted sentence, located to its lines in the document."""
+    """Make the citation of a quoted sentence, on the page and lines of the sentence itself (not of its passage)."""
     hit = sentence.hit
-    local_start, local_end = sentence.start - hit.start, sentence.end - hit.start
     return Citation(
         n=n,
         chunk_id=hit.chunk_id,
@@ -162,9 +161,9 @@ def cite(n: int, sentence: Sentence) -> Citation:
         source=hit.source,
         title=hit.title,
         heading=hit.heading,
-        page=hit.page,
-        line_start=hit.line_start + hit.text.count("\n", 0, local_start),
-        line_end=hit.line_start + hit.text.count("\n", 0, max(local_start, local_end - 1)),
+        page=hit.page_at(sentence.start),
+        line_start=hit.line_at(sentence.start),
+        line_end=hit.line_at(max(sentence.start, sentence.end - 1)),
         start=sentence.start,
         end=sentence.end,
         quote=sentence.text,

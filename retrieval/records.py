@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from ingest.records import Page, page_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +32,20 @@ class Hit:
     end: int
     text: str
     score: float
+    # The pages the passage runs over (paginated sources); the JSON gives `page`, where it starts.
+    pages: tuple[Page, ...] = ()
 
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pages"}
+
+    def page_at(self, offset: int) -> int | None:
+        """Return the page holding document offset `offset` of this passage (paginated sources)."""
+        return page_at(self.pages, offset) if self.pages else self.page
+
+    def line_at(self, offset: int) -> int:
+        """Return the 1-based document line holding document offset `offset` of this passage."""
+        return self.line_start + self.text.count("\n", 0, max(0, offset - self.start))
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,4 +274,5 @@ def to_hit(stored, score: float) -> Hit:
         end=chunk.end,
         text=chunk.text,
         score=round(float(score), 4),
+        pages=chunk.pages,
     )

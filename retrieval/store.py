@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.chunking import MAX_WINDOWS
-from ingest.records import Chunk, Document, Page, Section, content_hash
+from ingest.records import Chunk, Document, Page, Section, content_hash, pages_over
 from retrieval.records import KeywordPassage, StoredDocument
 
 SCHEMA_VERSION = "2"
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     page INTEGER,
     line_start INTEGER NOT NULL,
     line_end INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    pages TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY,
@@ -77,6 +78,30 @@ DROP TRIGGER IF EXISTS chunks_ad;
 DROP TABLE IF EXISTS chunks_fts;
 """
 
+def _pages_json(pages: Sequence[Page]) -> str:
+    return json.dumps([[p.number, p.start, p.end] for p in pages])
+
+
+def _pages_from_json(text: str) -> tuple[Page, ...]:
+    return tuple(Page(*p) for p in json.loads(text)) if text != "[]" else ()
+
+
+def _add_passage_pages(db: sqlite3.Connection) -> None:
+    """Give a store made before passages kept their pages the column, filled from each document's pages."""
+    if any(column[1] == "pages" for column in db.execute("PRAGMA table_info(chunks)")):
+        return
+    db.execute("ALTER TABLE chunks ADD COLUMN pages TEXT NOT NULL DEFAULT '[]'")
+    for document_id, structure in db.execute("SELECT id, structure FROM documents").fetchall():
+        pages = tuple(Page(*p) for p in json.loads(structure)["pages"])
+        if not pages:
+            continue
+        passages = db.execute("SELECT rowid, start, end FROM chunks WHERE document_id=?", (document_id,)).fetchall()
+        db.executemany(
+            "UPDATE chunks SET pages=? WHERE rowid=?",
+            [(_pages_json(pages_over(pages, start, end)), rowid) for rowid, start, end in passages],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk row joined with its document's source and title."""
@@ -102,6 +127,7 @@ class Store:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+            _add_passage_pages(db)
 
     # One connection per thread: SQLite connections must not be shared across threads,
     # and WAL lets readers go on while a writer commits.
@@ -204,10 +230,10 @@ class Store:
             row = 0
             for chunk, spans in zip(chunks, windows):
                 cursor = db.execute(
-                    "INSERT INTO chunks (id, document_id, start, end, heading, page, line_start, line_end, text)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks (id, document_id, start, end, heading, page, line_start, line_end, text, pages)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (chunk.id, chunk.document_id, chunk.start, chunk.end, chunk.heading, chunk.page,
-                     chunk.line_start, chunk.line_end, chunk.text),
+                     chunk.line_start, chunk.line_end, chunk.text, _pages_json(chunk.pages)),
                 )
                 rowids.append(cursor.lastrowid)
                 for slot, (start, end) in enumerate(spans):
@@ -316,14 +342,14 @@ class Store:
             marks = ",".join("?" * len(batch))
             rows = self._db.execute(
                 "SELECT c.rowid, c.id, c.document_id, c.text, c.start, c.end, c.heading, c.page,"
-                " c.line_start, c.line_end, d.source, d.title"
+                " c.line_start, c.line_end, d.source, d.title, c.pages"
                 f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.rowid IN ({marks})",
                 batch,
             )
             for row in rows:
                 chunk = Chunk(
                     document_id=row[2], text=row[3], start=row[4], end=row[5], heading=row[6],
-                    page=row[7], line_start=row[8], line_end=row[9], id=row[1],
+                    page=row[7], line_start=row[8], line_end=row[9], pages=_pages_from_json(row[12]), id=row[1],
                 )
                 found[row[0]] = StoredChunk(row[0], chunk, source=row[10], title=row[11])
         return found

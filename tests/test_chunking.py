@@ -21,7 +21,7 @@ from ingest.chunking import (
     split,
     windows,
 )
-from ingest.records import Chunk, Document, Page, Section
+from ingest.records import Chunk, Document, Page, Section, pages_over
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -320,6 +320,26 @@ def test_chunk_records_the_page_of_its_start():
         (1, "Page one holds this text."),
         (2, "Page two holds more text."),
     ]
+
+
+def test_a_chunk_over_a_page_break_records_both_pages_and_places_offsets_on_them():
+    text = "Page one holds this text.\n\nPage two holds more text."
+    second = text.index("Page two")
+    doc = Document(source="a.pdf", title="A", text=text, pages=(Page(1, 0, second), Page(2, second, len(text))))
+
+    [chunk] = split(doc, max_tokens=64, overlap_tokens=0, count_tokens=word_count)
+
+    assert (chunk.page, chunk.pages) == (1, doc.pages)
+    assert [doc.page_at(offset) for offset in (0, second - 1, second, len(text))] == [1, 1, 2, 2]
+
+
+def test_pages_over_a_span_are_the_pages_it_touches_and_no_others():
+    pages = tuple(Page(n, 10 * (n - 1), 10 * n) for n in range(1, 101))
+
+    assert [p.number for p in pages_over(pages, 35, 62)] == [4, 5, 6, 7]
+    assert [p.number for p in pages_over(pages, 40, 50)] == [5]
+    assert [p.number for p in pages_over(pages, 0, 1)] == [1]
+    assert pages_over((), 0, 10) == ()
 
 
 @pytest.mark.parametrize(

@@ -25,12 +25,15 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 def make_pdf(pages: list[str], *, title: str | None = None) -> bytes:
-    """Hand-write a small valid PDF with one line of Helvetica text per page."""
+    """Hand-write a small valid PDF of Helvetica text: a string per page, a line of it per newline."""
     font_number = 3 + 2 * len(pages)
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode()]
-    for i, line in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode()
+    for i, page in enumerate(pages):
+        # T* moves to the next line, 14 points (TL) down.
+        shown = " T* ".join(f"({line}) Tj" for line in page.split("\n"))
+        leading = "14 TL " if "\n" in page else ""
+        stream = f"BT /F1 12 Tf {leading}72 720 Td {shown} ET".encode()
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R"
             f" /Resources << /Font << /F1 {font_number} 0 R >> >> >>".encode()

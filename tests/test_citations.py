@@ -1,0 +1,145 @@
+"""A citation says where its quote is: the quote's own page and lines, for every kind of file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import docx
+import pytest
+
+from ingest.records import Page
+from retrieval.store import Store
+from tests.conftest import write_files
+from tests.test_loaders import make_docx, make_pdf
+from ui.api import AskResponse
+
+# Page 2's first sentence answers; the document is short, so its one passage starts on page 1.
+REPORT_PAGES = [
+    "Quarterly report of the northern branch.\nThe committee met twice during the spring.\n"
+    "It reviewed the branch budget for the year.",
+    "Revenue grew by forty percent in the second quarter.\nCosts stayed where they were.",
+]
+REVENUE_QUESTION = "How much did revenue grow in the second quarter?"
+REVENUE_SENTENCE = "Revenue grew by forty percent in the second quarter."
+
+# One paragraph hard-wrapped over several lines: the answering sentence starts on the fourth line
+# of the file and ends on the sixth, inside a passage that starts on the first.
+PARKING_MD = (
+    "# Parking\n"
+    "\n"
+    "The garage under building B opens at seven in the morning.\n"
+    "Visitors may park there on weekdays, and the garage keeps forty\n"
+    "spaces reserved for visitors who register\n"
+    "at the front desk.\n"
+)
+PARKING_QUESTION = "How many spaces does the garage keep reserved for visitors who register?"
+
+
+@pytest.fixture
+def service(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {"report.pdf": make_pdf(REPORT_PAGES), "parking.md": PARKING_MD}))
+    return service
+
+
+def file_line_of(text: str, fragment: str) -> int:
+    """The 1-based line of `text` on which `fragment` starts, found by reading the lines."""
+    return next(number for number, line in enumerate(text.splitlines(), start=1) if fragment in line)
+
+
+def test_a_quote_on_page_two_of_a_passage_from_page_one_is_cited_on_page_two(service):
+    answer = service.ask(REVENUE_QUESTION)
+
+    citation = answer.citations[0]
+    assert citation.quote == REVENUE_SENTENCE
+    passage = next(p for p in answer.passages if p.chunk_id == citation.chunk_id)
+    assert passage.page == 1 and passage.start == 0  # the passage starts on page 1...
+    assert citation.page == 2  # ...and the quote is on page 2
+    document = service.document(citation.document_id)
+    assert [p.number for p in document.pages] == [1, 2]
+    assert document.page_at(citation.start) == 2  # what the viewer shows
+    line = file_line_of(document.text, REVENUE_SENTENCE)
+    assert line > passage.line_start
+    assert (citation.line_start, citation.line_end) == (line, line)
+
+
+def test_the_api_gives_the_quotes_page_and_lines(service, client):
+    response = client.post("/api/ask", json={"question": REVENUE_QUESTION})
+
+    assert response.status_code == 200
+    body = AskResponse.model_validate(response.json())
+    citation = body.citations[0]
+    text = service.document(citation.document_id).text
+    assert citation.quote == REVENUE_SENTENCE
+    assert citation.page == 2
+    assert citation.line_start == citation.line_end == file_line_of(text, REVENUE_SENTENCE)
+
+
+def test_a_markdown_quote_is_cited_on_the_lines_of_the_file_it_spans(service, tmp_path):
+    citation = service.ask(PARKING_QUESTION).citations[0]
+
+    assert citation.quote.startswith("Visitors may park") and citation.quote.endswith("at the front desk.")
+    assert citation.page is None
+    lines = (tmp_path / "docs" / "parking.md").read_text()
+    assert (citation.line_start, citation.line_end) == (
+        file_line_of(lines, "Visitors may park"),
+        file_line_of(lines, "at the front desk."),
+    )
+    assert (citation.line_start, citation.line_end) == (4, 6)
+
+
+# The same paragraphs as a page and a Word file would hold them: the opening sentence, then the
+# answering one with a line break ended by <br> or a soft break in each of its lines.
+OPENING, *ANSWER_LINES = PARKING_MD.split("\n\n", 1)[1].splitlines()
+
+
+def _docx_with_lines(document: docx.document.Document) -> None:
+    document.add_heading("Parking", level=1)
+    document.add_paragraph(OPENING)
+    paragraph = document.add_paragraph(ANSWER_LINES[0])
+    for line in ANSWER_LINES[1:]:
+        paragraph.add_run().add_break()
+        paragraph.add_run(line)
+
+
+OTHER_FORMATS = {
+    "parking.txt": PARKING_MD.removeprefix("# "),
+    "parking-crlf.txt": PARKING_MD.removeprefix("# ").replace("\n", "\r\n"),
+    "parking.html": f"<html><body><h1>Parking</h1><p>{OPENING}</p><p>{'<br>'.join(ANSWER_LINES)}</p></body></html>",
+    "parking.docx": make_docx(_docx_with_lines),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_FORMATS))
+def test_the_quote_is_on_the_lines_its_citation_names_in_every_format(make_service, tmp_path, name):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {name: OTHER_FORMATS[name]}))
+
+    citation = service.ask(PARKING_QUESTION).citations[0]
+
+    assert citation.quote.startswith("Visitors may park"), citation.quote
+    text = service.document(citation.document_id).text
+    assert (citation.line_start, citation.line_end) == (
+        file_line_of(text, "Visitors may park"),
+        file_line_of(text, "at the front desk."),
+    )
+    assert citation.line_end > citation.line_start
+
+
+def test_a_store_made_before_passages_kept_their_pages_gets_them_back(service):
+    path = service.library.store.path
+    document_id = service.ask(REVENUE_QUESTION).citations[0].document_id
+    service.library.store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN pages")
+
+    store = Store(path)
+    try:
+        stored = store.chunks(store.chunk_rowids())
+        document = store.document(document_id)
+    finally:
+        store.close()
+
+    pages = [s.chunk.pages for s in stored.values() if s.chunk.document_id == document_id]
+    assert pages == [(Page(1, 0, document.pages[1].start), Page(2, document.pages[1].start, len(document.text)))]
+    assert all(s.chunk.pages == () for s in stored.values() if s.chunk.document_id != document_id)
