@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
+from urllib.parse import urlencode
 
 from ingest.records import Page, page_at
+
+# What Markdown would read as markup: emphasis, code, links, raw HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a quote or passage sits in its document, as people read it: section, page, lines."""
+
+    heading: str | None
+    page: int | None
+    line_start: int
+    line_end: int
+
+    def labels(self) -> list[str]:
+        """Return "§ Section", "p. 2" (paginated sources) and "line 4" or "lines 4–6", as known."""
+        labels = [f"§ {self.heading}"] if self.heading else []
+        if self.page is not None:
+            labels.append(f"p. {self.page}")
+        same = self.line_start == self.line_end
+        labels.append(f"line {self.line_start}" if same else f"lines {self.line_start}–{self.line_end}")
+        return labels
+
+
+def passage_url(document_id: str, start: int, end: int) -> str:
+    """Return the chat page's link (relative to the server) that opens a document at a span."""
+    return "/?" + urlencode({"doc": document_id, "start": int(start), "end": int(end)})
+
+
+def markdown_text(text: str) -> str:
+    """Return `text` with the characters Markdown would read as markup escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def reference(place: Hit | Citation) -> str:
+    """Return where a passage or quote is, for people: "Title, § Section, p. 2, lines 4–6, source"."""
+    return ", ".join([_one_line(place.title), *place.place.labels(), place.source])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +90,11 @@ class Hit:
         """Return the 1-based document line holding document offset `offset` of this passage."""
         return self.line_start + self.text.count("\n", 0, max(0, offset - self.start))
 
+    @property
+    def place(self) -> Place:
+        """Where the passage sits: section, the page it starts on, lines."""
+        return Place(self.heading, self.page, self.line_start, self.line_end)
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -67,8 +115,28 @@ class Citation:
     score: float
 
     def to_dict(self) -> dict:
-        """Return the JSON shape shared by the CLI and the HTTP API."""
-        return asdict(self)
+        """Return the JSON shape shared by the CLI and the HTTP API, with the texts to paste."""
+        return {**asdict(self), "cite": self.cite(), "cite_markdown": self.cite_markdown()}
+
+    @property
+    def place(self) -> Place:
+        """Where the quote sits: section, page and lines."""
+        return Place(self.heading, self.page, self.line_start, self.line_end)
+
+    @property
+    def url(self) -> str:
+        """The chat page's link to the quote in its document."""
+        return passage_url(self.document_id, self.start, self.end)
+
+    def cite(self) -> str:
+        """Return the quote with its citation, as plain text to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)."""
+        return f'"{_one_line(self.quote)}" ({reference(self)})'
+
+    def cite_markdown(self) -> str:
+        """Return the quote with its citation as Markdown, the title linking to the quote in the chat page."""
+        where = ", ".join(markdown_text(label) for label in [*self.place.labels(), self.source])
+        title = markdown_text(_one_line(self.title))
+        return f'"{markdown_text(_one_line(self.quote))}" ([{title}]({self.url}), {where})'
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import docx
 import pytest
 
 from ingest.records import Page
+from retrieval.records import Citation
 from retrieval.store import Store
 from tests.conftest import write_files
 from tests.test_loaders import make_docx, make_pdf
@@ -143,3 +144,68 @@ def test_a_store_made_before_passages_kept_their_pages_gets_them_back(service):
     pages = [s.chunk.pages for s in stored.values() if s.chunk.document_id == document_id]
     assert pages == [(Page(1, 0, document.pages[1].start), Page(2, document.pages[1].start, len(document.text)))]
     assert all(s.chunk.pages == () for s in stored.values() if s.chunk.document_id != document_id)
+
+
+# --- the text to paste ---------------------------------------------------------------------
+
+
+def known_citation(**overrides) -> Citation:
+    fields = dict(
+        n=1, chunk_id="c1", document_id="0123456789abcdef", source="docs/report.pdf", title="Quarterly report",
+        heading="Revenue", page=2, line_start=14, line_end=15, start=1200, end=1262,
+        quote="Revenue grew by forty percent\nin the second quarter.", score=0.9,
+    )
+    return Citation(**{**fields, **overrides})
+
+
+def test_a_citation_reads_as_quote_title_section_page_lines_and_source():
+    citation = known_citation()
+
+    assert citation.cite() == (
+        '"Revenue grew by forty percent in the second quarter." '
+        "(Quarterly report, § Revenue, p. 2, lines 14–15, docs/report.pdf)"
+    )
+    assert citation.cite_markdown() == (
+        '"Revenue grew by forty percent in the second quarter." '
+        "([Quarterly report](/?doc=0123456789abcdef&start=1200&end=1262), § Revenue, p. 2, lines 14–15, docs/report.pdf)"
+    )
+
+
+def test_a_citation_without_section_or_page_names_its_line():
+    citation = known_citation(heading=None, page=None, line_start=3, line_end=3, source="docs/notes.txt", title="Notes")
+
+    assert citation.cite() == '"Revenue grew by forty percent in the second quarter." (Notes, line 3, docs/notes.txt)'
+    assert citation.cite_markdown().endswith("(/?doc=0123456789abcdef&start=1200&end=1262), line 3, docs/notes.txt)")
+
+
+def test_the_markdown_form_escapes_what_markdown_would_read_as_markup():
+    citation = known_citation(
+        title="Plans [draft]", heading=None, page=None, line_start=1, line_end=1, source="docs/q1_plans.md",
+        quote="Ship *two* apps_now, see [here](http://x) <b>",
+    )
+
+    assert citation.cite() == '"Ship *two* apps_now, see [here](http://x) <b>" (Plans [draft], line 1, docs/q1_plans.md)'
+    assert citation.cite_markdown() == (
+        r'"Ship \*two\* apps\_now, see \[here\](http://x) \<b\>" '
+        r"([Plans \[draft\]](/?doc=0123456789abcdef&start=1200&end=1262), line 1, docs/q1\_plans.md)"
+    )
+
+
+def test_asked_citations_carry_their_text_to_paste(service):
+    pdf = service.ask(REVENUE_QUESTION).citations[0]
+    parking = service.ask(PARKING_QUESTION).citations[0]
+
+    title = service.document(pdf.document_id).title
+    assert pdf.cite() == f'"{REVENUE_SENTENCE}" ({title}, p. 2, line {pdf.line_start}, docs/report.pdf)'
+    quote = " ".join(parking.quote.split())
+    assert parking.cite() == f'"{quote}" (Parking, § Parking, lines 4–6, docs/parking.md)'
+
+
+def test_the_api_gives_the_texts_to_paste(service, client):
+    body = client.post("/api/ask", json={"question": PARKING_QUESTION}).json()
+
+    citation = AskResponse.model_validate(body).citations[0]
+    assert citation.cite == service.ask(PARKING_QUESTION).citations[0].cite()
+    assert citation.cite.endswith("(Parking, § Parking, lines 4–6, docs/parking.md)")
+    link = f"(/?doc={citation.document_id}&start={citation.start}&end={citation.end})"
+    assert citation.cite_markdown.endswith(f"([Parking]{link}, § Parking, lines 4–6, docs/parking.md)")

@@ -14,7 +14,7 @@ from ui.cli import app
 
 HIT_KEYS = {"chunk_id", "document_id", "source", "title", "heading", "page", "line_start", "line_end", "start", "end",
             "text", "score"}
-CITATION_KEYS = (HIT_KEYS - {"text"}) | {"n", "quote"}
+CITATION_KEYS = (HIT_KEYS - {"text"}) | {"n", "quote", "cite", "cite_markdown"}
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead. "
@@ -90,6 +90,12 @@ def test_ask_json_has_the_shared_contract(corpus, runner):
     assert set(payload["citations"][0]) == CITATION_KEYS
     assert "two weeks ahead" in payload["citations"][0]["quote"]
     assert set(payload["passages"][0]) == HIT_KEYS
+    citation = payload["citations"][0]
+    assert citation["cite"] == f'"{citation["quote"]}" (Travel, line 2, docs/travel.txt)'
+    assert citation["cite_markdown"] == (
+        f'"{citation["quote"]}" ([Travel](/?doc={citation["document_id"]}&start={citation["start"]}'
+        f'&end={citation["end"]}), line 2, docs/travel.txt)'
+    )
 
 
 def test_ask_reads_questions_from_stdin_one_json_line_each(corpus, runner, fake_model):
@@ -107,7 +113,10 @@ def test_readable_answer_shows_quote_and_citation(corpus, runner):
     result = runner.invoke(app, ["ask", "Where do I report phishing emails?"])
 
     assert result.exit_code == 0
-    assert "[1]" in result.output and "docs/security.txt" in result.output and "line" in result.output
+    quote = "Report phishing emails to the security team with the report button."
+    # The citation as a reader would paste it (the console may wrap it).
+    expected = f'[1] "{quote}" (Security, line 2, docs/security.txt)'
+    assert expected in " ".join(result.output.split())
 
 
 def test_docs_lists_the_documents(corpus, runner):

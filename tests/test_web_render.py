@@ -88,10 +88,11 @@ def test_a_citation_card_without_its_passage_shows_the_quote_alone():
     assert "Servers run in Hangzhou" not in card
 
 
-def test_places_show_the_page_for_paginated_sources_and_lines_otherwise():
-    assert web.place_detail(hit(page=3)) == "§ Hosting · p. 3"
-    assert web.place_detail(hit(heading=None)) == "lines 4–6"
-    assert web.place_detail(hit(heading=None, line_end=4)) == "line 4"
+def test_a_card_names_the_section_page_and_lines_of_its_passage():
+    card = visible_text(web.hit_card(hit(page=3)))
+    assert "Cloud notes · § Hosting · p. 3 · lines 4–6" in card
+    assert "Cloud notes · lines 4–6" in visible_text(web.hit_card(hit(heading=None)))
+    assert "Cloud notes · line 4" in visible_text(web.hit_card(hit(heading=None, line_end=4)))
 
 
 def test_answer_markers_become_buttons_that_open_their_citation():

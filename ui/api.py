@@ -73,6 +73,8 @@ class CitationModel(BaseModel):
     end: int
     quote: str
     score: float
+    cite: str = Field(description='The quote with its citation, to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)')
+    cite_markdown: str = Field(description="The same as Markdown, the title a link to the quote in the chat page")
 
 
 # At least one character that is neither white space nor a control character nor half of a

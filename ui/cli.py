@@ -22,7 +22,7 @@ from rich.table import Table
 from ingest.errors import IngestError
 from retrieval.errors import DocumentNotFound, IndexMismatch
 from retrieval.reader import ReaderUnavailable
-from retrieval.records import Answer, Hit
+from retrieval.records import Answer, Hit, reference
 from retrieval.settings import Settings
 
 app = typer.Typer(help="Answers questions about your documents with verbatim, cited passages.", no_args_is_help=True)
@@ -164,20 +164,8 @@ def print_hits(hits: list[Hit], *, heading: str | None = None) -> None:
     if heading:
         out.print(f"[bold]{heading}[/bold]")
     for rank, hit in enumerate(hits, start=1):
-        out.print(f"[cyan]{rank}.[/cyan] {escape(locate(hit))}  [dim]score {hit.score:.3f}[/dim]")
+        out.print(f"[cyan]{rank}.[/cyan] {escape(reference(hit))}  [dim]score {hit.score:.3f}[/dim]")
         out.print(f"   {escape(hit.text)}\n")
-
-
-def locate(place: Hit) -> str:
-    """Return where a passage or quote sits: title, section, page and lines, source."""
-    parts = [place.title]
-    if place.heading:
-        parts.append(f"§ {place.heading}")
-    if place.page is not None:
-        parts.append(f"p. {place.page}")
-    lines = f"line {place.line_start}" if place.line_start == place.line_end else f"lines {place.line_start}-{place.line_end}"
-    parts.append(lines)
-    return " · ".join(parts) + f" ({place.source})"
 
 
 def print_answer(answer: Answer) -> None:
@@ -187,8 +175,9 @@ def print_answer(answer: Answer) -> None:
         print_hits(list(answer.passages), heading="See also")
         return
     out.print(f"{escape(answer.answer)}\n")
+    # Each citation as a reader would paste it: the quote, then where it is.
     for citation in answer.citations:
-        out.print(f"[cyan][{citation.n}][/cyan] {escape(locate(citation))}")
+        out.print(f"[cyan][{citation.n}][/cyan] {escape(citation.cite())}")
         out.print(f"    [dim]chars {citation.start}-{citation.end}[/dim]")
 
 

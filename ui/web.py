@@ -24,7 +24,7 @@ from ingest.records import Document
 from ingest.uploads import UploadResult
 from retrieval.errors import DocumentNotFound
 from retrieval.files import disk_full
-from retrieval.records import Answer, Citation, Hit, StoredDocument
+from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
 from retrieval.service import Sourcebook
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
@@ -187,20 +187,6 @@ def highlight(text: str, start: int, end: int, *, mark_id: str | None = None) ->
     return f"{esc(text[:start])}<mark{attribute}>{esc(text[start:end])}</mark>{esc(text[end:])}"
 
 
-def place_detail(place: Citation | Hit) -> str:
-    """Return where a quote or passage sits: section, then page (if paginated) or lines, as plain text."""
-    parts = []
-    if place.heading:
-        parts.append(f"§ {place.heading}")
-    if place.page is not None:
-        parts.append(f"p. {place.page}")
-    elif place.line_start == place.line_end:
-        parts.append(f"line {place.line_start}")
-    else:
-        parts.append(f"lines {place.line_start}–{place.line_end}")
-    return " · ".join(parts)
-
-
 def _target(document_id: str, start: int, end: int) -> str:
     return f'data-document="{esc(document_id)}" data-start="{int(start)}" data-end="{int(end)}"'
 
@@ -211,7 +197,7 @@ def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "") -> st
         f'<div class="sb-card {kind}" role="button" tabindex="0" title="Show in the document" '
         f"{_target(place.document_id, place.start, place.end)}>"
         f'<div class="card-place">{number}<span class="card-title">{esc(place.title)}</span> '
-        f'<span class="card-detail">· {esc(place_detail(place))}</span>'
+        f'<span class="card-detail">· {esc(" · ".join(place.place.labels()))}</span>'
         f'<div class="card-source">{esc(place.source)}</div></div>'
         f'<p class="card-text">{body}</p></div>'
     )
@@ -315,15 +301,9 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
     if len(text) > VIEWER_CHARS:
         first = max(0, min(start - VIEWER_CHARS // 2, len(text) - VIEWER_CHARS))
         last = first + VIEWER_CHARS
-    place = []
-    heading = document.heading_at(start)
-    if heading:
-        place.append(f"§ {heading}")
-    page = document.page_at(start)
-    if page is not None:
-        place.append(f"p. {page}")
-    line_start, line_end = document.line_at(start), document.line_at(max(start, end - 1))
-    place.append(f"line {line_start}" if line_start == line_end else f"lines {line_start}–{line_end}")
+    place = Place(
+        document.heading_at(start), document.page_at(start), document.line_at(start), document.line_at(max(start, end - 1))
+    )
     note = (
         f'<div class="viewer-note">Showing characters {first:,}–{last:,} of {len(text):,}.</div>'
         if (first, last) != (0, len(text))
@@ -334,7 +314,7 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
     return (
         f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">'
         f'<div class="viewer-title">{esc(document.title)}</div>'
-        f'<div class="viewer-place">{esc(" · ".join(place))} · '
+        f'<div class="viewer-place">{esc(" · ".join(place.labels()))} · '
         f'<span class="viewer-source">{esc(document.source)}</span></div>'
         f'{note}</div><div class="viewer-scroll"><div class="viewer-text">{body}</div></div></div>'
     )
