@@ -115,8 +115,8 @@ class Citation:
     score: float
 
     def to_dict(self) -> dict:
-        """Return the JSON shape shared by the CLI and the HTTP API, with the texts to paste."""
-        return {**asdict(self), "cite": self.cite(), "cite_markdown": self.cite_markdown()}
+        """Return the JSON shape shared by the CLI and the HTTP API, with the link and the texts to paste."""
+        return {**asdict(self), "url": self.url, "cite": self.cite(), "cite_markdown": self.cite_markdown()}
 
     @property
     def place(self) -> Place:

@@ -14,7 +14,7 @@ from ui.cli import app
 
 HIT_KEYS = {"chunk_id", "document_id", "source", "title", "heading", "page", "line_start", "line_end", "start", "end",
             "text", "score"}
-CITATION_KEYS = (HIT_KEYS - {"text"}) | {"n", "quote", "cite", "cite_markdown"}
+CITATION_KEYS = (HIT_KEYS - {"text"}) | {"n", "quote", "url", "cite", "cite_markdown"}
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead. "

@@ -6,6 +6,7 @@ import re
 from html import unescape
 
 import gradio as gr
+import pytest
 from pydantic import SecretStr
 
 from ingest.records import Document, Page, Section
@@ -180,6 +181,25 @@ def test_the_viewer_names_the_page_of_a_paginated_document():
     markup = web.render_viewer(document, start, start + len("the quote"))
 
     assert "p. 2 · line 1" in visible_text(markup)
+
+
+def test_a_link_names_a_document_and_a_span_or_nothing():
+    assert web.linked_span({"doc": "d1", "start": "12", "end": "40"}) == ("d1", 12, 40)
+    assert web.linked_span({}) is None
+    assert web.linked_span({"start": "1", "end": "2"}) is None
+    for bad in ({"doc": "d1", "start": "-1", "end": "4"}, {"doc": "d1", "start": "1"}, {"doc": "d1", "start": "1e3", "end": "9"}):
+        with pytest.raises(ValueError, match="must be a whole number"):
+            web.linked_span(bad)
+
+
+def test_a_span_the_document_no_longer_has_is_a_message_not_a_highlight():
+    document = Document("corpus/cloud.txt", "Cloud notes", "Servers run in Hangzhou.")
+
+    assert '<mark id="cited">Servers</mark>' in web.render_span(document, 0, 7)
+    for start, end in ((10, 99), (30, 40), (5, 5)):
+        markup = web.render_span(document, start, end)
+        assert "<mark" not in markup
+        assert "is no longer in “Cloud notes”, which now has 24 characters" in visible_text(markup)
 
 
 def test_the_viewer_windows_a_huge_document_around_the_cited_span():

@@ -73,6 +73,7 @@ class CitationModel(BaseModel):
     end: int
     quote: str
     score: float
+    url: str = Field(description="The chat page's link to the quote, relative to the server: /?doc=ID&start=N&end=M")
     cite: str = Field(description='The quote with its citation, to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)')
     cite_markdown: str = Field(description="The same as Markdown, the title a link to the quote in the chat page")
 

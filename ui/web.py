@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -320,6 +321,33 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
     )
 
 
+def render_span(document: Document, start: int, end: int, *, opened: int = 0) -> str:
+    """The viewer at a span of the document, or a plain message when the document no longer has that span."""
+    if not 0 <= start < end <= len(document.text):
+        return render_viewer_message(
+            f"The passage at characters {start:,}–{end:,} is no longer in “{document.title}”, which now has "
+            f"{len(document.text):,} characters: the document has changed since the link was made."
+        )
+    return render_viewer(document, start, end, opened=opened)
+
+
+def linked_span(params: Mapping[str, str]) -> tuple[str, int, int] | None:
+    """The document id and span a link to the page names (`?doc=ID&start=N&end=M`), or None when it names no document.
+
+    Raises ValueError, naming the bad value, when the span is not two whole numbers.
+    """
+    document_id = params.get("doc", "").strip()
+    if not document_id:
+        return None
+    span = []
+    for name in ("start", "end"):
+        value = params.get(name, "")
+        if not re.fullmatch(r"[0-9]{1,12}", value):
+            raise ValueError(f"its {name} must be a whole number of characters, got {value[:40]!r}")
+        span.append(int(value))
+    return document_id, span[0], span[1]
+
+
 def render_viewer_message(message: str) -> str:
     """The viewer before a citation is opened, or when its document has gone."""
     return f'<div class="sb-viewer"><div class="viewer-empty">{esc(message)}</div></div>'
@@ -428,16 +456,30 @@ def build_page(service: Sourcebook) -> gr.Blocks:
     def ask_suggested(turns: list[Answer], event: gr.EventData):
         return ask(str(getattr(event, "question", "")), turns)
 
+    def show_passage(document_id: str, start: int, end: int) -> str:
+        # `document_id` is looked up in the library, never used as a path.
+        try:
+            document = service.document(document_id)
+        except DocumentNotFound:
+            return render_viewer_message("That document is no longer in the library: it may have been deleted.")
+        return render_span(document, start, end, opened=time.monotonic_ns())
+
     def open_citation(event: gr.EventData) -> str:
         # The event data comes from the browser: checked like any other input.
         try:
-            document = service.document(str(getattr(event, "document_id", "")))
+            document_id = str(getattr(event, "document_id", ""))
             start, end = int(getattr(event, "start", 0)), int(getattr(event, "end", 0))
-        except DocumentNotFound:
-            return render_viewer_message("That document is no longer in the library.")
         except (TypeError, ValueError):
             return render_viewer_message("That citation could not be opened.")
-        return render_viewer(document, start, end, opened=time.monotonic_ns())
+        return show_passage(document_id, start, end)
+
+    def open_link(request: gr.Request):
+        """Open the passage a link to the page names (`/?doc=ID&start=N&end=M`), if it names one."""
+        try:
+            link = linked_span(dict(request.query_params))
+        except ValueError as error:
+            return render_viewer_message(f"That link to a passage cannot be opened: {error}.")
+        return gr.skip() if link is None else show_passage(*link)
 
     def new_conversation():
         return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False), ""
@@ -615,4 +657,6 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         # showing a spinner (Gradio 6.17).
         sources_tab.select(sources_view, None, [table, chosen], show_progress="hidden", **in_order)
         page.load(sources_view, None, [table, chosen], show_progress="hidden").then(start_screen, None, start)
+        # A link to a passage opens it in the viewer as the page loads.
+        page.load(open_link, None, viewer)
     return page
