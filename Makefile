@@ -56,6 +56,9 @@ SQUAD ?= ../shared/datasets/squad
 READER_WORK ?= .reader-training
 train-reader: install
 	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage1 --out $(READER_WORK)/stage1-model
-	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage2 --out models/reader \
+	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage2 --out $(READER_WORK)/stage2-model \
 		--init-from $(READER_WORK)/stage1/checkpoint.pt --seed 14 --v1-questions 3000 --near-miss-share 1.0 \
 		--unanswerable-negatives 3 --lr 2e-5 --epochs 0.75
+	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage3 --out models/reader \
+		--init-from $(READER_WORK)/stage2/checkpoint.pt --seed 15 --v1-questions 4000 --near-miss-share 0.5 \
+		--reworded-share 1.0 --unanswerable-negatives 3 --lr 1.5e-5 --epochs 0.7

@@ -93,7 +93,7 @@ def test_questions_the_documents_do_not_cover_are_declined(library):
         "How do I request time off on our team?",
         # A near miss: passages speak of shopping on RedNote, not of refunds. (Another, "What
         # salary does a Lemon8 moderator earn?", the reader answers at the shipped threshold,
-        # with a sentence on Lemon8's advertising spend at 0.38: README, "Quality".)
+        # with a sentence on Lemon8's advertising spend: README, "Quality".)
         "What is the refund policy for purchases on RedNote?",
     ]:
         answer = service.ask(question)
@@ -111,10 +111,10 @@ def test_the_shipped_question_set_meets_its_floor(library):
     assert report.answerable >= 40 and report.unanswerable >= 8
     assert report.recall_at_5 >= 0.93
     assert report.mrr_at_10 >= 0.75
-    # Measured with the reader at its SQuAD-calibrated threshold: 0.693, 0.057 and 0.706.
-    assert report.answer_hit_rate >= 0.65
-    assert report.declined_answerable <= 0.07
-    assert report.declined_unanswerable >= 0.65
+    # Measured with the reader at its SQuAD-calibrated threshold: 0.659, 0.091 and 0.765.
+    assert report.answer_hit_rate >= 0.63
+    assert report.declined_answerable <= 0.11
+    assert report.declined_unanswerable >= 0.70
 
 
 def test_search_through_the_source_filter(library):
