@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= .sourcebook
+PORT ?= 7860
 
 .PHONY: install browser run test test-unit test-integration bench eval clean train-reader
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/sourcebook ingest corpus --index $(INDEX)
-	$(BIN)/sourcebook serve --index $(INDEX) --corpus corpus
+	$(BIN)/sourcebook serve --index $(INDEX) --corpus corpus --port $(PORT)
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 browser:

@@ -201,3 +201,18 @@ def test_eval_squad_builds_a_library_of_the_articles_and_asks_their_questions(ru
     assert report["declined_unanswerable"] == 1.0
     # The library was temporary: nothing was left in the index the command was pointed at.
     assert not (tmp_path / "index").exists() or not any((tmp_path / "index").iterdir())
+
+
+def test_serve_on_a_busy_port_says_so_before_loading_anything(tmp_path, runner):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port), "--index", str(tmp_path / "index")])
+
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+    # Nothing was opened or made: the check comes first.
+    assert not (tmp_path / "index").exists()

@@ -61,6 +61,23 @@ def failures_as_messages():
         raise typer.Exit(2 if isinstance(error, ValueError) else 1) from error
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Stop with a hint, before anything loads, when another program already listens on the port."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            err.print(
+                f"[red]error:[/red] cannot listen on {escape(host)}:{port} ({escape(error.strerror or str(error))}): "
+                f"another server may be running there; stop it or choose another port (--port, or make run PORT=...)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from error
+
+
 def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | None = None):
     """Open the service (loads the model once); a store SQLite cannot read is one line saying how to rebuild it."""
     import sqlite3
@@ -405,6 +422,7 @@ def serve(
 
     from ui.server import create_app
 
+    require_free_port(host, port)
     with failures_as_messages():
         service = open_service(index, corpus=corpus)
         # The reader loads now, not on the first question; a missing one stops here, in one line.
