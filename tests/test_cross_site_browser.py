@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from tests.browser import launch
 from tests.conftest import write_files
 from tests.servers import serving
 from ui.server import create_app
@@ -21,8 +22,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 # A browser is what this test costs; it runs with the browser tests.
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead.\n",
     "canteen.txt": "Canteen\nLunch is served in the canteen from noon until two.\n",
@@ -124,7 +123,7 @@ def test_a_page_from_another_origin_cannot_upload_replace_delete_or_rate(target,
     planted.write_text("Planted\nA planted note overwrites the travel desk rules.\n", encoding="utf-8")
 
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             page = browser.new_page()
             page.goto(other_site)

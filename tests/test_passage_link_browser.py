@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from tests.browser import cited_mark_in_view, launch
 from tests.conftest import write_files
 from tests.servers import serving
 from ui.api import AskResponse
@@ -22,8 +23,6 @@ expect = playwright_api.expect
 # A browser is what this test costs; it runs with the browser tests.
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 # The answer sits far down a long log, so the viewer has to scroll to show it.
 ANSWER = "The storm of 1911 tore the lantern from the gallery roof."
@@ -53,7 +52,7 @@ def site(make_service, tmp_path):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 
@@ -85,20 +84,6 @@ def asked(url: str, question: str) -> AskResponse:
         return AskResponse.model_validate(json.load(response))
 
 
-def mark_geometry(page) -> dict:
-    """Wait until the viewer's <mark id="cited"> is inside its scroll box and the window; return where it is."""
-    geometry = """() => {
-        const mark = document.querySelector('#sb-viewer mark#cited');
-        if (!mark) return null;
-        const box = mark.closest('.viewer-scroll');
-        const m = mark.getBoundingClientRect(), b = box.getBoundingClientRect();
-        return {scrollTop: box.scrollTop, visible: m.top >= b.top && m.bottom <= b.bottom && m.top >= 0
-                && m.bottom <= window.innerHeight};
-    }"""
-    page.wait_for_function(f"() => {{ const g = ({geometry})(); return g && g.visible; }}")
-    return page.evaluate(geometry)
-
-
 def test_a_citation_link_opens_the_page_with_the_quote_highlighted_and_in_view(site, opened):
     url, service = site
     citation = asked(url, QUESTION).citations[0]
@@ -113,7 +98,7 @@ def test_a_citation_link_opens_the_page_with_the_quote_highlighted_and_in_view(s
     expect(viewer.locator(".viewer-place")).to_contain_text(f"line {citation.line_start} · corpus/lighthouse.txt")
     # The whole document is shown, scrolled down to the quote.
     expect(viewer.locator(".viewer-text")).to_contain_text("Entry 1: the keeper")
-    assert mark_geometry(page)["scrollTop"] > 0
+    assert cited_mark_in_view(page)["scrollTop"] > 0
 
 
 def test_a_link_to_a_deleted_document_says_it_is_gone(site, opened):

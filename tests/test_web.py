@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import cited_mark_in_view, launch
 from tests.conftest import CORPUS, REPO, with_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -27,15 +28,6 @@ expect.set_options(timeout=60_000)
 pytestmark = pytest.mark.integration
 
 SOURCEBOOK = Path(sys.executable).with_name("sourcebook")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = REPO / "docs" / "screenshot-answer.png"
 STARTUP_SECONDS = 120
 
@@ -124,7 +116,7 @@ def server(tmp_path_factory, exported_model):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 
@@ -215,21 +207,6 @@ def delete(page, source_part: str) -> None:
     expect(page.get_by_role("option").first).to_be_visible()
     expect(page.get_by_role("option", name=re.compile(re.escape(source_part)))).to_have_count(0)
     page.keyboard.press("Escape")
-
-
-def cited_mark_in_view(page) -> dict:
-    """Wait until the viewer's <mark id="cited"> is scrolled into its box and the window; return the geometry."""
-    geometry = """() => {
-        const mark = document.querySelector('#sb-viewer mark#cited');
-        if (!mark) return null;
-        const box = mark.closest('.viewer-scroll');
-        const m = mark.getBoundingClientRect(), b = box.getBoundingClientRect();
-        return {mark: [m.top, m.bottom], box: [b.top, b.bottom], viewport: window.innerHeight,
-                scrollTop: box.scrollTop, visible: m.top >= b.top && m.bottom <= b.bottom && m.top >= 0
-                && m.bottom <= window.innerHeight};
-    }"""
-    page.wait_for_function(f"() => {{ const g = ({geometry})(); return g && g.visible; }}")
-    return page.evaluate(geometry)
 
 
 # --- tests, in the order a new reader meets the page ---------------------------------------
