@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.chunking import sentence_spans
+from ingest.sentences import sentence_spans
 from ingest.records import Chunk, Document
 from retrieval import store as store_module
 from retrieval.library import STORE_FILE

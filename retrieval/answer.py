@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ingest.chunking import sentence_spans
+from ingest.sentences import sentence_spans
 from retrieval.keyword import STOPWORDS, keyword_terms
 from retrieval.reader import reader_context
 from retrieval.records import Answer, Citation, Hit

@@ -15,13 +15,12 @@ from hypothesis import strategies as st
 from ingest.chunking import (
     MAX_WINDOWS,
     counted_once,
-    paragraph_spans,
-    sentence_spans,
     sized_windows,
     split,
     windows,
 )
 from ingest.records import Chunk, Document, Page, Section, pages_over
+from ingest.sentences import paragraph_spans, sentence_spans
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 

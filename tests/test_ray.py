@@ -20,7 +20,7 @@ import pytest
 import ray  # the `ray` extra, which `make install` installs
 
 from ingest import distributed
-from ingest.chunking import sentence_spans
+from ingest.sentences import sentence_spans
 from ingest.distributed import ModelRecipe, ingest_path_ray, wordpiece_counter
 from ingest.pipeline import Chunking, prepare
 from ingest.records import Document

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.chunking import sentence_spans
+from ingest.sentences import sentence_spans
 from retrieval.keyword import STOPWORDS, keyword_terms
 from retrieval.reader import reader_context
 
