@@ -16,9 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from ingest.sentences import sentence_spans
-from retrieval.keyword import STOPWORDS, keyword_terms
 from retrieval.reader import reader_context
 from retrieval.records import Answer, Citation, Hit
+from retrieval.text import STOPWORDS, keyword_terms
 
 NOT_ANSWERED = "The documents do not say. The closest passages are below."
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from retrieval.keyword import keyword_terms
+from retrieval.text import keyword_terms
 
 # Openings and words that say a question continues the previous one ("and what about March?").
 _CONTINUATION = re.compile(r"^\s*(and|also|what about|how about|and what about|then|same for|so)\b", re.IGNORECASE)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ import tantivy
 
 from retrieval.files import write_atomically
 from retrieval.records import KeywordPassage
+from retrieval.text import WORD, keyword_terms
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +39,6 @@ LAYOUT = 1
 # it once removals reach this share of the passages; the drift below that share is small.
 EXACT_STATISTICS_UP_TO = 20_000
 REMOVED_SHARE_REBUILT = 0.1
-
-
-# Words too common to say anything about what a question is after.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves tell know give say said many much""".split()
-)
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def keyword_terms(text: str) -> list[str]:
-    """Return the distinct lower-cased content words of `text`, in order."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS and word not in seen:
-            seen[word] = None
-    return list(seen)
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -241,7 +217,7 @@ class KeywordIndex:
         searcher = self._searcher
         most = share * searcher.num_docs
         spans = []
-        for match in _WORD.finditer(text):
+        for match in WORD.finditer(text):
             terms = self._analyzer.analyze(match.group())
             if terms and all(searcher.doc_freq("text", term) > most for term in terms):
                 spans.append(match.span())

@@ -64,7 +64,7 @@ class FakeReader:
 
     def score(self, question: str, contexts: Sequence[str]) -> np.ndarray:
         from retrieval.answer import shared_words
-        from retrieval.keyword import keyword_terms
+        from retrieval.text import keyword_terms
 
         terms = set(keyword_terms(question))
         self.read.extend((question, context) for context in contexts)

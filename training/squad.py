@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.sentences import sentence_spans
-from retrieval.keyword import STOPWORDS, keyword_terms
 from retrieval.reader import reader_context
+from retrieval.text import STOPWORDS, keyword_terms
 
 # The SQuAD 2.0 dev articles are split by article: the reader trains on some, its threshold is
 # calibrated on others, and the rest are touched only by the final check. Fixed by this seed.
