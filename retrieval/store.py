@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.chunking import MAX_WINDOWS
 from ingest.records import Chunk, Document, Page, Section, content_hash, pages_over
 from retrieval.records import KeywordPassage, StoredDocument
 
 SCHEMA_VERSION = "2"
 
 # Each passage has up to this many window vectors; vector id = passage rowid * WINDOW_SLOTS + window.
-WINDOW_SLOTS = MAX_WINDOWS
+# Part of the on-disk layout (stored vector ids depend on it), so the store owns it; chunking's
+# MAX_WINDOWS must stay within it (put() refuses more, and a test checks the two).
+WINDOW_SLOTS = 64
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -199,6 +200,9 @@ class Store:
             raise ValueError(
                 f"got {len(chunks)} chunks, {len(windows)} window lists and {len(vectors)} vectors; they must match"
             )
+        if any(len(spans) > WINDOW_SLOTS for spans in windows):
+            most = max(len(spans) for spans in windows)
+            raise ValueError(f"a passage may have at most {WINDOW_SLOTS} windows, got {most}")
         structure = json.dumps(
             {
                 "sections": [[s.heading, s.start, s.end, s.level] for s in document.sections],

@@ -114,3 +114,17 @@ def test_counts_follow_changes_made_through_another_connection(make_service, tmp
     other.remove(next(iter(other.documents())).id)
     assert service.library.store.is_empty()
     assert service.counts() == (0, 0)
+
+
+def test_chunking_never_cuts_more_windows_than_the_store_has_vector_slots(tmp_path):
+    from ingest.chunking import MAX_WINDOWS
+    from ingest.records import Chunk, Document
+    from retrieval.store import WINDOW_SLOTS
+
+    assert MAX_WINDOWS <= WINDOW_SLOTS
+    store = Store(tmp_path / STORE_FILE)
+    document = Document(source="a.txt", title="A", text="word " * (WINDOW_SLOTS + 1))
+    chunk = Chunk(document.id, document.text, 0, len(document.text), None, None, 1, 1)
+    windows = [[(i * 5, i * 5 + 4) for i in range(WINDOW_SLOTS + 1)]]
+    with pytest.raises(ValueError, match=f"at most {WINDOW_SLOTS} windows, got {WINDOW_SLOTS + 1}"):
+        store.put(document, [chunk], windows, np.zeros((WINDOW_SLOTS + 1, 4), dtype=np.float32))
