@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ingest.records import Document
-from retrieval.search import Fusion, dense_search, fuse
+from retrieval.fusion import Fusion, fuse
+from retrieval.search import dense_search
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "′": "'", "″": '"'})
 

@@ -1,40 +1,23 @@
-"""Hybrid search: dense (FAISS) and keyword (BM25) candidates fused into one ranking."""
+"""Hybrid search: dense (FAISS) and keyword (BM25) candidates fused into one ranking (retrieval/fusion.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from retrieval.embedder import Embedder, TokenVectors
+from retrieval.fusion import Fusion, Ranked, fuse
 from retrieval.index import VectorIndex
 from retrieval.keyword import KeywordIndex
 from retrieval.records import Hit
 from retrieval.store import WINDOW_SLOTS, Store
+from retrieval.text import WORD
 
 MAX_K = 50
-
-Ranked = list[tuple[int, float]]
-
-
-FUSION_METHODS = ("scaled", "mix", "rrf")
-
-
-@dataclass(frozen=True, slots=True)
-class Fusion:
-    """How the two rankings combine; the defaults are the ones measured best (README, "Quality")."""
-
-    # "scaled": a weighted sum of each half's scores divided by that half's best score;
-    # "mix": the same sum over min-max normalised scores; "rrf": reciprocal rank fusion.
-    method: str = "scaled"
-    rrf_k: int = 60
-    dense_weight: float = 0.7
-    keyword_weight: float = 0.3
 
 
 def check_k(k: int) -> int:
@@ -44,54 +27,8 @@ def check_k(k: int) -> int:
     return k
 
 
-def fuse(dense: Ranked, keyword: Ranked, fusion: Fusion) -> Ranked:
-    """Merge two best-first (id, score) rankings into one, scores scaled to 0..1."""
-    if fusion.method == "rrf":
-        scores: dict[int, float] = {}
-        for weight, ranking in ((fusion.dense_weight, dense), (fusion.keyword_weight, keyword)):
-            for rank, (item, _) in enumerate(ranking, start=1):
-                scores[item] = scores.get(item, 0.0) + weight / (fusion.rrf_k + rank)
-        best_possible = (fusion.dense_weight + fusion.keyword_weight) / (fusion.rrf_k + 1)
-    elif fusion.method in ("scaled", "mix"):
-        normalise = _scaled if fusion.method == "scaled" else _min_max
-        scores = {}
-        total = fusion.dense_weight + fusion.keyword_weight
-        for weight, ranking in ((fusion.dense_weight, dense), (fusion.keyword_weight, keyword)):
-            for item, value in normalise(ranking):
-                scores[item] = scores.get(item, 0.0) + weight / total * value
-        best_possible = 1.0
-    else:
-        names = ", ".join(repr(m) for m in FUSION_METHODS)
-        raise ValueError(f"fusion method must be one of {names}, got {fusion.method!r}")
-    fused = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [(item, score / best_possible) for item, score in fused]
-
-
-def _scaled(ranking: Ranked) -> Ranked:
-    # Zero stays "no match" (cosine 0, BM25 0) rather than becoming the weakest candidate fetched,
-    # so an item's share does not depend on how many candidates were taken (README, "Quality").
-    if not ranking:
-        return []
-    best = max(score for _, score in ranking)
-    if best <= 0:
-        return [(item, 0.0) for item, _ in ranking]
-    return [(item, max(score, 0.0) / best) for item, score in ranking]
-
-
-def _min_max(ranking: Ranked) -> Ranked:
-    if not ranking:
-        return []
-    values = [score for _, score in ranking]
-    low, high = min(values), max(values)
-    spread = high - low
-    return [(item, (score - low) / spread if spread > 0 else 1.0) for item, score in ranking]
-
-
-_WORDS = re.compile(r"\w+")
-
-
 def _shingles(text: str) -> set[tuple[str, ...]]:
-    words = _WORDS.findall(text.lower())
+    words = WORD.findall(text.lower())
     return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retrieval.fusion import FusionMethod
+
 
 class Settings(BaseSettings):
     """Everything sourcebook can be configured with; env vars use the SOURCEBOOK_ prefix."""
@@ -31,9 +33,9 @@ class Settings(BaseSettings):
 
     # Search: candidates taken from each side before fusion.
     candidates: int = Field(default=100, ge=1, le=1000)
-    # How dense and keyword rankings combine (search.Fusion; measured in README, "Quality"):
+    # How dense and keyword rankings combine (fusion.FusionMethod; measured in README, "Quality"):
     # scaled (scores over each half's best), mix (min-max normalised scores) or rrf.
-    fusion: str = Field(default="scaled", pattern="^(scaled|mix|rrf)$")
+    fusion: FusionMethod = FusionMethod.SCALED
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=0.7, ge=0.0)
     keyword_weight: float = Field(default=0.3, ge=0.0)

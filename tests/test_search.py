@@ -12,7 +12,8 @@ from retrieval.records import Hit
 import numpy as np
 
 from retrieval.embedder import TokenVectors
-from retrieval.search import COMMON_WORDS_FROM, Fusion, collapse, fuse, pool_query
+from retrieval.fusion import Fusion, fuse
+from retrieval.search import COMMON_WORDS_FROM, collapse, pool_query
 from retrieval.settings import Settings
 from retrieval.store import WINDOW_SLOTS
 from tests.conftest import write_files
@@ -312,3 +313,12 @@ def test_a_small_library_pools_every_piece_of_the_query(make_service, tmp_path):
     query = "the VPN certificate of the platform team"
 
     assert service.searcher.query_vectors([query])[0] == pytest.approx(service.embedder.encode([query])[0], abs=1e-6)
+
+
+def test_every_fusion_method_the_settings_accept_has_a_function():
+    from retrieval.fusion import FUSE, FusionMethod
+
+    assert set(FUSE) == set(FusionMethod)
+    assert Settings(fusion="rrf").fusion is FusionMethod.RRF
+    with pytest.raises(ValueError):
+        Settings(fusion="max")
