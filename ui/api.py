@@ -378,6 +378,22 @@ def export_feedback(request: Request) -> list[FeedbackRecord]:
 # --- errors, mapped to status codes in one place -----------------------------------------
 DISK_FULL = "the server's disk is full: nothing half-written was kept; free some space and try again"
 
+# The project's exceptions whose message is the answer, and their status. An exception takes the
+# status of its nearest class here (UploadTooLarge is a ValueError, UnsupportedFormat an IngestError).
+STATUS_OF: dict[type[Exception], int] = {
+    ValueError: 400,
+    UploadTooLarge: 413,
+    DocumentNotFound: 404,
+    IngestError: 400,
+    UnsupportedFormat: 415,
+    IndexMismatch: 409,
+}
+
+
+def _mapped_class(error: Exception) -> type[Exception]:
+    """The nearest class of `error` that STATUS_OF maps, as Starlette picks a handler."""
+    return next(cls for cls in type(error).__mro__ if cls in STATUS_OF)
+
 
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=ErrorResponse(error=message, detail=detail).model_dump())
@@ -417,29 +433,11 @@ def install_error_handlers(app: FastAPI) -> None:
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, error: ValueError) -> JSONResponse:
-        return _error(400, str(error))
+    async def mapped(request: Request, error: Exception) -> JSONResponse:
+        return _error(STATUS_OF[_mapped_class(error)], str(error))
 
-    @app.exception_handler(UploadTooLarge)
-    async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
-        return _error(413, str(error))
-
-    @app.exception_handler(DocumentNotFound)
-    async def not_found(request: Request, error: DocumentNotFound) -> JSONResponse:
-        return _error(404, str(error))
-
-    @app.exception_handler(UnsupportedFormat)
-    async def unsupported(request: Request, error: UnsupportedFormat) -> JSONResponse:
-        return _error(415, str(error))
-
-    @app.exception_handler(IngestError)
-    async def unreadable(request: Request, error: IngestError) -> JSONResponse:
-        return _error(400, str(error))
-
-    @app.exception_handler(IndexMismatch)
-    async def mismatch(request: Request, error: IndexMismatch) -> JSONResponse:
-        return _error(409, str(error))
+    for error_class in STATUS_OF:
+        app.add_exception_handler(error_class, mapped)
 
     @app.exception_handler(OSError)
     async def file_system(request: Request, error: OSError) -> JSONResponse:
