@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import common, ingest, report, synthetic
     from retrieval import evaluation
-    from retrieval.service import load_embedder
+    from retrieval.embedder import load_embedder
     from retrieval.settings import Settings
 
     started = time.perf_counter()

@@ -53,7 +53,7 @@ from ingest.pipeline import (
     remove_vanished,
     store_prepared,
 )
-from retrieval.embedder import Embedder, bundled_model_path, private_tokenizer
+from retrieval.embedder import Embedder, load_embedder, token_counter
 from retrieval.library import Library
 from retrieval.settings import Settings
 
@@ -92,9 +92,7 @@ class ModelRecipe:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelRecipe:
-        """The model the settings name: loaded by `retrieval.service.load_embedder` in each actor."""
-        from retrieval.service import load_embedder
-
+        """The model the settings name: loaded by `load_embedder` in each actor, its tokens counted by `token_counter`."""
         # Workers may run in another directory: relative paths must not move the ONNX cache.
         settings = settings.model_copy(
             update={
@@ -102,25 +100,7 @@ class ModelRecipe:
                 "model_path": Path(settings.model_path).resolve() if settings.model_path else None,
             }
         )
-        return cls(embedder=partial(load_embedder, settings), token_counter=partial(wordpiece_counter, settings))
-
-
-def wordpiece_counter(settings: Settings) -> Callable[[str], int]:
-    """Count tokens as `SentenceTransformerEmbedder.count_tokens` does, from the tokenizer file alone.
-
-    Loading only the tokenizer keeps the preparing tasks light (no model, no torch); a model
-    folder without a tokenizer.json falls back to loading the embedder.
-    """
-    path = (settings.model_path or bundled_model_path()) / "tokenizer.json"
-    if not path.is_file():
-        from retrieval.service import load_embedder
-
-        return load_embedder(settings).count_tokens
-    from tokenizers import Tokenizer
-
-    # Configured as the embedder's counter is: no special tokens, no truncation, no padding.
-    tokenizer = private_tokenizer(Tokenizer.from_file(str(path)), truncate_at=None)
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+        return cls(embedder=partial(load_embedder, settings), token_counter=partial(token_counter, settings))
 
 
 def ingest_path_ray(

@@ -1,4 +1,9 @@
-"""The only module that loads the embedding model: text in, unit vectors out."""
+"""The only module that loads the embedding model: text in, unit vectors out.
+
+Two backends (sentence-transformers, and its ONNX export run directly on ONNX Runtime) and the
+factory beside them: `load_embedder` picks and, once, exports the model the settings name;
+`token_counter` counts its tokens from the tokenizer file alone, for processes that only cut text.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -15,6 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from retrieval.files import write_atomically
+from retrieval.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +186,9 @@ class ExportRecipe:
     normalize: bool
 
     def save(self, directory: Path) -> None:
-        """Write the recipe beside the export (atomically: write, then rename)."""
-        # Named for this process: two processes exporting at once (Ray actors) must not share it.
-        staging = directory / f"{RECIPE_FILE}.{os.getpid()}.tmp"
-        staging.write_text(json.dumps(asdict(self), indent=2))
-        staging.replace(directory / RECIPE_FILE)
+        """Write the recipe beside the export, whole or not at all."""
+        # Staged under a name of this process's: two processes exporting at once (Ray actors) must not share it.
+        write_atomically(directory / RECIPE_FILE, json.dumps(asdict(self), indent=2), owner=str(os.getpid()))
 
     @classmethod
     def load(cls, directory: Path) -> ExportRecipe | None:
@@ -476,3 +482,47 @@ class OnnxRuntimeEmbedder:
                 vectors = np.ascontiguousarray(states[line, keep], dtype=np.float32)
                 result[row] = TokenVectors(tuple(tuple(encoding.offsets[i]) for i in keep), vectors)
         return result
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """Load the embedding model the settings name (once per process).
+
+    sentence-transformers exports the model to ONNX once, into the index directory; from then on
+    the export runs directly on ONNX Runtime (same vectors, a fraction of the start-up).
+    """
+    export_dir = settings.index_dir / "model-onnx"
+    direct = partial(
+        OnnxRuntimeEmbedder.from_export,
+        export_dir,
+        source=settings.model_path or bundled_model_path(),
+        name=settings.model_name,
+        batch_size=settings.embed_batch_size,
+    )
+    if settings.backend != "torch" and (embedder := direct()) is not None:
+        return embedder
+    exporter = SentenceTransformerEmbedder(
+        name=settings.model_name,
+        model_path=settings.model_path,
+        cache_dir=export_dir,
+        backend=settings.backend,
+        batch_size=settings.embed_batch_size,
+    )
+    if exporter.backend == "onnx" and (embedder := direct()) is not None:
+        return embedder
+    return exporter
+
+
+def token_counter(settings: Settings) -> Callable[[str], int]:
+    """Count tokens as the embedder the settings name does (`count_tokens`), from its tokenizer file alone.
+
+    Loading only the tokenizer keeps processes that only cut text light (no model, no torch: the
+    preparing tasks of a Ray ingest); a model folder without a tokenizer.json loads the embedder.
+    """
+    path = (settings.model_path or bundled_model_path()) / "tokenizer.json"
+    if not path.is_file():
+        return load_embedder(settings).count_tokens
+    from tokenizers import Tokenizer
+
+    # Configured as the embedder's counter is: no special tokens, no truncation, no padding.
+    tokenizer = private_tokenizer(Tokenizer.from_file(str(path)), truncate_at=None)
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)

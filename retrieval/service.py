@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from ingest.errors import IngestError
@@ -26,11 +25,9 @@ from ingest.records import Document
 from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import Scorer, compose, names_in
 from retrieval.conversation import contextualise
-from retrieval.embedder import (
-    Embedder, OnnxRuntimeEmbedder, SentenceTransformerEmbedder, bundled_model_path, writer_first,
-)
+from retrieval.embedder import Embedder, load_embedder, writer_first
 from retrieval.errors import DocumentNotFound, UploadTooLarge
-from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically
+from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import Library
 from retrieval.reader import READER_DIR, Reader
 from retrieval.records import Answer, Hit, StoredDocument
@@ -43,34 +40,6 @@ RATINGS = ("up", "down")
 DELETED_FOLDER = ".deleted"
 
 log = logging.getLogger(__name__)
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """Load the embedding model the settings name (once per process).
-
-    sentence-transformers exports the model to ONNX once, into the index directory; from then on
-    the export runs directly on ONNX Runtime (same vectors, a fraction of the start-up).
-    """
-    export_dir = settings.index_dir / "model-onnx"
-    direct = partial(
-        OnnxRuntimeEmbedder.from_export,
-        export_dir,
-        source=settings.model_path or bundled_model_path(),
-        name=settings.model_name,
-        batch_size=settings.embed_batch_size,
-    )
-    if settings.backend != "torch" and (embedder := direct()) is not None:
-        return embedder
-    exporter = SentenceTransformerEmbedder(
-        name=settings.model_name,
-        model_path=settings.model_path,
-        cache_dir=export_dir,
-        backend=settings.backend,
-        batch_size=settings.embed_batch_size,
-    )
-    if exporter.backend == "onnx" and (embedder := direct()) is not None:
-        return embedder
-    return exporter
 
 
 class Sourcebook:
@@ -284,10 +253,7 @@ class Sourcebook:
         # start), then linked to a name no other version has.
         part = part_of(folder / f"{path.name}.txt")
         try:
-            with part.open("w", encoding="utf-8") as handle:
-                handle.write(document.text)
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_synced(part, document.text)
             kept = _link_as_version(part, folder, f"{path.name}.", digest, ".txt")
         finally:
             part.unlink(missing_ok=True)

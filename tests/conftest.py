@@ -9,7 +9,8 @@ import pytest
 
 from fastapi.testclient import TestClient
 
-from retrieval.service import Sourcebook, load_embedder
+from retrieval.embedder import load_embedder
+from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder, FakeReader
 from ui.server import create_app

@@ -19,8 +19,8 @@ from retrieval.embedder import (
     ExportRecipe,
     OnnxRuntimeEmbedder,
     SentenceTransformerEmbedder,
+    load_embedder,
 )
-from retrieval.service import load_embedder
 from retrieval.settings import Settings
 from tests.conftest import CORPUS, with_model
 
@@ -111,7 +111,7 @@ def test_a_second_start_runs_the_export_without_sentence_transformers(both):
     """Serving starts fast because nothing imports sentence-transformers or torch once the export exists."""
     _, _, index = both
     script = (
-        "import sys; from retrieval.service import load_embedder; from retrieval.settings import Settings; "
+        "import sys; from retrieval.embedder import load_embedder; from retrieval.settings import Settings; "
         f"e = load_embedder(Settings(index_dir={str(index)!r})); e.encode(['warm']); "
         "print(type(e).__name__, 'sentence_transformers' in sys.modules, 'torch' in sys.modules)"
     )

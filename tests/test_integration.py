@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from retrieval import evaluation
-from retrieval.service import Sourcebook, load_embedder
+from retrieval.embedder import load_embedder
+from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from tests.conftest import CORPUS, with_model
 

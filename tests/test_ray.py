@@ -21,11 +21,12 @@ import ray  # the `ray` extra, which `make install` installs
 
 from ingest import distributed
 from ingest.sentences import sentence_spans
-from ingest.distributed import ModelRecipe, ingest_path_ray, wordpiece_counter
+from ingest.distributed import ModelRecipe, ingest_path_ray
 from ingest.pipeline import Chunking, prepare
 from ingest.records import Document
 from retrieval import service as service_module
-from retrieval.service import Sourcebook, load_embedder
+from retrieval.embedder import load_embedder, token_counter
+from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from tests.conftest import CORPUS, REPO, with_model, write_files
 from tests.fakes import FakeEmbedder
@@ -429,7 +430,7 @@ def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_mode
         assert [h.chunk_id for h in distributed_service.search(question, k=5)] == \
             [h.chunk_id for h in local.search(question, k=5)]
     # The preparing tasks count tokens with the tokenizer alone, exactly as the model does.
-    count = wordpiece_counter(distributed_service.settings)
+    count = token_counter(distributed_service.settings)
     text = (corpus / "what-is-red-note.txt").read_text()
     sentences = [text[a:b] for a, b in sentence_spans(text)]
     assert [count(s) for s in sentences] == [embedder.count_tokens(s) for s in sentences]
