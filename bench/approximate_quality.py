@@ -13,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from app.service import Sourcebook
 from bench.common import SCIFACT
 from retrieval import evaluation
 from retrieval.index import VectorIndex
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 
 

@@ -78,7 +78,7 @@ def library_and_claims(description: str):
     import argparse
 
     from retrieval import evaluation
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
     from retrieval.settings import Settings
 
     parser = argparse.ArgumentParser(description=description)

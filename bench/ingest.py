@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.service import Sourcebook
 from bench.common import CORPUS, SCIFACT, cores, say
 from retrieval import evaluation
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 
 # Documents per alternation block on SciFact (about 1,100 chunks).

@@ -218,7 +218,7 @@ def summary(load: Load) -> dict:
 
 def default_corpus_library(embedder, directory: Path) -> int:
     """Ingest the default corpus into `directory` (unchanged files are skipped); return its chunks."""
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
     from retrieval.settings import Settings
 
     service = Sourcebook(Settings(index_dir=directory, corpus_dir=CORPUS), embedder=embedder)

@@ -20,10 +20,10 @@ import faiss
 import httpx
 import numpy as np
 
+from app.service import Sourcebook
 from bench.common import REPO, memory_of, percentiles, say
 from retrieval.embedder import RECIPE_FILE
 from retrieval.search import dense_search
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent

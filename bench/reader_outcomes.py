@@ -17,9 +17,9 @@ import random
 import shutil
 from pathlib import Path
 
+from app.service import Sourcebook
 from retrieval import answer as answering
 from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)

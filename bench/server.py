@@ -22,7 +22,7 @@ def main() -> None:
 
     import uvicorn
 
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
     from retrieval.settings import Settings
     from ui.server import create_app
 

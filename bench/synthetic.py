@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.sentences import sentence_spans
+from app.service import Sourcebook
 from ingest.records import Chunk, Document
+from ingest.sentences import sentence_spans
 from retrieval import store as store_module
 from retrieval.library import STORE_FILE
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from retrieval.store import Store
 

@@ -1,22 +1,21 @@
-"""Every test runs in its own temporary directory, with the index pointed there."""
+"""Fixtures: every test runs in its own temporary directory, with the index pointed there.
+
+Helpers the test modules import are in tests/helpers.py, fakes in tests/fakes.py.
+"""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from fastapi.testclient import TestClient
 
+from app.service import Sourcebook
 from retrieval.embedder import load_embedder
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder, FakeReader
 from ui.server import create_app
-
-REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +24,6 @@ def exported_model(tmp_path_factory) -> Path:
     index = tmp_path_factory.mktemp("exported")
     load_embedder(Settings(index_dir=index))
     return index / "model-onnx"
-
-
-def with_model(exported_model: Path, index_dir: Path) -> Path:
-    """Put the session's model export into `index_dir`, as an earlier run would have left it; return the folder."""
-    shutil.copytree(exported_model, Path(index_dir) / "model-onnx")
-    return Path(index_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -67,19 +60,6 @@ def make_service(settings, embedder, reader):
         return Sourcebook(Settings(**{**settings.model_dump(), **overrides}), embedder=embedder, reader=reader)
 
     return make
-
-
-def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
-    """Write a small corpus: {relative name: text or bytes}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return folder
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import uvicorn
 
+from app import service as service_module
 from retrieval import files
-from retrieval import service as service_module
 from retrieval.library import Library
 from tests.fakes import FakeEmbedder, FakeReader
 from ui.cli import app

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from ingest import pipeline
-from retrieval.service import Sourcebook
+from app import pipeline
+from app.service import Sourcebook
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
 

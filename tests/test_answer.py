@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.answer import NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, rerank, select
 from retrieval.records import Hit
-from tests.conftest import write_files
+from tests.helpers import write_files
 
 
 def _hit(text: str, *, chunk: str = "c", document: str = "d", score: float = 0.0, heading: str | None = None) -> Hit:

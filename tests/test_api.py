@@ -7,7 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import write_files
+from tests.helpers import write_files
 from ui.api import (
     AskResponse,
     DeleteResponse,

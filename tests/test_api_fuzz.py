@@ -7,10 +7,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from retrieval.service import Sourcebook
+from app.service import Sourcebook
 from retrieval.settings import Settings
-from tests.conftest import write_files
 from tests.fakes import FakeEmbedder
+from tests.helpers import write_files
 from ui.server import create_app
 
 

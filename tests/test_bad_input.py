@@ -9,10 +9,10 @@ import pytest
 from pypdf import PdfWriter
 from typer.testing import CliRunner
 
-from ingest.uploads import safe_filename
-from retrieval import service as service_module
-from tests.conftest import write_files
+from app import service as service_module
+from app.uploads import safe_filename
 from tests.fakes import FakeEmbedder
+from tests.helpers import write_files
 from ui.api import AskResponse, ErrorResponse, UploadResponse
 from ui.cli import app as cli
 

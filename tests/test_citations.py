@@ -10,7 +10,7 @@ import pytest
 from ingest.records import Page
 from retrieval.records import Citation
 from retrieval.store import Store
-from tests.conftest import write_files
+from tests.helpers import write_files
 from tests.test_loaders import make_docx, make_pdf
 from ui.api import AskResponse
 

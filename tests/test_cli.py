@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from retrieval import service as service_module
-from tests.conftest import write_files
+from app import service as service_module
 from tests.fakes import FakeEmbedder, FakeReader
+from tests.helpers import write_files
 from ui.cli import app
 
 HIT_KEYS = {"chunk_id", "document_id", "source", "title", "heading", "page", "line_start", "line_end", "start", "end",

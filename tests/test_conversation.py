@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.conversation import contextualise
+from app.conversation import contextualise
 
 EARLIER = ["How many daily users did the app have in the US in January?"]
 

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from tests.browser import launch
-from tests.conftest import write_files
+from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 

@@ -22,7 +22,7 @@ from retrieval.embedder import (
     load_embedder,
 )
 from retrieval.settings import Settings
-from tests.conftest import CORPUS, with_model
+from tests.helpers import CORPUS, with_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ import httpx
 import numpy as np
 import pytest
 
-from retrieval.service import Sourcebook
-from tests.conftest import REPO, write_files
+from app.service import Sourcebook
 from tests.fakes import FakeEmbedder
+from tests.helpers import REPO, write_files
 from ui.api import ErrorResponse
 
 EARLIER = {

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from app.service import Sourcebook
 from retrieval import evaluation
 from retrieval.embedder import load_embedder
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
-from tests.conftest import CORPUS, with_model
+from tests.helpers import CORPUS, with_model
 
 pytestmark = pytest.mark.integration
 

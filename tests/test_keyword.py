@@ -10,7 +10,7 @@ import pytest
 from retrieval.keyword import SIDECAR, KeywordIndex
 from retrieval.library import KEYWORD_DIR
 from retrieval.records import KeywordPassage
-from tests.conftest import write_files
+from tests.helpers import write_files
 
 PASSAGES = [
     KeywordPassage(1, "The kinase phosphorylates its target in dividing cells.", "lab/kinase.txt"),

@@ -7,12 +7,12 @@ import logging
 import numpy as np
 import pytest
 
+from app.service import Sourcebook
 from retrieval.errors import IndexMismatch
 from retrieval.library import STORE_FILE, VECTORS_FILE
-from retrieval.service import Sourcebook
 from retrieval.store import Store
-from tests.conftest import write_files
 from tests.fakes import FakeEmbedder
+from tests.helpers import write_files
 
 DOCS = {
     "a.txt": "Backups\nThe database is backed up every night at two o'clock.\n",

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bench.load import ask_and_search, run_load, summary
-from tests.conftest import write_files
+from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 

@@ -534,7 +534,7 @@ def test_an_upload_over_a_limit_is_refused_with_the_reason_and_nothing_written(m
 
 
 def test_an_upload_is_parsed_once(make_service, tmp_path, monkeypatch) -> None:
-    from retrieval import service as service_module
+    from app import service as service_module
 
     parsed = []
     original = service_module.parse
@@ -544,7 +544,7 @@ def test_an_upload_is_parsed_once(make_service, tmp_path, monkeypatch) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(service_module, "parse", counting)
-    monkeypatch.setattr("ingest.pipeline.parse", counting)
+    monkeypatch.setattr("app.pipeline.parse", counting)
     service = make_service(corpus_dir=tmp_path / "corpus")
     [result] = service.upload([("handbook.docx", make_docx(build_handbook))])
     assert result.status == "added"

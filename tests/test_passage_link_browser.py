@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from tests.browser import cited_mark_in_view, launch
-from tests.conftest import write_files
+from tests.helpers import write_files
 from tests.servers import serving
 from ui.api import AskResponse
 from ui.server import create_app

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from ingest.pipeline import find_files
-from retrieval.service import Sourcebook
-from tests.conftest import write_files
+from app.pipeline import find_files
+from app.service import Sourcebook
 from tests.fakes import FakeEmbedder
+from tests.helpers import write_files
 
 ONBOARDING = {
     "handbook/setup.md": "# Setup\n\nInstall the toolchain with the bootstrap script.\n\n"

@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 import ray  # the `ray` extra, which `make install` installs
 
-from ingest import distributed
-from ingest.sentences import sentence_spans
-from ingest.distributed import ModelRecipe, ingest_path_ray
-from ingest.pipeline import Chunking, prepare
+from app import distributed
+from app import service as service_module
+from app.distributed import ModelRecipe, ingest_path_ray
+from app.pipeline import Chunking, prepare
+from app.service import Sourcebook
 from ingest.records import Document
-from retrieval import service as service_module
+from ingest.sentences import sentence_spans
 from retrieval.embedder import load_embedder, token_counter
-from retrieval.service import Sourcebook
 from retrieval.settings import Settings
-from tests.conftest import CORPUS, REPO, with_model, write_files
 from tests.fakes import FakeEmbedder
+from tests.helpers import CORPUS, REPO, with_model, write_files
 
 
 def paragraph(topic: str, n: int) -> str:
@@ -349,8 +349,8 @@ def test_the_embedding_actor_batches_windows_by_token_count_and_returns_them_in_
 JOINING_DRIVER = """
 import json, sys
 from pathlib import Path
-from ingest.distributed import ingest_path_ray
-from retrieval.service import Sourcebook
+from app.distributed import ingest_path_ray
+from app.service import Sourcebook
 from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.test_ray import recording_model

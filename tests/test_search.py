@@ -16,7 +16,7 @@ from retrieval.fusion import Fusion, fuse
 from retrieval.search import COMMON_WORDS_FROM, collapse, pool_query
 from retrieval.settings import Settings
 from retrieval.store import WINDOW_SLOTS
-from tests.conftest import write_files
+from tests.helpers import write_files
 
 HANDBOOK = {
     "vpn.txt": "Remote access\nConnect to the office network through the VPN client. "

@@ -14,7 +14,7 @@ from starlette.routing import Mount
 
 from ingest import loaders
 from retrieval.settings import Settings
-from tests.conftest import write_files
+from tests.helpers import write_files
 from ui.api import AskResponse, DeleteResponse, ErrorResponse, FeedbackResponse, UploadResponse
 from ui.guard import RequestGuard, UPLOAD_TOKEN_COOKIE
 from ui.server import create_app
@@ -390,7 +390,7 @@ def test_an_empty_api_token_is_refused_with_a_way_forward(monkeypatch, token):
 def test_serve_over_a_corrupt_store_says_in_one_line_how_to_rebuild_it(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from retrieval import service as service_module
+    from app import service as service_module
     from tests.fakes import FakeEmbedder
     from ui.cli import app as cli
 

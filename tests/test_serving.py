@@ -8,7 +8,7 @@ import sys
 from fastapi.testclient import TestClient
 
 from retrieval.library import VECTORS_FILE
-from tests.conftest import REPO, write_files
+from tests.helpers import REPO, write_files
 from ui.server import create_app
 
 DOCS = {

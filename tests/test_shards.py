@@ -12,7 +12,7 @@ from retrieval.index import VectorIndex
 from retrieval.search import Searcher
 from retrieval.shards import ShardedIndex, merge_top_k, shard_of
 from retrieval.store import WINDOW_SLOTS
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.suggestions import candidate_questions
 from ingest.records import Document, Section
-from retrieval.suggestions import candidate_questions
-from tests.conftest import write_files
+from tests.helpers import write_files
 
 
 def document(title: str, text: str, headings: list[str]) -> Document:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from retrieval.errors import UploadTooLarge
-from tests.conftest import write_files
+from tests.helpers import write_files
 from ui.api import FORM_FRAMING_BYTES, AskResponse, ErrorResponse, UploadResponse
 from ui.server import create_app
 

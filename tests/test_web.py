@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import cited_mark_in_view, launch
-from tests.conftest import CORPUS, REPO, with_model
+from tests.helpers import CORPUS, REPO, with_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

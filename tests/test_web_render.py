@@ -9,8 +9,8 @@ import gradio as gr
 import pytest
 from pydantic import SecretStr
 
+from app.uploads import UploadResult
 from ingest.records import Document, Page, Section
-from ingest.uploads import UploadResult
 from retrieval.records import Answer, Citation, Hit, StoredDocument
 from ui import web
 

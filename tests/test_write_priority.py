@@ -6,8 +6,8 @@ import threading
 import time
 
 from retrieval.embedder import ModelTurns, writer_first
-from tests.conftest import write_files
 from tests.fakes import FakeEmbedder
+from tests.helpers import write_files
 
 
 def in_thread(work) -> threading.Thread:
@@ -72,7 +72,7 @@ class HeldEmbedder(FakeEmbedder):
 
 
 def test_a_delete_does_not_wait_for_an_uploads_model_work(settings, tmp_path):
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
 
     corpus = write_files(tmp_path / "corpus", {"old.txt": "Old\nThe old memo is about the boiler.\n"})
     embedder = HeldEmbedder()

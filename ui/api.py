@@ -20,12 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Message
 
+from app.service import MAX_QUESTION_CHARS, Sourcebook
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
 from retrieval.files import disk_full
 from retrieval.search import MAX_K
-from retrieval.service import MAX_QUESTION_CHARS, Sourcebook
 
 log = logging.getLogger(__name__)
 

@@ -83,7 +83,7 @@ def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | No
     import sqlite3
 
     from retrieval.library import STORE_FILE
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
 
     settings = settings_for(index, corpus)
     try:
@@ -344,7 +344,7 @@ def _eval_questions(open_library, items: list, index: Path | None, *, calibrate:
 
 def _open_with(index: Path | None, **overrides):
     """Open the service with some settings changed (as the environment could)."""
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
 
     return Sourcebook(settings_for(index).model_copy(update=overrides))
 
@@ -352,7 +352,7 @@ def _open_with(index: Path | None, **overrides):
 def _eval_squad(path: Path, index: Path | None, *, calibrate: bool, limit: int | None) -> dict:
     """Build a temporary library of a SQuAD file's articles and ask its questions."""
     from retrieval import evaluation
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
 
     documents, items = evaluation.load_squad(path)
     with tempfile.TemporaryDirectory(prefix="sourcebook-squad-") as scratch:
@@ -373,7 +373,7 @@ def _eval_squad(path: Path, index: Path | None, *, calibrate: bool, limit: int |
 
 def _eval_beir(directory: Path, split: str, run_out: Path | None, index: Path | None) -> dict:
     from retrieval import evaluation
-    from retrieval.service import Sourcebook
+    from app.service import Sourcebook
 
     benchmark = evaluation.load_beir(directory, split)
     with tempfile.TemporaryDirectory(prefix="sourcebook-beir-") as scratch:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from retrieval.service import Sourcebook
+from app.service import Sourcebook
 from ui.api import install_error_handlers, router
 from ui.guard import RequestGuard
 

@@ -21,12 +21,12 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from pydantic import SecretStr
 
+from app.service import Sourcebook
+from app.uploads import UploadResult
 from ingest.records import Document
-from ingest.uploads import UploadResult
 from retrieval.errors import DocumentNotFound
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
-from retrieval.service import Sourcebook
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
 log = logging.getLogger(__name__)

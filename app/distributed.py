@@ -5,7 +5,7 @@ embedded in a pool of actors (one model load each), and stored by the driver.
                    -> map_batches: embed the windows (actor pool)
                    -> library.put, one transaction per document (driver)
 
-The rules are those of `ingest.pipeline.ingest_path`, whose pure parts it shares: a file whose
+The rules are those of `app.pipeline.ingest_path`, whose pure parts it shares: a file whose
 bytes hash to the stored hash is reported unchanged and never parsed or sent to the model; a bad
 file is reported and skipped; documents whose files vanished are removed. What differs: vectors
 already stored for a window text are not looked up (the store is on the driver's disk, not
@@ -40,8 +40,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError("distributed ingest needs Ray: pip install 'sourcebook[ray]'") from error
 
-from ingest.errors import IngestError
-from ingest.pipeline import (
+from app.pipeline import (
     Chunking,
     IngestReport,
     Prepared,
@@ -53,6 +52,7 @@ from ingest.pipeline import (
     remove_vanished,
     store_prepared,
 )
+from ingest.errors import IngestError
 from retrieval.embedder import Embedder, load_embedder, token_counter
 from retrieval.library import Library
 from retrieval.settings import Settings

@@ -1,4 +1,7 @@
-"""Files in, stored and embedded chunks out; incremental by content hash."""
+"""The indexing that writes the library: files in (read and cut up by `ingest`), embedded and stored passages out.
+
+Incremental by content hash; `app/distributed.py` runs the same steps on Ray.
+"""
 
 from __future__ import annotations
 

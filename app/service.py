@@ -1,4 +1,4 @@
-"""The one service every front end calls: ingest, search, ask, list and delete documents."""
+"""The one service every front end calls: ingest and upload, search and ask, list and delete documents, feedback."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ingest.errors import IngestError
-from ingest.loaders import parse
-from ingest.pipeline import (
+from app.conversation import contextualise
+from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, source_for,
     store_embedded, vanished,
 )
+from app.suggestions import candidate_questions
+from app.uploads import UploadResult, safe_filename
+from ingest.errors import IngestError
+from ingest.loaders import parse
 from ingest.records import Document
-from ingest.uploads import UploadResult, safe_filename
 from retrieval.answer import Scorer, compose, names_in
-from retrieval.conversation import contextualise
 from retrieval.embedder import Embedder, load_embedder, writer_first
 from retrieval.errors import DocumentNotFound, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
@@ -33,7 +34,6 @@ from retrieval.reader import READER_DIR, Reader
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
-from retrieval.suggestions import candidate_questions
 
 RATINGS = ("up", "down")
 # Where deleted corpus files go; hidden, so ingest skips it.
@@ -110,7 +110,7 @@ class Sourcebook:
         """
         if use_ray or ray_address:
             # Imported here: Ray is an optional extra.
-            from ingest.distributed import ingest_path_ray
+            from app.distributed import ingest_path_ray
 
             with self.library.writing():
                 return ingest_path_ray(
