@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
+from bench.shards import ShardedIndex, merge_top_k, shard_of
 from retrieval.index import VectorIndex
 from retrieval.search import Searcher
-from retrieval.shards import ShardedIndex, merge_top_k, shard_of
 from retrieval.store import WINDOW_SLOTS
 from tests.helpers import CORPUS
 

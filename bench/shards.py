@@ -1,6 +1,9 @@
 """A vector index split into shards by document: each query fans out to every shard, and the
 shards' best results are merged by score (docs/SCALING.md).
 
+A design demonstration kept with the benchmarks, not used by sourcebook itself; tests/test_shards.py
+checks that its merged results are the unsharded ones.
+
 A document's vectors all live in one shard, chosen by a hash of its id, so shards grow evenly
 and a re-ingested document replaces its vectors in one place. For exact shards the merge is
 exact: the k best of the whole index are among the union of each shard's k best.
