@@ -21,6 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.errors import DocumentTooLarge, EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
 from ingest.records import Document, Page, Section
+from ingest.titles import TitleCandidates, choose_title, leading_lines, without_site_name
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ DEFAULT_MAX_PARTS = 100_000  # paragraphs and table rows (.docx), blocks (.html)
 DEFAULT_MAX_PAGES = 10_000  # .pdf
 _WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
-_TITLE_LIMIT = 120
 _BLOCK_SEPARATOR = "\n\n"
 # Share of control characters above which decoded "text" is treated as binary.
 _MAX_CONTROL_SHARE = 0.05
@@ -120,31 +120,30 @@ def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
     if suffix == ".pdf":
-        title, text, sections, pages = _parse_pdf(data, source, limits)
+        titles, text, sections, pages = _parse_pdf(data, source, limits)
     elif suffix == ".docx":
-        title, text, sections, pages = _parse_docx(data, source, limits)
+        titles, text, sections, pages = _parse_docx(data, source, limits)
     else:
         markup_parser = _TEXT_PARSERS[suffix]
         html = markup_parser is _parse_html
         raw = _decode_text(data, source, html=html)
         if html:
-            title, text, sections, pages = _parse_html(raw, source, limits)
+            titles, text, sections, pages = _parse_html(raw, source, limits)
         else:
             # The text is the file's own: check it before any line of it is looked at.
             limits.check_text(len(raw), source)
             limits.check_parts(raw.count("\n") + 1, source, "lines")
-            title, text, sections, pages = markup_parser(raw)
-        if _METADATA_LINE.match(title):
-            # "Estimated time: 20 minutes" names no document; the file name says more.
-            title = _title_from_name(source)
+            titles, text, sections, pages = markup_parser(raw)
     if not text.strip():
         reason = "no text found (it may contain only scanned images)" if suffix == ".pdf" else "no text found"
         raise EmptyDocument(source, reason)
     limits.check_text(len(text), source)
+    title = choose_title(titles, text=text, source=source)
     return Document(source=source, title=title, text=text, sections=sections, pages=pages)
 
 
-_Parsed = tuple[str, str, tuple[Section, ...], tuple[Page, ...]]
+# What each format's parser returns: its title candidates, text, sections and pages.
+_Parsed = tuple[TitleCandidates, str, tuple[Section, ...], tuple[Page, ...]]
 
 
 def _unsupported_reason(suffix: str) -> str:
@@ -197,7 +196,8 @@ def _looks_binary(text: str) -> bool:
 
 
 def _parse_txt(text: str) -> _Parsed:
-    return _first_line(text), text, _sections(text, _text_headings(text)), ()
+    # A text file's title, if it has one, is among its first lines; headings inside it name sections.
+    return TitleCandidates(found=leading_lines(text)), text, _sections(text, _text_headings(text)), ()
 
 
 def _text_headings(text: str) -> list[tuple[int, int, str]]:
@@ -241,10 +241,13 @@ def _ends_sentence(line: str, marks: str | tuple[str, ...] = _SENTENCE_END) -> b
 # ------------------------------------------------------------------ markdown
 
 
-def _parse_markdown(text: str) -> _Parsed:
-    body_line, front_title = _front_matter(text)
+def _parse_markdown(raw: str) -> _Parsed:
+    body_line, front_title = _front_matter(raw)
+    # The front matter is the owner's settings, not prose to search or quote. Blank lines stand in
+    # for it, so a citation's line numbers are still those of the file.
+    text = "\n" * body_line + "\n".join(raw.split("\n")[body_line:])
     line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-    body = "\n".join(text.split("\n")[body_line:])
+    body = text[body_line:]
     tokens = MarkdownIt("commonmark").parse(body)
     headings: list[tuple[int, int, str]] = []
     for index, token in enumerate(tokens):
@@ -255,8 +258,9 @@ def _parse_markdown(text: str) -> _Parsed:
             if heading:
                 headings.append((line_starts[body_line + token.map[0]], int(token.tag[1:]), heading))
     top = [h for _, level, h in headings if level == 1]
-    title = front_title or (top or [h for _, _, h in headings] or [_first_line(body)])[0]
-    return _shorten(title), text, _sections(text, headings), ()
+    others = [h for _, level, h in headings if level != 1]
+    titles = TitleCandidates(owner=front_title, found=(*top, *others[:1], *leading_lines(body)))
+    return titles, text, _sections(text, headings), ()
 
 
 def _front_matter(text: str) -> tuple[int, str | None]:
@@ -328,9 +332,9 @@ def _parse_html(markup: str, source: str, limits: Limits) -> _Parsed:
     blocks = [(text, level) for text, level in blocks if text.strip()]
     text, sections = _assemble(blocks)
     title_node = tree.css_first("head > title")
-    title = " ".join((title_node.text() if title_node else "").split())
-    title = title or next((s.heading for s in sections if s.level == 1), "") or _first_line(text)
-    return _shorten(title), text, sections, ()
+    page_title = without_site_name(title_node.text()) if title_node else ""
+    top = tuple(s.heading for s in sections if s.level == 1)
+    return TitleCandidates(found=(page_title, *top, *leading_lines(text))), text, sections, ()
 
 
 def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
@@ -381,8 +385,7 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> _Parsed:
     text, starts = _join((text for _, text in blocks))
     ends = starts[1:] + [len(text)]
     spans = tuple(Page(number, start, end) for (number, _), start, end in zip(blocks, starts, ends))
-    title = " ".join(str(metadata_title).split()) or _first_line(text)
-    return _shorten(title), text, (), spans
+    return TitleCandidates(found=(str(metadata_title), *leading_lines(text))), text, (), spans
 
 
 # ---------------------------------------------------------------------- docx
@@ -411,9 +414,9 @@ def _parse_docx(data: bytes, source: str, limits: Limits) -> _Parsed:
         detail = error.args[0] if error.args else type(error).__name__
         raise UnreadableDocument(source, f"not a valid .docx file ({detail})") from error
     text, sections = _assemble(blocks)
-    title = core_title or next((s.heading for s in sections if s.level == 0), "")
-    title = title or (sections[0].heading if sections else "") or _first_line(text)
-    return _shorten(title), text, sections, ()
+    styled = tuple(s.heading for s in sections if s.level == 0)  # the "Title" style
+    first_heading = tuple(s.heading for s in sections[:1])
+    return TitleCandidates(found=(core_title, *styled, *first_heading, *leading_lines(text))), text, sections, ()
 
 
 def _count_docx_parts(archive: zipfile.ZipFile, source: str, limits: Limits) -> None:
@@ -501,25 +504,3 @@ def _sections(text: str, headings: list[tuple[int, int, str]]) -> tuple[Section,
     """Make each heading's section run from its start to the next heading's start, or the end."""
     ends = [start for start, _, _ in headings[1:]] + [len(text)]
     return tuple(Section(heading, start, end, level) for (start, level, heading), end in zip(headings, ends))
-
-
-# A "Label: value" line such as "Estimated time: 20 minutes" or "Date: 3 May".
-_METADATA_LINE = re.compile(r"^[A-Z][\w ]{0,30}:\s+\S.{0,40}$")
-
-
-def _title_from_name(source: str) -> str:
-    stem = Path(source).stem.replace("_", " ").replace("-", " ").strip()
-    return stem[:1].upper() + stem[1:] if stem else source
-
-
-def _first_line(text: str) -> str:
-    return _shorten(next((line.strip() for line in text.split("\n") if line.strip()), ""))
-
-
-def _shorten(title: str) -> str:
-    """Cut a long title at the last word boundary before the limit."""
-    title = " ".join(title.split())
-    if len(title) <= _TITLE_LIMIT:
-        return title
-    cut = title.rfind(" ", 0, _TITLE_LIMIT)
-    return title[: cut if cut > 0 else _TITLE_LIMIT].rstrip() + "…"
