@@ -139,7 +139,7 @@ def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
         raise EmptyDocument(source, reason)
     limits.check_text(len(text), source)
     title = choose_title(titles, text=text, source=source)
-    return Document(source=source, title=title, text=text, sections=sections, pages=pages)
+    return Document(source=source, title=title, text=text, sections=sections, pages=pages, size=len(data))
 
 
 # What each format's parser returns: its title candidates, text, sections and pages.

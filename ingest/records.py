@@ -77,6 +77,8 @@ class Document:
     pages: tuple[Page, ...] = ()
     id: str = field(default="")
     content_hash: str = field(default="")
+    # The size in bytes of the file it was read from; None when it came from no file (a benchmark's record).
+    size: int | None = None
 
     def __post_init__(self) -> None:
         # Ids derive from content, so re-ingesting the same text is a no-op.

@@ -225,7 +225,7 @@ class Store:
                     file_hash or document.content_hash,
                     document.text,
                     structure,
-                    len(document.text.encode("utf-8")),
+                    len(document.text.encode("utf-8")) if document.size is None else document.size,
                     time.time(),
                 ),
             )

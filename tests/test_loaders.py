@@ -436,6 +436,7 @@ def test_corpus_files_load_verbatim(path: Path) -> None:
 
     # Their titles are checked in tests/test_titles.py.
     assert document.text == content
+    assert document.size == path.stat().st_size
     assert_spans_tile(document)
 
 

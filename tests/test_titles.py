@@ -9,6 +9,7 @@ import pytest
 
 from ingest.loaders import load, parse
 from ingest.titles import TitleCandidates, choose_title, fits, is_junk, without_site_name
+from tests.helpers import write_files
 from tests.test_loaders import make_docx, make_pdf
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -121,6 +122,41 @@ def test_markdown_front_matter_title_wins_and_is_not_document_text() -> None:
     assert "title:" not in document.text and "Anna Berg" not in document.text
     # Blank lines stand in for the front matter, so line numbers are the file's own.
     assert document.line_at(document.text.index("Rye sold out")) == 7
+
+
+# ------------------------------------------------------------------------- sizes
+
+
+def test_a_documents_size_is_its_files_size_not_its_texts(tmp_path: Path) -> None:
+    data = make_pdf(["Quarterly revenue report", "Revenue rose in every region."], title="about:blank")
+    path = tmp_path / "q3.pdf"
+    path.write_bytes(data)
+
+    document = load(path)
+
+    assert document.size == len(data) == path.stat().st_size
+    assert len(document.text.encode()) < document.size  # the text alone is a fraction of the file
+
+
+def test_the_sources_list_shows_an_uploaded_pdfs_file_size(make_service, tmp_path) -> None:
+    data = make_pdf(["Quarterly revenue report", "Revenue rose in every region."], title="about:blank")
+    service = make_service(corpus_dir=tmp_path / "corpus")
+
+    [result] = service.upload([("q3.pdf", data)])
+    [listed] = service.documents()
+
+    assert result.status == "added"
+    assert (listed.title, listed.size) == ("Quarterly revenue report", len(data))
+
+
+def test_an_ingested_files_size_is_its_size_on_disk(make_service, tmp_path) -> None:
+    folder = write_files(tmp_path / "docs", {"notes.md": "---\ntitle: Team notes\n---\n# Notes\n\nBring cake.\n"})
+    service = make_service()
+    service.ingest(folder)
+
+    [listed] = service.documents()
+
+    assert (listed.title, listed.size) == ("Team notes", (folder / "notes.md").stat().st_size)
 
 
 # ------------------------------------------------------------------------ corpus
