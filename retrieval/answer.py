@@ -183,6 +183,14 @@ def rerank(passages: Sequence[Hit], scored: Sequence[Sentence], *, reader_weight
     return [passages[i] for i in order]
 
 
+def clears(evidence: float, abstain_below: float) -> bool:
+    """Whether the reader's best probability is enough to answer: the one test of answer-or-decline.
+
+    `compose` declines below it, and evaluation re-scores runs at other thresholds with it.
+    """
+    return evidence >= abstain_below
+
+
 def compose(
     question: str,
     passages: Sequence[Hit],
@@ -206,7 +214,7 @@ def compose(
     scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates))
     ranked = tuple(rerank(passages, scored))
     evidence = scored[0].score if scored else 0.0
-    if not scored or evidence < abstain_below:
+    if not scored or not clears(evidence, abstain_below):
         return Answer(question, answered=False, answer=NOT_ANSWERED, passages=ranked, evidence=evidence)
     chosen, differing = select(question, scored, abstain_below)
     citations = tuple(cite(n, sentence) for n, sentence in enumerate(chosen, start=1))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.records import Document
+from retrieval.answer import clears
 from retrieval.fusion import Fusion, fuse
 from retrieval.search import dense_search
 
@@ -154,11 +155,11 @@ def calibrate_threshold(outcomes: Sequence[QAOutcome], *, max_wrong_declines: fl
         raise ValueError("calibration needs answerable questions")
     best: tuple[tuple[float, float], float] | None = None
     for threshold in sorted({0.0} | {_floor(o.evidence) for o in outcomes}):
-        wrong = sum(o.evidence < threshold for o in answerable) / len(answerable)
+        wrong = sum(not clears(o.evidence, threshold) for o in answerable) / len(answerable)
         if max_wrong_declines is not None and wrong > max_wrong_declines:
             break
-        right = sum(o.answer_correct and o.evidence >= threshold for o in answerable) / len(answerable)
-        declined = sum(o.evidence < threshold for o in unanswerable) / max(1, len(unanswerable))
+        right = sum(o.answer_correct and clears(o.evidence, threshold) for o in answerable) / len(answerable)
+        declined = sum(not clears(o.evidence, threshold) for o in unanswerable) / max(1, len(unanswerable))
         key = (declined, -wrong) if max_wrong_declines is not None else (right + declined, 0.0)
         if best is None or key > best[0]:
             best = (key, threshold)
@@ -168,7 +169,11 @@ def calibrate_threshold(outcomes: Sequence[QAOutcome], *, max_wrong_declines: fl
 def with_threshold(outcomes: Sequence[QAOutcome], threshold: float) -> list[QAOutcome]:
     """Return the outcomes as they would be had answers below this threshold been declined."""
     return [
-        replace(o, answered=o.answered and o.evidence >= threshold, answer_correct=o.answer_correct and o.evidence >= threshold)
+        replace(
+            o,
+            answered=o.answered and clears(o.evidence, threshold),
+            answer_correct=o.answer_correct and clears(o.evidence, threshold),
+        )
         for o in outcomes
     ]
 
