@@ -64,6 +64,8 @@ _FIELD = re.compile(
     r"categories|source|filed under|time to read)\s*:.*$",
     re.I,
 )
+# The date and time a browser prints at the top of each page: "3/26/25, 10:15 AM  Article title".
+_PRINTED_AT = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4},?\s+\d{1,2}:\d{2}(\s*[ap]m)?\s+", re.I)
 # Separators between an article's title and its site's name in an HTML <title>.
 _SITE_SEPARATORS = (" | ", " – ", " — ", " - ", " :: ", " · ", " • ")
 _MAX_SITE_NAME_CHARS = 40
@@ -87,7 +89,7 @@ def choose_title(candidates: TitleCandidates, *, text: str, source: str) -> str:
     if candidates.owner and (owner := _clean(candidates.owner)):
         return shorten(owner)
     for candidate in candidates.found:
-        candidate = _clean(candidate)
+        candidate = _PRINTED_AT.sub("", _clean(candidate))
         if not is_junk(candidate) and fits(candidate, text):
             return shorten(candidate)
     return title_from_name(source)
@@ -112,7 +114,7 @@ def is_junk(title: str) -> bool:
 
 
 def fits(title: str, text: str) -> bool:
-    """Whether `title` shares most of its content words with `text` (the title's own line aside).
+    """Whether at least half the content words of `title` occur in `text` (the title's own line aside).
 
     A headline scraped from a neighbouring article shares almost none. A text too short to say
     (under MIN_BODY_WORDS distinct words) fits any title.

@@ -97,6 +97,10 @@ def test_pdf_titled_about_blank_takes_its_first_heading_then_its_file_name() -> 
     untitled = make_pdf(["Revenue rose in every region this quarter."], title="about:blank")
     assert parse(untitled, ".pdf", source="reports/q3-revenue.pdf").title == "Q3 revenue"
 
+    # A page printed from a browser starts with the time it was printed.
+    printed = make_pdf(["3/26/25, 10:15 AM Quarterly revenue report\nRevenue rose in every region."], title="about:blank")
+    assert parse(printed, ".pdf", source="q3.pdf").title == "Quarterly revenue report"
+
 
 def test_docx_titled_by_its_word_export_takes_its_title_style_heading() -> None:
     def build(document: docx.document.Document) -> None:
