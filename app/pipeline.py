@@ -118,11 +118,15 @@ def ingest_path(
     report = IngestReport()
     stored = library.store.file_hashes()
     sources = files_to_consider(root)
+    # Files read by earlier loaders are read again, once, so their titles and sizes follow the
+    # loaders; every vector whose text did not change is reused, so the model does little or nothing.
+    reread = library.read_by_older_loaders()
+    skip_if = {} if reread else stored
 
     def changed_documents() -> Iterator[tuple[Document, str, bool] | None]:
         for source, path in sources.items():
             try:
-                outcome = read_changed(path, source, stored.get(source), max_file_bytes)
+                outcome = read_changed(path, source, skip_if.get(source), max_file_bytes)
             except IngestError as error:
                 log.warning("skipped %s", error)
                 report.failed.append((source, error.reason))
@@ -141,6 +145,8 @@ def ingest_path(
     )
     remove_vanished(root, stored, sources, library=library, report=report)
     library.save()
+    if reread:
+        library.note_current_loaders()
     return report
 
 

@@ -32,6 +32,10 @@ DEFAULT_MAX_UNCOMPRESSED_BYTES = 200 * 2**20
 DEFAULT_MAX_TEXT_CHARS = 10_000_000
 DEFAULT_MAX_PARTS = 100_000  # paragraphs and table rows (.docx), blocks (.html), lines (text)
 DEFAULT_MAX_PAGES = 10_000  # .pdf
+# Bumped when the loaders read a file differently (its title, size or text): stores note the
+# version that read their documents, and an ingest reads older ones again.
+# 2: titles from choose_title, sizes of files, Markdown front matter kept out of the text.
+LOADER_VERSION = "2"
 _WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 _BLOCK_SEPARATOR = "\n\n"

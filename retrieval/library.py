@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.loaders import LOADER_VERSION
 from ingest.records import Chunk, Document
 from retrieval.errors import IndexMismatch
 from retrieval.records import KeywordPassage
@@ -28,6 +29,8 @@ KEYWORD_DIR = "keyword"
 LOCK_FILE = "write.lock"
 # While the store is ahead of the loaded indexes, look for newly saved ones at most this often.
 REFRESH_SECONDS = 1.0
+# The store's note of the loaders' version that read its documents.
+LOADER_KEY = "loader"
 
 
 class Library:
@@ -53,7 +56,7 @@ class Library:
     def _check(self, fingerprint: dict[str, str]) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
         if self.store.is_empty():
-            self.store.set_meta(fingerprint)
+            self.store.set_meta({**fingerprint, LOADER_KEY: LOADER_VERSION})
             return
         differing = {key: (recorded.get(key), value) for key, value in fingerprint.items() if recorded.get(key) != value}
         if differing:
@@ -63,6 +66,14 @@ class Library:
                 f"Rebuild it with `sourcebook ingest PATH --index {self.directory} --rebuild`, "
                 "or point --index at another directory."
             )
+
+    def read_by_older_loaders(self) -> bool:
+        """Whether the stored documents were read by an earlier version of the loaders (titles and sizes may differ)."""
+        return self.store.meta().get(LOADER_KEY) != LOADER_VERSION
+
+    def note_current_loaders(self) -> None:
+        """Note that the stored documents were read by the current loaders."""
+        self.store.set_meta({LOADER_KEY: LOADER_VERSION})
 
     @contextmanager
     def writing(self) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import docx
@@ -9,6 +10,7 @@ import pytest
 
 from ingest.loaders import load, parse
 from ingest.titles import TitleCandidates, choose_title, fits, is_junk, without_site_name
+from retrieval.library import LOADER_KEY
 from tests.helpers import write_files
 from tests.test_loaders import make_docx, make_pdf
 
@@ -182,3 +184,33 @@ def test_every_corpus_file_is_titled_by_what_it_is_about() -> None:
 
     assert titles == CORPUS_TITLES
     assert "fluoride" not in titles["rednote-global-pivot.txt"]
+
+
+def test_a_store_read_by_earlier_loaders_gets_new_titles_and_sizes_without_embedding_again(
+    make_service, embedder, tmp_path, monkeypatch
+) -> None:
+    import app.pipeline
+
+    folder = write_files(tmp_path / "news", {"bakeries.txt": BAKERIES})
+    read_by_new_loaders = app.pipeline.parse
+
+    def read_as_before(data, suffix, *, source):
+        document = read_by_new_loaders(data, suffix, source=source)
+        return replace(document, title=BAKERIES.split("\n")[0], size=None)
+
+    monkeypatch.setattr(app.pipeline, "parse", read_as_before)
+    service = make_service()
+    service.ingest(folder)
+    service.library.store.set_meta({LOADER_KEY: "1"})  # as a store made before LOADER_VERSION 2 says
+    monkeypatch.setattr(app.pipeline, "parse", read_by_new_loaders)
+    [before] = service.documents()
+    embedder.encoded.clear()
+
+    report = make_service().ingest(folder)
+    [after] = make_service().documents()
+
+    assert before.title.startswith("Council votes")
+    assert (after.title, after.size) == ("How three bakeries survived the flour shortage", len(BAKERIES.encode()))
+    assert report.updated == ["news/bakeries.txt"] and embedder.encoded == []
+    # Read once: the next ingest finds the file unchanged.
+    assert make_service().ingest(folder).unchanged == ["news/bakeries.txt"]
