@@ -237,6 +237,16 @@ def _is_under(source: str, folder: str) -> bool:
     return source.startswith(folder.rstrip("/") + "/")
 
 
+def over_file_limit(size: int, max_file_bytes: int) -> str | None:
+    """Say why a file of `size` bytes is refused, or None when it is within the per-file limit.
+
+    The one per-file size check: of a folder's files here, of uploads in the service.
+    """
+    if size > max_file_bytes:
+        return f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit"
+    return None
+
+
 def read_changed(path: Path, source: str, stored_hash: str | None, max_file_bytes: int) -> tuple[Document, str] | None:
     """Parse a file into (document, hash of its bytes), or return None when its bytes are unchanged.
 
@@ -244,8 +254,8 @@ def read_changed(path: Path, source: str, stored_hash: str | None, max_file_byte
     """
     try:
         size = path.stat().st_size
-        if size > max_file_bytes:
-            raise IngestError(source, f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit")
+        if (reason := over_file_limit(size, max_file_bytes)) is not None:
+            raise IngestError(source, reason)
         data = path.read_bytes()
     except OSError as error:
         raise IngestError(source, f"cannot read file: {error.strerror or error}") from error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import hmac
 import itertools
 import logging
 import os
@@ -15,13 +16,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.conversation import contextualise
 from app.pipeline import (
-    Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, source_for,
-    store_embedded, vanished,
+    Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
+    source_for, store_embedded, vanished,
 )
 from app.suggestions import candidate_questions
-from app.uploads import UploadResult, safe_filename
+from app.uploads import Upload, UploadResult, safe_filename
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
@@ -72,6 +75,10 @@ class Sourcebook:
             dense_weight=settings.dense_weight,
             keyword_weight=settings.keyword_weight,
         )
+
+    def token_accepted(self, offered: str | None) -> bool:
+        """Whether a change to the library (upload, delete, feedback export) may go ahead with this token."""
+        return token_accepted(self.settings.api_token, offered)
 
     @property
     def reader(self) -> Scorer:
@@ -138,16 +145,17 @@ class Sourcebook:
         with self.library.writing():
             return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
 
-    def check_upload(self, sizes: Sequence[int]) -> None:
-        """Refuse a whole upload of files of these sizes (bytes) when it is too many files or bytes.
+    def check_upload(self, files: Sequence[Upload], *, refuse_large_files: bool = False) -> None:
+        """Refuse a whole upload when it is too many files or bytes, before any file is read.
 
-        Front ends call it as soon as they know the sizes, before reading the files in; `upload`
-        calls it again on what it was given.
+        With `refuse_large_files` (the HTTP API), one file over the per-file limit refuses the
+        whole upload too; otherwise `upload` reports that file failed and takes the others.
+        `upload` calls it again on what it is given.
         """
         settings = self.settings
-        if len(sizes) > settings.max_upload_files:
-            raise ValueError(f"at most {settings.max_upload_files} files per upload, got {len(sizes)}")
-        total = sum(sizes)
+        if len(files) > settings.max_upload_files:
+            raise ValueError(f"at most {settings.max_upload_files} files per upload, got {len(files)}")
+        total = sum(file.size for file in files)
         if total > settings.max_upload_bytes:
             raise UploadTooLarge(
                 f"the files of this upload total {total:,} bytes, "
@@ -155,26 +163,41 @@ class Sourcebook:
                 size=total,
                 limit=settings.max_upload_bytes,
             )
+        if refuse_large_files:
+            for file in files:
+                if over_file_limit(file.size, settings.max_file_bytes) is not None:
+                    raise UploadTooLarge(
+                        f"{file.name}: {file.size:,} bytes, over the {settings.max_file_bytes:,}-byte limit per file",
+                        size=file.size,
+                        limit=settings.max_file_bytes,
+                    )
 
-    def upload(self, files: Sequence[tuple[str, bytes]]) -> list[UploadResult]:
+    def upload(self, files: Sequence[Upload | tuple[str, bytes]]) -> list[UploadResult]:
         """Check, save into the corpus folder and ingest uploaded files; one result per file.
 
         Too many files or bytes together refuse the whole upload (`check_upload`) before any is
-        written. A file that cannot be read is refused before it is written, so the corpus folder
-        only ever holds files that were indexed. Each file is parsed once; parsing and embedding
-        happen outside the write lock.
+        read. A file over the per-file limit, or one that cannot be read, is refused before it is
+        written, so the corpus folder only ever holds files that were indexed. Each file is read
+        and parsed once; parsing and embedding happen outside the write lock. `files` may also be
+        (name, bytes) pairs.
         """
-        self.check_upload([len(data) for _, data in files])
+        uploads = [file if isinstance(file, Upload) else Upload.of_bytes(*file) for file in files]
+        self.check_upload(uploads)
+        limit = self.settings.max_file_bytes
         results = []
-        for name, data in files:
+        for upload in uploads:
             try:
-                filename = safe_filename(name)
-                if len(data) > self.settings.max_file_bytes:
-                    raise IngestError(filename, f"file is {len(data):,} bytes, over the {self.settings.max_file_bytes:,}-byte limit")
+                filename = safe_filename(upload.name)
+                # The size the front end gave first, so a big file is never read; then the bytes.
+                if (reason := over_file_limit(upload.size, limit)) is not None:
+                    raise IngestError(filename, reason)
+                data = upload.read(limit + 1)
+                if (reason := over_file_limit(len(data), limit)) is not None:
+                    raise IngestError(filename, reason)
                 path = self.settings.corpus_dir / filename
                 document = parse(data, path.suffix, source=source_for(path))
             except (ValueError, IngestError) as error:
-                results.append(UploadResult(name, "failed", reason=getattr(error, "reason", str(error))))
+                results.append(UploadResult(upload.name, "failed", reason=getattr(error, "reason", str(error))))
                 continue
             results.append(self._save_and_ingest(path, data, document))
         return results
@@ -384,6 +407,17 @@ SUGGESTION_DOCUMENTS = 8
 SUGGESTION_ASKS_PER_QUESTION = 4
 # Control characters (tab and newline aside) and lone surrogates, which no encoder accepts.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def token_accepted(required: SecretStr | None, offered: str | None) -> bool:
+    """Whether a change to the library may go ahead: no token is configured, or the right one is offered.
+
+    The one token check of the HTTP API, its guard and the page.
+    """
+    if required is None:
+        return True
+    # Constant-time comparison: the time taken says nothing about how much of a guess was right.
+    return hmac.compare_digest((offered or "").encode(), required.get_secret_value().encode())
 
 
 def _link_as_version(path: Path, folder: Path, prefix: str, digest: str, suffix: str) -> Path:

@@ -1,13 +1,44 @@
-"""Files that arrive over the network: safe names, and what became of each."""
+"""Files that arrive over the network: what the service is given of each, safe names, and what became of each."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One uploaded file as the service takes it: its name, its size, and how to read it.
+
+    Front ends know the sizes before anything is read (the HTTP API's form, the page's files on
+    disk), so the service checks every limit first and reads only the files it will keep.
+    """
+
+    name: str
+    size: int  # bytes, as the front end was told; the bytes read are checked again
+    # Returns the file's bytes, at most `limit` of them.
+    read: Callable[[int], bytes]
+
+    @classmethod
+    def of_bytes(cls, name: str, data: bytes) -> Upload:
+        """An upload already held in memory."""
+        return cls(name, len(data), lambda limit: data[:limit])
+
+    @classmethod
+    def of_path(cls, path: Path, *, name: str | None = None) -> Upload:
+        """An upload kept on disk by the front end (the page's), read only when wanted."""
+
+        def read(limit: int) -> bytes:
+            with open(path, "rb") as handle:
+                return handle.read(limit)
+
+        return cls(name or path.name, path.stat().st_size, read)
 
 
 @dataclass(frozen=True, slots=True)

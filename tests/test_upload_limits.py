@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.uploads import Upload
 from retrieval.errors import UploadTooLarge
 from tests.helpers import write_files
 from ui.api import FORM_FRAMING_BYTES, AskResponse, ErrorResponse, UploadResponse
@@ -147,12 +148,25 @@ def test_the_service_refuses_an_upload_over_the_total_and_writes_nothing(service
     assert service.search("cleaning rota kitchen wall", k=1)[0].source != "corpus/rota-a.txt"
 
 
+def unread(*sizes: int) -> list[Upload]:
+    """Uploads of these sizes that fail the test if they are read."""
+
+    def read(limit: int) -> bytes:
+        raise AssertionError("a file was read")
+
+    return [Upload(f"file-{i}.txt", size, read) for i, size in enumerate(sizes)]
+
+
 def test_the_service_checks_sizes_before_anything_is_read(service):
-    service.check_upload([MAX_TOTAL])
+    service.check_upload(unread(MAX_FILE, MAX_TOTAL - MAX_FILE))
     with pytest.raises(UploadTooLarge, match="3,001 bytes"):
-        service.check_upload([1000, 1000, 1001])
+        service.check_upload(unread(1000, 1000, 1001))
     with pytest.raises(ValueError, match="at most 20 files per upload, got 21"):
-        service.check_upload([1] * 21)
+        service.check_upload(unread(*[1] * 21))
+    with pytest.raises(UploadTooLarge, match="file-0.txt: 2,001 bytes, over the 2,000-byte limit per file"):
+        service.check_upload(unread(MAX_FILE + 1), refuse_large_files=True)
+    [result] = service.upload(unread(MAX_FILE + 1))
+    assert (result.status, result.reason) == ("failed", "file is 2,001 bytes, over the 2,000-byte limit")
 
 
 def test_the_total_limit_is_a_setting_with_a_sensible_default(make_service):

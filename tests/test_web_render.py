@@ -9,6 +9,7 @@ import gradio as gr
 import pytest
 from pydantic import SecretStr
 
+from app.service import token_accepted
 from app.uploads import UploadResult
 from ingest.records import Document, Page, Section
 from retrieval.records import Answer, Citation, Hit, StoredDocument
@@ -291,8 +292,8 @@ def test_the_page_builds_over_a_service_and_wires_citation_clicks_and_suggestion
 
 
 def test_changes_need_the_token_only_when_one_is_configured():
-    assert web.token_accepted(None, "")
-    assert web.token_accepted(SecretStr("s3cret"), "s3cret")
-    assert not web.token_accepted(SecretStr("s3cret"), "")
-    assert not web.token_accepted(SecretStr("s3cret"), None)
-    assert not web.token_accepted(SecretStr("s3cret"), "s3cre")
+    assert token_accepted(None, "")
+    assert token_accepted(SecretStr("s3cret"), "s3cret")
+    assert not token_accepted(SecretStr("s3cret"), "")
+    assert not token_accepted(SecretStr("s3cret"), None)
+    assert not token_accepted(SecretStr("s3cret"), "s3cre")

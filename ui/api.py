@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -21,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from app.service import MAX_QUESTION_CHARS, Sourcebook
+from app.uploads import Upload
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
@@ -205,13 +205,8 @@ def service_of(request: Request) -> Sourcebook:
 
 def require_token(request: Request) -> None:
     """Refuse the request unless it carries the configured API token (when one is configured)."""
-    token = service_of(request).settings.api_token
-    if token is None:
-        return
-    offered = request.headers.get("authorization", "")
-    scheme, _, value = offered.partition(" ")
-    # Constant-time comparison: the time taken says nothing about how much of a guess was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if not service_of(request).token_accepted(value if scheme.lower() == "bearer" else None):
         raise Unauthorized()
 
 
@@ -315,26 +310,15 @@ async def upload_documents(
 ) -> UploadResponse | JSONResponse:
     """Save and ingest the uploaded files; a result per file (the token and body size are checked by UploadRoute)."""
     service = service_of(request)
-    settings = service.settings
-    # The form's files are on disk by now, their sizes known: refuse too many or too big before reading any in.
-    service.check_upload([upload.size or 0 for upload in files])
-    received = []
-    for upload in files:
-        # Read one byte past the limit: enough to know a file is too big without holding it all.
-        data = await upload.read(settings.max_file_bytes + 1)
-        if len(data) > settings.max_file_bytes:
-            raise UploadTooLarge(
-                f"{upload.filename}: {upload.size or len(data):,} bytes, over the {settings.max_file_bytes:,}-byte "
-                "limit per file",
-                size=upload.size or len(data),
-                limit=settings.max_file_bytes,
-            )
-        received.append((upload.filename or "", data))
-    if all(_unsupported(name) for name, _ in received):
-        names = ", ".join(name for name, _ in received)
+    # The form's files are on disk by now, their sizes known: the service refuses too many, too
+    # big together, or one too big, before any is read in.
+    uploads = [Upload(upload.filename or "", upload.size or 0, upload.file.read) for upload in files]
+    service.check_upload(uploads, refuse_large_files=True)
+    if all(_unsupported(upload.name) for upload in uploads):
+        names = ", ".join(upload.name for upload in uploads)
         return _error(415, f"unsupported file type: {names} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})")
-    # Ingest embeds: off the event loop, like the model-bound routes.
-    results = await run_in_threadpool(service.upload, received)
+    # Ingest reads and embeds: off the event loop, like the model-bound routes.
+    results = await run_in_threadpool(service.upload, uploads)
     return UploadResponse(results=[UploadResultModel(**asdict(r)) for r in results])
 
 

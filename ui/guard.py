@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -10,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.service import token_accepted
 from retrieval.settings import Settings
 from ui.api import ErrorResponse
 
@@ -68,14 +68,9 @@ class RequestGuard:
 
     def _token_offered(self, headers: dict[str, str]) -> bool:
         token = self.settings.api_token
-        if token is None:
-            return True
-        expected = token.get_secret_value().encode()
         scheme, _, bearer = headers.get("authorization", "").partition(" ")
         cookie = unquote(_cookies(headers.get("cookie", "")).get(UPLOAD_TOKEN_COOKIE, ""))
-        # Constant-time comparisons, as in the API's require_token.
-        by_header = scheme.lower() == "bearer" and hmac.compare_digest(bearer.encode(), expected)
-        return by_header or hmac.compare_digest(cookie.encode(), expected)
+        return token_accepted(token, bearer if scheme.lower() == "bearer" else None) or token_accepted(token, cookie)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

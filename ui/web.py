@@ -7,22 +7,21 @@ before it reaches a gr.HTML component, which inserts its value as markup.
 
 from __future__ import annotations
 
-import hmac
 import html
 import logging
 import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
-from pydantic import SecretStr
 
 from app.service import Sourcebook
-from app.uploads import UploadResult
+from app.uploads import Upload, UploadResult
 from ingest.records import Document
 from retrieval.errors import DocumentNotFound
 from retrieval.files import disk_full
@@ -426,137 +425,282 @@ def discard_uploads(files: Sequence[Path], uploaded: set[str], folder: Path) -> 
             pass
 
 
-def token_accepted(required: SecretStr | None, offered: str | None) -> bool:
-    """Whether a change to the library may go ahead: no token is configured, or the right one is offered."""
-    if required is None:
-        return True
-    # Constant-time comparison, as in the HTTP API: the time taken says nothing about a guess.
-    return hmac.compare_digest((offered or "").encode(), required.get_secret_value().encode())
-
-
 # --- the page ------------------------------------------------------------------------------
-def build_page(service: Sourcebook) -> gr.Blocks:
-    """Build the chat page over `service`; per-reader conversation state lives in the session."""
+def locked_message(token: str | None, change: str, changed: str) -> str:
+    """Why a change was refused: whether the token was missing or wrong, and that nothing changed."""
+    if not (token or "").strip():
+        return f"Enter the API token above to {change} documents; nothing was {changed}."
+    return f"That API token is not the right one; nothing was {changed}."
 
-    def start_screen() -> str:
+
+class PageEvents:
+    """What the page's events do, each a method over the one service.
+
+    Per-reader state (the conversation's turns) comes in and goes out through the event, never
+    kept here: one PageEvents serves every reader of the page.
+    """
+
+    def __init__(self, service: Sourcebook) -> None:
+        self.service = service
+        # The files Gradio's upload route received: set once the page is built (Blocks.upload_file_set).
+        self.uploaded: set[str] = set()
+
+    # --- the chat tab ---
+    def start_screen(self) -> str:
+        service = self.service
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
-    def sources_view() -> tuple:
-        documents = service.documents()
-        return document_rows(documents), gr.update(choices=document_choices(documents), value=None)
-
-    def ask(question: str, turns: list[Answer]):
+    def ask(self, question: str, turns: list[Answer]):
         question = (question or "").strip()
         if not question:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        answer = service.ask(question, history=[turn.question for turn in turns])
+        answer = self.service.ask(question, history=[turn.question for turn in turns])
         turns = [*turns, answer]
         return "", turns, render_conversation(turns), gr.update(visible=False), gr.update(visible=True), ""
 
-    def ask_suggested(turns: list[Answer], event: gr.EventData):
-        return ask(str(getattr(event, "question", "")), turns)
+    def ask_suggested(self, turns: list[Answer], event: gr.EventData):
+        return self.ask(str(getattr(event, "question", "")), turns)
 
-    def show_passage(document_id: str, start: int, end: int) -> str:
+    def show_passage(self, document_id: str, start: int, end: int) -> str:
         # `document_id` is looked up in the library, never used as a path.
         try:
-            document = service.document(document_id)
+            document = self.service.document(document_id)
         except DocumentNotFound:
             return render_viewer_message("That document is no longer in the library: it may have been deleted.")
         return render_span(document, start, end, opened=time.monotonic_ns())
 
-    def open_citation(event: gr.EventData) -> str:
+    def open_citation(self, event: gr.EventData) -> str:
         # The event data comes from the browser: checked like any other input.
         try:
             document_id = str(getattr(event, "document_id", ""))
             start, end = int(getattr(event, "start", 0)), int(getattr(event, "end", 0))
         except (TypeError, ValueError):
             return render_viewer_message("That citation could not be opened.")
-        return show_passage(document_id, start, end)
+        return self.show_passage(document_id, start, end)
 
-    def open_link(request: gr.Request):
+    def open_link(self, request: gr.Request):
         """Open the passage a link to the page names (`/?doc=ID&start=N&end=M`), if it names one."""
         try:
             link = linked_span(dict(request.query_params))
         except ValueError as error:
             return render_viewer_message(f"That link to a passage cannot be opened: {error}.")
-        return gr.skip() if link is None else show_passage(*link)
+        return gr.skip() if link is None else self.show_passage(*link)
 
-    def new_conversation():
+    def new_conversation(self):
         return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False), ""
 
-    def rate(turns: list[Answer], rating: str) -> str:
+    def rate(self, turns: list[Answer], rating: str) -> str:
         if not turns:
             return '<span class="sb-feedback-note">Ask a question first.</span>'
         latest = turns[-1]
-        service.record_feedback(latest.question, latest.answer, rating)
+        self.service.record_feedback(latest.question, latest.answer, rating)
         word = "helpful" if rating == "up" else "not helpful"
         return f'<span class="sb-feedback-note">Thanks: your rating ({word}) of the last answer is recorded.</span>'
 
-    settings = service.settings
+    # --- the sources tab ---
+    def sources_view(self) -> tuple:
+        documents = self.service.documents()
+        return document_rows(documents), gr.update(choices=document_choices(documents), value=None)
 
-    def locked(token: str | None, change: str, changed: str) -> str:
-        """Why a change was refused: whether the token was missing or wrong, and that nothing changed."""
-        if not (token or "").strip():
-            return f"Enter the API token above to {change} documents; nothing was {changed}."
-        return f"That API token is not the right one; nothing was {changed}."
-
-    def upload(paths: list[str] | None, token: str):
+    def upload(self, paths: list[str] | None, token: str):
         if not paths:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         folder = Path(get_upload_folder())
         try:
-            received = received_uploads(paths, page.upload_file_set, folder)
+            received = received_uploads(paths, self.uploaded, folder)
         except ValueError as error:
             return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
         try:
-            return add_uploads(received, token)
+            return self._add_uploads(received, token)
         except (OSError, sqlite3.OperationalError) as error:
             if not disk_full(error):
                 raise
             log.error("disk full during a page upload: %s", error)
-            return render_message(DISK_FULL_MESSAGE.format(changed="added"), status="failed"), *sources_view(), None
+            return render_message(DISK_FULL_MESSAGE.format(changed="added"), status="failed"), *self.sources_view(), None
         finally:
             # Added to the corpus or refused, the temporary copies go.
-            discard_uploads(received, page.upload_file_set, folder)
+            discard_uploads(received, self.uploaded, folder)
 
-    def add_uploads(paths: list[Path], token: str):
-        if not token_accepted(settings.api_token, token):
-            return render_message(locked(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
-        sizes = [path.stat().st_size for path in paths]
+    def _add_uploads(self, paths: list[Path], token: str):
+        service = self.service
+        if not service.token_accepted(token):
+            return render_message(locked_message(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
+        uploads = [Upload.of_path(path) for path in paths]
         try:
             # Gradio keeps the upload on disk: too many files or bytes are refused without reading any in.
-            service.check_upload(sizes)
+            service.check_upload(uploads)
         except ValueError as error:
             return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
-        results = []
-        for path, size in zip(paths, sizes):
-            if size > settings.max_file_bytes:
-                reason = f"file is {size:,} bytes, over the {settings.max_file_bytes:,}-byte limit"
-                results.append(UploadResult(path.name, "failed", reason=reason))
-            else:
-                results.extend(service.upload([(path.name, path.read_bytes())]))
-        rows, choices = sources_view()
+        results = service.upload(uploads)
+        rows, choices = self.sources_view()
         # Clearing the file box makes room for the next drop; the results stay listed below it.
         return render_upload_results(results), rows, choices, None
 
-    def delete(document_id: str | None, token: str):
-        if not token_accepted(settings.api_token, token):
-            return render_message(locked(token, "delete", "deleted"), status="failed"), gr.skip(), gr.skip()
+    def delete(self, document_id: str | None, token: str):
+        service = self.service
+        if not service.token_accepted(token):
+            return render_message(locked_message(token, "delete", "deleted"), status="failed"), gr.skip(), gr.skip()
         if not document_id:
-            return render_message("Choose a document to delete first.", status="failed"), *sources_view()
+            return render_message("Choose a document to delete first.", status="failed"), *self.sources_view()
         try:
             title = service.document(document_id).title
             removed = service.delete(document_id)
         except DocumentNotFound:
-            return render_message("That document is no longer in the library.", status="failed"), *sources_view()
+            return render_message("That document is no longer in the library.", status="failed"), *self.sources_view()
         except (OSError, sqlite3.OperationalError) as error:
             if not disk_full(error):
                 raise
             log.error("disk full during a page delete: %s", error)
-            return render_message(DISK_FULL_MESSAGE.format(changed="deleted"), status="failed"), *sources_view()
+            return render_message(DISK_FULL_MESSAGE.format(changed="deleted"), status="failed"), *self.sources_view()
         message = f"Deleted {title} ({_plural(removed, 'passage')})."
-        return render_message(message, status="deleted"), *sources_view()
+        return render_message(message, status="deleted"), *self.sources_view()
 
+
+@dataclass(frozen=True)
+class ChatTab:
+    """The chat tab's components that events read or write."""
+
+    start: gr.HTML
+    conversation: gr.HTML
+    question: gr.Textbox
+    ask: gr.Button
+    feedback_row: gr.Row
+    up: gr.Button
+    down: gr.Button
+    restart: gr.Button
+    feedback_note: gr.HTML
+    viewer: gr.HTML
+
+
+@dataclass(frozen=True)
+class SourcesTab:
+    """The sources tab's components that events read or write."""
+
+    tab: gr.Tab
+    token: gr.Textbox
+    table: gr.Dataframe
+    files: gr.File
+    upload_results: gr.HTML
+    chosen: gr.Dropdown
+    delete: gr.Button
+    delete_result: gr.HTML
+
+
+def chat_tab() -> ChatTab:
+    """Lay out the chat tab: the start screen and conversation beside the document viewer."""
+    with gr.Tab("Chat", id="chat"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=360):
+                start = gr.HTML(
+                    '<div class="sb-start">Opening the library…</div>',
+                    elem_id="sb-start",
+                    js_on_load=SUGGEST_JS,
+                )
+                conversation = gr.HTML(render_conversation([]), elem_id="sb-conversation", js_on_load=CITE_JS)
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(
+                        placeholder="Ask a question about the documents…",
+                        label="Question",
+                        show_label=False,
+                        container=False,
+                        scale=6,
+                        elem_id="sb-question",
+                        autofocus=True,
+                    )
+                    ask = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sb-ask")
+                with gr.Row(visible=False, elem_id="sb-feedback") as feedback_row:
+                    # Thumbs are drawn by CSS (#sb-up::before): emoji fonts are not everywhere.
+                    up = gr.Button("Helpful", size="sm", elem_id="sb-up", scale=0, min_width=110)
+                    down = gr.Button("Not helpful", size="sm", elem_id="sb-down", scale=0, min_width=130)
+                    restart = gr.Button("New conversation", size="sm", elem_id="sb-new", scale=0, min_width=150)
+                feedback_note = gr.HTML(elem_id="sb-feedback-note", js_on_load=None)
+            with gr.Column(scale=2, min_width=320, elem_id="sb-viewer-column"):
+                viewer = gr.HTML(
+                    render_viewer_message("Click a citation, its [n] marker or a passage to read it in its document."),
+                    elem_id="sb-viewer",
+                    js_on_load=REVEAL_JS,
+                )
+    return ChatTab(start, conversation, question, ask, feedback_row, up, down, restart, feedback_note, viewer)
+
+
+def sources_tab(*, token_needed: bool) -> SourcesTab:
+    """Lay out the sources tab: the token (when one is configured), the documents, upload and delete."""
+    with gr.Tab("Sources", id="sources") as tab:
+        # Changing the library takes the same token as the HTTP API, when one is configured.
+        token = gr.Textbox(
+            label="API token (needed to add or delete documents)",
+            type="password",
+            visible=token_needed,
+            elem_id="sb-token",
+        )
+        table = gr.Dataframe(
+            headers=TABLE_HEADERS,
+            datatype=["str", "str", "str", "number", "str"],
+            interactive=False,
+            wrap=True,
+            column_widths=["34%", "34%", "10%", "9%", "13%"],
+            label="Documents",
+            elem_id="sb-documents",
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                files = gr.File(
+                    label="Add documents (.txt, .md, .html, .pdf, .docx): drop files here or click",
+                    file_count="multiple",
+                    type="filepath",
+                    elem_id="sb-upload",
+                )
+                upload_results = gr.HTML(elem_id="sb-upload-results", js_on_load=None)
+            with gr.Column():
+                chosen = gr.Dropdown(label="Document to delete", choices=[], elem_id="sb-delete-choice")
+                delete = gr.Button("Delete document", variant="stop", elem_id="sb-delete")
+                delete_result = gr.HTML(elem_id="sb-delete-result", js_on_load=None)
+    return SourcesTab(tab, token, table, files, upload_results, chosen, delete, delete_result)
+
+
+def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.State) -> None:
+    """Connect the chat tab's events: asking, suggestions, citations, ratings, a new conversation."""
+    asked = [chat.question, turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
+    chat.ask.click(events.ask, [chat.question, turns], asked)
+    chat.question.submit(events.ask, [chat.question, turns], asked)
+    chat.start.suggest(events.ask_suggested, [turns], asked)
+    chat.conversation.cite(events.open_citation, None, chat.viewer)
+    chat.up.click(lambda t: events.rate(t, "up"), [turns], chat.feedback_note)
+    chat.down.click(lambda t: events.rate(t, "down"), [turns], chat.feedback_note)
+    chat.restart.click(
+        events.new_conversation, None, [turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
+    )
+
+
+def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, token_needed: bool) -> None:
+    """Connect the sources tab's events: upload, delete and the refresh when the tab opens."""
+    # Uploads, deletes and the refresh when the Sources tab opens run one at a time, in the
+    # order they were asked for, so a refresh started before an upload never lands after it.
+    # (Writes to the library are serialised by the service anyway.)
+    in_order = {"concurrency_id": "sources", "concurrency_limit": 1}
+    listing = [sources.table, sources.chosen]
+    if token_needed:
+        # Gradio's upload route needs the token before it stores anything (ui/guard.py), and
+        # the browser's upload sends cookies, not headers: keep what the reader types in one.
+        sources.token.change(None, [sources.token], None, js=TOKEN_COOKIE_JS, queue=False)
+    uploaded = sources.files.upload(
+        events.upload, [sources.files, sources.token], [sources.upload_results, *listing, sources.files], **in_order
+    )
+    uploaded.then(events.start_screen, None, start)
+    deleted = sources.delete.click(
+        events.delete, [sources.chosen, sources.token], [sources.delete_result, *listing], **in_order
+    )
+    deleted.then(events.start_screen, None, start)
+    # The table is refreshed whenever its tab opens, as other readers may have changed the
+    # library. Without show_progress="hidden" a table updated while its tab is hidden keeps
+    # showing a spinner (Gradio 6.17).
+    sources.tab.select(events.sources_view, None, listing, show_progress="hidden", **in_order)
+
+
+def build_page(service: Sourcebook) -> gr.Blocks:
+    """Build the chat page over `service`; per-reader conversation state lives in the session."""
+    events = PageEvents(service)
+    token_needed = service.settings.api_token is not None
     # Uploads the page never used (a dropped file with no event after it) are deleted within two hours.
     with gr.Blocks(title="sourcebook", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         turns = gr.State([])
@@ -567,96 +711,15 @@ def build_page(service: Sourcebook) -> gr.Blocks:
             js_on_load=None,
         )
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=360):
-                        start = gr.HTML(
-                            '<div class="sb-start">Opening the library…</div>',
-                            elem_id="sb-start",
-                            js_on_load=SUGGEST_JS,
-                        )
-                        conversation = gr.HTML(render_conversation([]), elem_id="sb-conversation", js_on_load=CITE_JS)
-                        with gr.Row(equal_height=True):
-                            question = gr.Textbox(
-                                placeholder="Ask a question about the documents…",
-                                label="Question",
-                                show_label=False,
-                                container=False,
-                                scale=6,
-                                elem_id="sb-question",
-                                autofocus=True,
-                            )
-                            ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sb-ask")
-                        with gr.Row(visible=False, elem_id="sb-feedback") as feedback_row:
-                            # Thumbs are drawn by CSS (#sb-up::before): emoji fonts are not everywhere.
-                            up = gr.Button("Helpful", size="sm", elem_id="sb-up", scale=0, min_width=110)
-                            down = gr.Button("Not helpful", size="sm", elem_id="sb-down", scale=0, min_width=130)
-                            restart = gr.Button("New conversation", size="sm", elem_id="sb-new", scale=0, min_width=150)
-                        feedback_note = gr.HTML(elem_id="sb-feedback-note", js_on_load=None)
-                    with gr.Column(scale=2, min_width=320, elem_id="sb-viewer-column"):
-                        viewer = gr.HTML(
-                            render_viewer_message(
-                                "Click a citation, its [n] marker or a passage to read it in its document."
-                            ),
-                            elem_id="sb-viewer",
-                            js_on_load=REVEAL_JS,
-                        )
-            with gr.Tab("Sources", id="sources") as sources_tab:
-                # Changing the library takes the same token as the HTTP API, when one is configured.
-                token = gr.Textbox(
-                    label="API token (needed to add or delete documents)",
-                    type="password",
-                    visible=settings.api_token is not None,
-                    elem_id="sb-token",
-                )
-                table = gr.Dataframe(
-                    headers=TABLE_HEADERS,
-                    datatype=["str", "str", "str", "number", "str"],
-                    interactive=False,
-                    wrap=True,
-                    column_widths=["34%", "34%", "10%", "9%", "13%"],
-                    label="Documents",
-                    elem_id="sb-documents",
-                )
-                with gr.Row(equal_height=False):
-                    with gr.Column():
-                        files = gr.File(
-                            label="Add documents (.txt, .md, .html, .pdf, .docx): drop files here or click",
-                            file_count="multiple",
-                            type="filepath",
-                            elem_id="sb-upload",
-                        )
-                        upload_results = gr.HTML(elem_id="sb-upload-results", js_on_load=None)
-                    with gr.Column():
-                        chosen = gr.Dropdown(label="Document to delete", choices=[], elem_id="sb-delete-choice")
-                        delete_button = gr.Button("Delete document", variant="stop", elem_id="sb-delete")
-                        delete_result = gr.HTML(elem_id="sb-delete-result", js_on_load=None)
-
-        asked = [question, turns, conversation, start, feedback_row, feedback_note]
-        ask_button.click(ask, [question, turns], asked)
-        question.submit(ask, [question, turns], asked)
-        start.suggest(ask_suggested, [turns], asked)
-        conversation.cite(open_citation, None, viewer)
-        up.click(lambda t: rate(t, "up"), [turns], feedback_note)
-        down.click(lambda t: rate(t, "down"), [turns], feedback_note)
-        restart.click(new_conversation, None, [turns, conversation, start, feedback_row, feedback_note])
-        # Uploads, deletes and the refresh when the Sources tab opens run one at a time, in the
-        # order they were asked for, so a refresh started before an upload never lands after it.
-        # (Writes to the library are serialised by the service anyway.)
-        in_order = {"concurrency_id": "sources", "concurrency_limit": 1}
-        if settings.api_token is not None:
-            # Gradio's upload route needs the token before it stores anything (ui/guard.py), and
-            # the browser's upload sends cookies, not headers: keep what the reader types in one.
-            token.change(None, [token], None, js=TOKEN_COOKIE_JS, queue=False)
-        uploaded = files.upload(upload, [files, token], [upload_results, table, chosen, files], **in_order)
-        uploaded.then(start_screen, None, start)
-        deleted = delete_button.click(delete, [chosen, token], [delete_result, table, chosen], **in_order)
-        deleted.then(start_screen, None, start)
-        # The table is refreshed whenever its tab opens, as other readers may have changed the
-        # library. Without show_progress="hidden" a table updated while its tab is hidden keeps
-        # showing a spinner (Gradio 6.17).
-        sources_tab.select(sources_view, None, [table, chosen], show_progress="hidden", **in_order)
-        page.load(sources_view, None, [table, chosen], show_progress="hidden").then(start_screen, None, start)
+            chat = chat_tab()
+            sources = sources_tab(token_needed=token_needed)
+        # The very set Gradio's upload route adds to: only files in it are taken from an event.
+        events.uploaded = page.upload_file_set
+        wire_chat(events, chat, turns)
+        wire_sources(events, sources, chat.start, token_needed=token_needed)
+        page.load(events.sources_view, None, [sources.table, sources.chosen], show_progress="hidden").then(
+            events.start_screen, None, chat.start
+        )
         # A link to a passage opens it in the viewer as the page loads.
-        page.load(open_link, None, viewer)
+        page.load(events.open_link, None, chat.viewer)
     return page
