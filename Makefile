@@ -30,11 +30,12 @@ browser:
 test: install browser
 	$(BIN)/pytest
 
+# The fast tier (a fake model, tiny corpora; under a minute); the rest: the real model, the browser, the slow tests.
 test-unit: install
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m fast
 
 test-integration: install browser
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m "not fast"
 
 # Speed, memory and scale figures (not part of `make test`); writes bench/results/.
 # `make bench QUICK=1` ingests 1,000 SciFact abstracts instead of all 5,183 for the ingest comparison.

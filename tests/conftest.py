@@ -18,6 +18,16 @@ from tests.fakes import FakeEmbedder, FakeReader
 from ui.server import create_app
 
 
+COSTLY_MARKS = ("integration", "browser", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that carries no costlier mark as fast: the tier `make test-unit` runs."""
+    for item in items:
+        if not any(item.get_closest_marker(mark) for mark in COSTLY_MARKS):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory) -> Path:
     """The bundled model's ONNX export with its recipe (`model-onnx/`), made once for the session."""

@@ -13,6 +13,8 @@ from tests.fakes import FakeEmbedder
 from tests.helpers import write_files
 from ui.server import create_app
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):

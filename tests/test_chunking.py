@@ -112,6 +112,8 @@ def sections_for(draw: st.DrawFn, text: str) -> tuple[Section, ...]:
     return tuple(Section(f"Part {i}", a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:])) if a < b)
 
 
+# Hundreds of generated documents: seconds each, so not in the fast tier.
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     text=st.one_of(any_text, prose(), long_words),
@@ -127,6 +129,8 @@ def test_chunks_are_verbatim_within_limit_ordered_and_complete(text, limit, coun
     assert (chunks == []) == (text.strip() == "")
 
 
+# Hundreds of generated documents: seconds each, so not in the fast tier.
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(text=st.one_of(any_text, prose()))
 def test_sentence_spans_are_stripped_ordered_and_cover_the_text(text):
@@ -426,6 +430,8 @@ def test_a_passage_of_short_sentences_makes_few_windows():
     assert [text[a:b] for a, b in spans] == ["One two. Three four.", "Five six. Seven eight."]
 
 
+# Hundreds of generated documents: seconds each, so not in the fast tier.
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(text=st.one_of(any_text, prose()), budget=st.integers(1, 60), count=st.sampled_from(COUNTERS))
 def test_sized_windows_are_the_windows_with_their_sentences_token_counts(text, budget, count):
@@ -437,6 +443,8 @@ def test_sized_windows_are_the_windows_with_their_sentences_token_counts(text, b
         assert tokens == sum(count(text[a:b]) for a, b in sentences)
 
 
+# Hundreds of generated documents: seconds each, so not in the fast tier.
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(any_text, prose(), long_words), limit=limits(), count=st.sampled_from(COUNTERS))
 def test_a_counter_that_counts_each_text_once_cuts_exactly_the_same(text, limit, count):

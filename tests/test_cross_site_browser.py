@@ -20,7 +20,7 @@ from ui.server import create_app
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 # A browser is what this test costs; it runs with the browser tests.
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.browser
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead.\n",

@@ -68,6 +68,7 @@ def assert_consistent(service: Sourcebook) -> None:
     assert all(d.chunks >= 1 for d in service.documents())
 
 
+@pytest.mark.slow
 def test_sigkill_at_many_points_never_loses_or_duplicates_anything(settings, tmp_path):
     folder = write_files(tmp_path / "docs", EARLIER)
     open_library(settings).ingest(folder)
@@ -243,6 +244,7 @@ CRASHES = [
 ]
 
 
+@pytest.mark.slow
 def test_a_server_killed_at_any_point_of_a_write_agrees_with_its_folder_after_restart_and_loses_nothing(tmp_path):
     corpus = tmp_path / "corpus"
     base = {f"base-{n}.txt": versions(n, "base") for n in range(4)}

@@ -11,6 +11,8 @@ from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 
+pytestmark = pytest.mark.slow
+
 CLIENTS = 32
 SECONDS = 8
 QUESTIONS = [

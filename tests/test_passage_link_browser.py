@@ -21,7 +21,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 # A browser is what this test costs; it runs with the browser tests.
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.browser
 
 
 # The answer sits far down a long log, so the viewer has to scroll to show it.

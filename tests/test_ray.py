@@ -31,6 +31,8 @@ from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.helpers import CORPUS, REPO, with_model, write_files
 
+pytestmark = pytest.mark.slow
+
 
 def paragraph(topic: str, n: int) -> str:
     return (

@@ -25,7 +25,7 @@ expect = playwright_api.expect
 # The first page load computes the suggested questions and an upload re-embeds: give them time.
 expect.set_options(timeout=60_000)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SOURCEBOOK = Path(sys.executable).with_name("sourcebook")
 SCREENSHOT = REPO / "docs" / "screenshot-answer.png"
