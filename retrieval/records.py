@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from urllib.parse import urlencode
 
@@ -46,6 +47,12 @@ def reference(place: Hit | Citation) -> str:
     return ", ".join([_one_line(place.title), *place.place.labels(), place.source])
 
 
+def reference_markdown(place: Hit | Citation, *, base: str = "") -> str:
+    """Return where a passage or quote is as Markdown, the title linking to it in the chat page at `base`."""
+    where = ", ".join(markdown_text(label) for label in [*place.place.labels(), place.source])
+    return f"[{markdown_text(_one_line(place.title))}]({base}{place.url}), {where}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -81,6 +88,16 @@ class Hit:
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pages"}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Hit:
+        """Rebuild a passage from its JSON shape (the pages it runs over are not in it)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "pages"})
+
+    @property
+    def url(self) -> str:
+        """The chat page's link to the passage in its document."""
+        return passage_url(self.document_id, self.start, self.end)
 
     def page_at(self, offset: int) -> int | None:
         """Return the page holding document offset `offset` of this passage (paginated sources)."""
@@ -118,6 +135,11 @@ class Citation:
         """Return the JSON shape shared by the CLI and the HTTP API, with the link and the texts to paste."""
         return {**asdict(self), "url": self.url, "cite": self.cite(), "cite_markdown": self.cite_markdown()}
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Citation:
+        """Rebuild a citation from its JSON shape (the link and the texts to paste are derived again)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
     @property
     def place(self) -> Place:
         """Where the quote sits: section, page and lines."""
@@ -132,11 +154,12 @@ class Citation:
         """Return the quote with its citation, as plain text to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)."""
         return f'"{_one_line(self.quote)}" ({reference(self)})'
 
-    def cite_markdown(self) -> str:
-        """Return the quote with its citation as Markdown, the title linking to the quote in the chat page."""
-        where = ", ".join(markdown_text(label) for label in [*self.place.labels(), self.source])
-        title = markdown_text(_one_line(self.title))
-        return f'"{markdown_text(_one_line(self.quote))}" ([{title}]({self.url}), {where})'
+    def cite_markdown(self, *, base: str = "") -> str:
+        """Return the quote with its citation as Markdown, the title linking to the quote in the chat page.
+
+        `base` ("https://host") makes the link absolute, for a file read away from the page.
+        """
+        return f'"{markdown_text(_one_line(self.quote))}" ({reference_markdown(self, base=base)})'
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +184,25 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Answer:
+        """Rebuild an answer from its JSON shape, e.g. a conversation the reader's browser kept."""
+        return cls(
+            question=data["question"],
+            answered=data["answered"],
+            answer=data["answer"],
+            citations=tuple(Citation.from_dict(c) for c in data["citations"]),
+            passages=tuple(Hit.from_dict(p) for p in data["passages"]),
+        )
+
+    def cite(self) -> str:
+        """Return the answer as a reader pastes it: each quote followed by its citation, one a line."""
+        return "\n".join(citation.cite() for citation in self.citations)
+
+    def cite_markdown(self, *, base: str = "") -> str:
+        """Return the answer's quotes with their citations as Markdown, a paragraph each, linked at `base`."""
+        return "\n\n".join(citation.cite_markdown(base=base) for citation in self.citations)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import docx
 import pytest
 
 from ingest.records import Page
-from retrieval.records import Citation
+from retrieval.records import Answer, Citation
 from retrieval.store import Store
 from tests.helpers import write_files
 from tests.test_loaders import make_docx, make_pdf
@@ -209,3 +209,19 @@ def test_the_api_gives_the_texts_to_paste(service, client):
     assert citation.cite.endswith("(Parking, § Parking, lines 4–6, docs/parking.md)")
     link = f"(/?doc={citation.document_id}&start={citation.start}&end={citation.end})"
     assert citation.cite_markdown.endswith(f"([Parking]{link}, § Parking, lines 4–6, docs/parking.md)")
+
+
+def test_an_answer_reads_as_its_quotes_each_with_its_citation_and_survives_its_json_shape():
+    first = known_citation()
+    second = known_citation(n=2, quote="Costs fell.", heading=None, page=3, line_start=20, line_end=20, start=1500,
+                            end=1511)
+    answer = Answer("How did revenue do?", True, "Revenue grew. [1] Costs fell. [2]", (first, second))
+
+    assert answer.cite() == f"{first.cite()}\n{second.cite()}"
+    assert answer.cite_markdown(base="https://x.org") == (
+        f"{first.cite_markdown(base='https://x.org')}\n\n{second.cite_markdown(base='https://x.org')}"
+    )
+    assert "([Quarterly report](https://x.org/?doc=0123456789abcdef&start=1500&end=1511), p. 3" in answer.cite_markdown(
+        base="https://x.org"
+    )
+    assert Answer.from_dict(answer.to_dict()) == answer

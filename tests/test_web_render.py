@@ -155,7 +155,7 @@ def test_untrusted_text_everywhere_in_a_turn_is_escaped():
     declined = Answer(f"Question {SCRIPT}?", False, f"Not found {IMG}", (), (passage,))
 
     for markup in (web.render_conversation([answered, declined]), web.hit_card(passage)):
-        assert set(tags(markup)) <= {"div", "p", "span", "mark", "button", "h4"}, set(tags(markup))
+        assert set(tags(markup)) <= {"div", "p", "span", "mark", "button", "h4", "a"}, set(tags(markup))
         assert "<script" not in markup and "<img" not in markup
         assert SCRIPT in visible_text(markup) and IMG in visible_text(markup)
 
@@ -297,3 +297,35 @@ def test_changes_need_the_token_only_when_one_is_configured():
     assert not token_accepted(SecretStr("s3cret"), "")
     assert not token_accepted(SecretStr("s3cret"), None)
     assert not token_accepted(SecretStr("s3cret"), "s3cre")
+
+
+def test_copy_buttons_carry_the_citation_text_exactly_and_escaped():
+    passage = hit(f"Payload {SCRIPT} here. {QUOTE}", title=f"Notes {IMG}")
+    cited = citation(passage)
+    answer = Answer("q", True, f"{QUOTE} [1]", (cited,), (passage,))
+
+    markup = web.render_turn(answer, base="http://docs.example:7860")
+
+    copies = [unescape(text) for text in re.findall(r'data-copy="([^"]*)"', markup)]
+    assert copies == [
+        answer.cite(),
+        answer.cite_markdown(base="http://docs.example:7860"),
+        cited.cite(),
+        cited.cite_markdown(base="http://docs.example:7860"),
+    ]
+    assert copies[2] == f'"{QUOTE}" (Notes {IMG}, § Hosting, line 5, corpus/cloud.txt)'
+    assert "<img" not in markup
+    assert f'href="/?doc=d1&amp;start={cited.start}&amp;end={cited.end}"' in markup
+
+
+class Headers:
+    def __init__(self, origin: str | None) -> None:
+        self.headers = {} if origin is None else {"origin": origin}
+
+
+def test_markdown_links_start_at_the_origin_the_browser_names_or_stay_relative():
+    assert web.page_origin(Headers("http://127.0.0.1:7860")) == "http://127.0.0.1:7860"
+    assert web.page_origin(Headers("https://docs.example.com")) == "https://docs.example.com"
+    assert web.page_origin(Headers("https://[::1]:8443")) == "https://[::1]:8443"
+    for odd in (None, "null", "javascript:alert(1)", "http://host/path", 'http://a" onmouseover="x'):
+        assert web.page_origin(Headers(odd)) == ""

@@ -37,6 +37,8 @@ SUGGESTIONS = 5
 # The viewer shows at most this many characters of a document, centred on the cited span.
 VIEWER_CHARS = 200_000
 TABLE_HEADERS = ["title", "source", "size", "passages", "updated"]
+# An Origin header as browsers send it: scheme, host name or address, optional port.
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 STYLE = """
 <style id="sourcebook-style">
@@ -72,8 +74,20 @@ STYLE = """
 .sb-conversation .answer-text button.cite-marker:focus-visible { background: var(--color-accent-soft);
   text-decoration: underline; }
 .sb-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .75rem;
-  margin: .5rem 0; cursor: pointer; background: var(--background-fill-primary); }
-.sb-card:hover, .sb-card:focus { border-color: var(--color-accent); outline: none; }
+  margin: .5rem 0; background: var(--background-fill-primary); }
+.sb-card:hover, .sb-card:focus-within { border-color: var(--color-accent); }
+.sb-card .card-open { cursor: pointer; border-radius: 6px; }
+.sb-card .card-open:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.sb-card .card-actions, .sb-conversation .answer-actions { display: flex; flex-wrap: wrap; align-items: center;
+  gap: .4rem .6rem; margin-top: .45rem; font-size: .82rem; }
+.sb-conversation .answer-actions { margin: 0 0 .4rem; }
+button.sb-copy { all: unset; box-sizing: border-box; cursor: pointer; border: 1px solid var(--border-color-primary);
+  border-radius: 6px; padding: .15rem .55rem; font-size: .82rem; line-height: 1.4; color: var(--body-text-color);
+  background: var(--background-fill-secondary); }
+button.sb-copy:hover { border-color: var(--color-accent); }
+button.sb-copy:focus-visible, .sb-card a.card-link:focus-visible { outline: 2px solid var(--color-accent);
+  outline-offset: 2px; }
+.sb-card a.card-link { color: var(--color-accent); text-decoration: underline; font-size: .82rem; }
 .sb-card .card-place { font-size: .85rem; margin-bottom: .3rem; }
 .sb-card .card-place .n { font-weight: 700; color: var(--color-accent); margin-right: .3rem; }
 .sb-card .card-title { font-weight: 600; }
@@ -122,19 +136,50 @@ _THUMBS = {
 _THUMB_CSS = "".join(f'#{button} {{ --thumb: url("{_ICON.format(path)}"); }}\n' for button, path in _THUMBS.items())
 STYLE = STYLE.replace("/* thumbs */", _THUMB_CSS)
 
-# Clicks on anything carrying data-document (a [n] marker, a passage card) open the viewer.
+# Clicks on anything carrying data-document (a [n] marker, a passage card) open the viewer;
+# copy buttons put their data-copy text on the clipboard.
 CITE_JS = """
 const open = (target) => trigger('cite', {
   document_id: target.dataset.document, start: Number(target.dataset.start), end: Number(target.dataset.end)
 });
+const writeClipboard = async (text) => {
+  if (navigator.clipboard && window.isSecureContext) {
+    try { await navigator.clipboard.writeText(text); return true; } catch (error) { /* the fallback below */ }
+  }
+  // A page served over plain http to other machines has no Clipboard API: copy a selected textarea.
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.setAttribute('readonly', '');
+  area.style.position = 'fixed';
+  area.style.top = '-1000px';
+  document.body.appendChild(area);
+  area.select();
+  let done = false;
+  try { done = document.execCommand('copy'); } catch (error) { done = false; }
+  area.remove();
+  return done;
+};
+const copy = async (button) => {
+  const done = await writeClipboard(button.dataset.copy);
+  button.focus();
+  if (!button.dataset.label) button.dataset.label = button.textContent;
+  button.textContent = done ? 'Copied' : 'Copy failed: select the text instead';
+  clearTimeout(button.restore);
+  button.restore = setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
+};
 element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.sb-copy');
+  if (button && element.contains(button)) { event.preventDefault(); copy(button); return; }
+  // A link opened with a modifier (new tab, new window) is the browser's to follow.
+  const link = event.target.closest('a[href]');
+  if (link && (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey)) return;
   const target = event.target.closest('[data-document]');
   if (target && element.contains(target)) { event.preventDefault(); event.stopPropagation(); open(target); }
 });
-// Cards are focusable divs; the [n] buttons already turn Enter and Space into clicks.
+// Cards are focusable divs; buttons and links already turn Enter (and Space) into clicks.
 element.addEventListener('keydown', (event) => {
   const target = event.target.closest('[data-document]');
-  if (target && target.tagName !== 'BUTTON' && (event.key === 'Enter' || event.key === ' ')) {
+  if (target && !['BUTTON', 'A'].includes(target.tagName) && (event.key === 'Enter' || event.key === ' ')) {
     event.preventDefault();
     open(target);
   }
@@ -191,27 +236,47 @@ def _target(document_id: str, start: int, end: int) -> str:
     return f'data-document="{esc(document_id)}" data-start="{int(start)}" data-end="{int(end)}"'
 
 
-def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "") -> str:
-    number = f'<span class="n">{esc(label)}</span>' if label else ""
+def copy_button(label: str, text: str, *, describe: str) -> str:
+    """A button that puts `text` on the clipboard (the page's script reads data-copy)."""
     return (
-        f'<div class="sb-card {kind}" role="button" tabindex="0" title="Show in the document" '
+        f'<button type="button" class="sb-copy" data-copy="{esc(text)}" aria-label="{esc(describe)}" '
+        f'title="{esc(describe)}">{esc(label)}</button>'
+    )
+
+
+def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "", actions: str = "") -> str:
+    number = f'<span class="n">{esc(label)}</span>' if label else ""
+    # The link opens the passage here on a plain click; a reader copies it or opens it in a new tab.
+    link = (
+        f'<a class="card-link" href="{esc(place.url)}" title="A link to this passage, to share or open later" '
+        f"{_target(place.document_id, place.start, place.end)}>Link to this passage</a>"
+    )
+    return (
+        f'<div class="sb-card {kind}"><div class="card-open" role="button" tabindex="0" title="Show in the document" '
         f"{_target(place.document_id, place.start, place.end)}>"
         f'<div class="card-place">{number}<span class="card-title">{esc(place.title)}</span> '
         f'<span class="card-detail">· {esc(" · ".join(place.place.labels()))}</span>'
         f'<div class="card-source">{esc(place.source)}</div></div>'
         f'<p class="card-text">{body}</p></div>'
+        f'<div class="card-actions">{actions}{link}</div></div>'
     )
 
 
-def citation_card(citation: Citation, passages: Sequence[Hit]) -> str:
-    """A cited passage with its quote highlighted, or the quote alone when the passage is not at hand."""
+def citation_card(citation: Citation, passages: Sequence[Hit], *, base: str = "") -> str:
+    """A cited passage with its quote highlighted (or the quote alone when the passage is not at hand).
+
+    Its buttons copy the quote with its citation, as plain text or as Markdown linking at `base`.
+    """
     passage = next((p for p in passages if p.chunk_id == citation.chunk_id), None)
     offset = citation.start - passage.start if passage else -1
     if passage and offset >= 0 and passage.text[offset : offset + len(citation.quote)] == citation.quote:
         body = highlight(passage.text, offset, offset + len(citation.quote))
     else:
         body = f"<mark>{esc(citation.quote)}</mark>"
-    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]")
+    actions = copy_button("Copy", citation.cite(), describe=f"Copy quote [{citation.n}] with its citation") + copy_button(
+        "Copy as Markdown", citation.cite_markdown(base=base), describe=f"Copy quote [{citation.n}] as Markdown"
+    )
+    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]", actions=actions)
 
 
 def hit_card(hit: Hit) -> str:
@@ -239,14 +304,21 @@ def answer_text(answer: Answer) -> str:
     return "".join(parts)
 
 
-def render_turn(answer: Answer) -> str:
-    """One question and its answer block: quoted answer and cited passages, or the not-found box."""
+def render_turn(answer: Answer, *, base: str = "") -> str:
+    """One question and its answer block: quoted answer and cited passages, or the not-found box.
+
+    An answer's buttons copy its quotes, each followed by its citation (Markdown links at `base`).
+    """
     question = f'<div class="question">{esc(answer.question)}</div>'
     if answer.answered:
-        cards = "".join(citation_card(c, answer.passages) for c in answer.citations)
+        cards = "".join(citation_card(c, answer.passages, base=base) for c in answer.citations)
+        actions = copy_button("Copy answer", answer.cite(), describe="Copy the answer's quotes with their citations")
+        actions += copy_button(
+            "Copy as Markdown", answer.cite_markdown(base=base), describe="Copy the answer's quotes as Markdown"
+        )
         block = (
             f'<div class="answer answered"><p class="answer-text">{answer_text(answer)}</p>'
-            f'<div class="cards">{cards}</div></div>'
+            f'<div class="answer-actions">{actions}</div><div class="cards">{cards}</div></div>'
         )
     else:
         see_also = "".join(hit_card(hit) for hit in answer.passages)
@@ -258,9 +330,18 @@ def render_turn(answer: Answer) -> str:
     return f'<div class="turn">{question}{block}</div>'
 
 
-def render_conversation(turns: Sequence[Answer]) -> str:
-    """The whole conversation, oldest turn first."""
-    return f'<div class="sb-conversation">{"".join(render_turn(t) for t in turns)}</div>'
+def render_conversation(turns: Sequence[Answer], *, base: str = "") -> str:
+    """The whole conversation, oldest turn first (links in what its buttons copy are made at `base`)."""
+    return f'<div class="sb-conversation">{"".join(render_turn(t, base=base) for t in turns)}</div>'
+
+
+def page_origin(request: gr.Request | None) -> str:
+    """The page's origin as the reader's browser names it ("http://host:port"), or "" when it is not known.
+
+    Copied Markdown links start with it, so they work pasted into a file away from the page.
+    """
+    origin = request.headers.get("origin", "") if request is not None else ""
+    return origin if _ORIGIN.fullmatch(origin) else ""
 
 
 def _plural(n: int, word: str) -> str:
@@ -450,16 +531,17 @@ class PageEvents:
         service = self.service
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
-    def ask(self, question: str, turns: list[Answer]):
+    def ask(self, question: str, turns: list[Answer], request: gr.Request):
         question = (question or "").strip()
         if not question:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         answer = self.service.ask(question, history=[turn.question for turn in turns])
         turns = [*turns, answer]
-        return "", turns, render_conversation(turns), gr.update(visible=False), gr.update(visible=True), ""
+        conversation = render_conversation(turns, base=page_origin(request))
+        return "", turns, conversation, gr.update(visible=False), gr.update(visible=True), ""
 
-    def ask_suggested(self, turns: list[Answer], event: gr.EventData):
-        return self.ask(str(getattr(event, "question", "")), turns)
+    def ask_suggested(self, turns: list[Answer], event: gr.EventData, request: gr.Request):
+        return self.ask(str(getattr(event, "question", "")), turns, request)
 
     def show_passage(self, document_id: str, start: int, end: int) -> str:
         # `document_id` is looked up in the library, never used as a path.
