@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.export import conversation_markdown
 from tests.browser import launch
 from tests.helpers import write_files
 from tests.servers import serving
@@ -143,3 +144,61 @@ def test_a_plain_click_on_a_passage_link_reads_it_in_the_viewer_without_leaving_
     expect(tab.locator("#sb-viewer mark#cited")).to_have_text(ANSWER)
     assert tab.url == before
     expect(tab.locator("#sb-conversation .turn")).to_have_count(1)
+
+
+SECOND = "Where does the pilot boat leave from every morning?"
+
+
+def test_a_conversation_survives_a_reload_until_a_new_one_is_started(tab):
+    ask(tab, QUESTION)
+    ask(tab, SECOND)
+
+    tab.reload()
+
+    turns = tab.locator("#sb-conversation .turn")
+    expect(turns).to_have_count(2)
+    expect(turns.nth(0).locator(".question")).to_have_text(QUESTION)
+    expect(turns.nth(1).locator(".question")).to_have_text(SECOND)
+    expect(turns.nth(0).locator(".citation-card mark").first).to_have_text(ANSWER)
+    expect(tab.locator("#sb-start")).to_be_hidden()
+    # The kept conversation goes on: a third question is added after the two.
+    ask(tab, "When is lunch served in the canteen?")
+    expect(turns).to_have_count(3)
+
+    tab.locator("#sb-new").click()
+    expect(turns).to_have_count(0)
+    tab.reload()
+    expect(tab.locator(".sb-start .corpus-counts")).to_be_visible()
+    expect(turns).to_have_count(0)
+
+
+def test_a_conversation_is_the_readers_own(browser, site, tab):
+    url, _ = site
+    ask(tab, QUESTION)
+
+    other = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = other.new_page()
+        page.goto(url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        expect(page.locator("#sb-conversation .turn")).to_have_count(0)
+    finally:
+        other.close()
+
+
+def test_the_conversation_exports_as_markdown_with_quotes_citations_and_links(site, tab):
+    url, service = site
+    ask(tab, QUESTION)
+    ask(tab, SECOND)
+    first = service.ask(QUESTION)
+    second = service.ask(SECOND, history=[QUESTION])
+
+    with tab.expect_download() as download:
+        tab.locator("#sb-export").click()
+
+    assert download.value.suggested_filename == "sourcebook-conversation.md"
+    exported = open(download.value.path(), encoding="utf-8").read()
+    assert exported == conversation_markdown([first, second], base=url)
+    assert f"## {QUESTION}\n\n" in exported
+    link = f"{url}/?doc={first.citations[0].document_id}&start={first.citations[0].start}"
+    assert f'1. "{ANSWER}" ([Lighthouse log]({link}&end={first.citations[0].end}), line ' in exported

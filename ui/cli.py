@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from app.export import conversation_markdown
 from ingest.errors import IngestError
 from retrieval.errors import DocumentNotFound, IndexMismatch
 from retrieval.reader import ReaderUnavailable
@@ -231,15 +232,29 @@ def ask(
     source: SourceOption = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
+    as_markdown: Annotated[bool, typer.Option(
+        "--markdown", help="Print Markdown as the page exports it: questions, answers, quotes with citations and links."
+    )] = False,
+    link_base: Annotated[str, typer.Option(
+        "--link-base", help="The chat page's address (https://host:port) that Markdown links start with."
+    )] = "",
 ) -> None:
     """Answer QUESTION with quoted, cited sentences, or say the documents do not."""
+    if link_base and not link_base.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"must start with http:// or https://, got {link_base!r}", param_hint="--link-base")
+    base = link_base.rstrip("/")
     with failures_as_messages():
         service = open_service(index)
         if question != "-":
-            emit_answer(service.ask(question, k=k, source=source), as_json=as_json)
+            answer = service.ask(question, k=k, source=source)
+            if as_markdown:
+                print(conversation_markdown([answer], base=base), end="")
+            else:
+                emit_answer(answer, as_json=as_json)
             return
-    # One question per line, one JSON object (or readable answer) per line, one model load.
-    failed = False
+    # One question per line, one JSON object (or readable answer) per line, one model load;
+    # as Markdown, one document of them all at the end.
+    failed, answers = False, []
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -247,9 +262,15 @@ def ask(
             answer = service.ask(line, k=k, source=source)
         except ValueError as error:
             failed = True
-            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
+            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True,
+                  file=sys.stderr if as_markdown else sys.stdout)
             continue
-        emit_answer(answer, as_json=as_json)
+        if as_markdown:
+            answers.append(answer)
+        else:
+            emit_answer(answer, as_json=as_json)
+    if as_markdown:
+        print(conversation_markdown(answers, base=base), end="")
     if failed:
         raise typer.Exit(2)
 

@@ -20,12 +20,16 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from pydantic import ValidationError
+
+from app.export import conversation_markdown
 from app.service import Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
 from retrieval.errors import DocumentNotFound
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
+from ui.api import AskResponse
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,13 @@ SUGGESTIONS = 5
 # The viewer shows at most this many characters of a document, centred on the cited span.
 VIEWER_CHARS = 200_000
 TABLE_HEADERS = ["title", "source", "size", "passages", "updated"]
+# The conversation is kept in the reader's browser (localStorage), its latest turns only.
+SAVED_TURNS = 50
+CONVERSATION_KEY = "sourcebook-conversation"
+# Gradio encrypts a BrowserState with a secret it also sends to the page, so the secret protects
+# nothing; a fixed one lets a conversation outlive a restart of the server.
+CONVERSATION_SECRET = "sourcebook-conversation"
+EXPORT_FILE = "sourcebook-conversation.md"
 # An Origin header as browsers send it: scheme, host name or address, optional port.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -186,6 +197,23 @@ element.addEventListener('keydown', (event) => {
 });
 """
 
+# The conversation's Markdown was made by the service (app/export.py); the browser saves it as a file.
+EXPORT_JS = f"""
+() => {{
+  const conversation = document.querySelector('#sb-conversation .sb-conversation');
+  const markdown = conversation && conversation.dataset.markdown;
+  if (!markdown) return [];
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([markdown], {{type: 'text/markdown;charset=utf-8'}}));
+  link.download = '{EXPORT_FILE}';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  return [];
+}}
+"""
+
 SUGGEST_JS = """
 element.addEventListener('click', (event) => {
   const target = event.target.closest('[data-question]');
@@ -331,8 +359,25 @@ def render_turn(answer: Answer, *, base: str = "") -> str:
 
 
 def render_conversation(turns: Sequence[Answer], *, base: str = "") -> str:
-    """The whole conversation, oldest turn first (links in what its buttons copy are made at `base`)."""
-    return f'<div class="sb-conversation">{"".join(render_turn(t, base=base) for t in turns)}</div>'
+    """The whole conversation, oldest turn first, carrying its Markdown export (links made at `base`)."""
+    export = f' data-markdown="{esc(conversation_markdown(turns, base=base))}"' if turns else ""
+    return f'<div class="sb-conversation"{export}>{"".join(render_turn(t, base=base) for t in turns)}</div>'
+
+
+def saved_turns(saved: object) -> list[Answer]:
+    """The conversation a reader's browser kept, checked like any input from it; empty when it is not one."""
+    if not isinstance(saved, list):
+        return []
+    try:
+        return [Answer.from_dict(AskResponse.model_validate(turn).model_dump()) for turn in saved[-SAVED_TURNS:]]
+    except (ValidationError, KeyError, TypeError) as error:
+        log.info("a browser's saved conversation was not one and is dropped: %s", error)
+        return []
+
+
+def to_save(turns: Sequence[Answer]) -> list[dict]:
+    """The conversation as the reader's browser keeps it: the latest turns, in the API's JSON shape."""
+    return [turn.to_dict() for turn in turns[-SAVED_TURNS:]]
 
 
 def page_origin(request: gr.Request | None) -> str:
@@ -517,8 +562,8 @@ def locked_message(token: str | None, change: str, changed: str) -> str:
 class PageEvents:
     """What the page's events do, each a method over the one service.
 
-    Per-reader state (the conversation's turns) comes in and goes out through the event, never
-    kept here: one PageEvents serves every reader of the page.
+    Per-reader state (the conversation's turns, kept in the reader's browser) comes in and goes out
+    through the event, never kept here: one PageEvents serves every reader of the page.
     """
 
     def __init__(self, service: Sourcebook) -> None:
@@ -531,17 +576,25 @@ class PageEvents:
         service = self.service
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
-    def ask(self, question: str, turns: list[Answer], request: gr.Request):
+    def ask(self, question: str, saved: list, request: gr.Request):
         question = (question or "").strip()
         if not question:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        turns = saved_turns(saved)
         answer = self.service.ask(question, history=[turn.question for turn in turns])
-        turns = [*turns, answer]
+        turns = [*turns, answer][-SAVED_TURNS:]
         conversation = render_conversation(turns, base=page_origin(request))
-        return "", turns, conversation, gr.update(visible=False), gr.update(visible=True), ""
+        return "", to_save(turns), conversation, gr.update(visible=False), gr.update(visible=True), ""
 
-    def ask_suggested(self, turns: list[Answer], event: gr.EventData, request: gr.Request):
-        return self.ask(str(getattr(event, "question", "")), turns, request)
+    def ask_suggested(self, saved: list, event: gr.EventData, request: gr.Request):
+        return self.ask(str(getattr(event, "question", "")), saved, request)
+
+    def restore(self, saved: list, request: gr.Request):
+        """Show the conversation the reader's browser kept, as the page loads."""
+        turns = saved_turns(saved)
+        if not turns:
+            return gr.skip(), gr.skip(), gr.skip()
+        return render_conversation(turns, base=page_origin(request)), gr.update(visible=False), gr.update(visible=True)
 
     def show_passage(self, document_id: str, start: int, end: int) -> str:
         # `document_id` is looked up in the library, never used as a path.
@@ -571,7 +624,8 @@ class PageEvents:
     def new_conversation(self):
         return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False), ""
 
-    def rate(self, turns: list[Answer], rating: str) -> str:
+    def rate(self, saved: list, rating: str) -> str:
+        turns = saved_turns(saved)
         if not turns:
             return '<span class="sb-feedback-note">Ask a question first.</span>'
         latest = turns[-1]
@@ -650,6 +704,7 @@ class ChatTab:
     up: gr.Button
     down: gr.Button
     restart: gr.Button
+    export: gr.Button
     feedback_note: gr.HTML
     viewer: gr.HTML
 
@@ -695,6 +750,7 @@ def chat_tab() -> ChatTab:
                     up = gr.Button("Helpful", size="sm", elem_id="sb-up", scale=0, min_width=110)
                     down = gr.Button("Not helpful", size="sm", elem_id="sb-down", scale=0, min_width=130)
                     restart = gr.Button("New conversation", size="sm", elem_id="sb-new", scale=0, min_width=150)
+                    export = gr.Button("Export as Markdown", size="sm", elem_id="sb-export", scale=0, min_width=160)
                 feedback_note = gr.HTML(elem_id="sb-feedback-note", js_on_load=None)
             with gr.Column(scale=2, min_width=320, elem_id="sb-viewer-column"):
                 viewer = gr.HTML(
@@ -702,7 +758,7 @@ def chat_tab() -> ChatTab:
                     elem_id="sb-viewer",
                     js_on_load=REVEAL_JS,
                 )
-    return ChatTab(start, conversation, question, ask, feedback_row, up, down, restart, feedback_note, viewer)
+    return ChatTab(start, conversation, question, ask, feedback_row, up, down, restart, export, feedback_note, viewer)
 
 
 def sources_tab(*, token_needed: bool) -> SourcesTab:
@@ -740,8 +796,8 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
     return SourcesTab(tab, token, table, files, upload_results, chosen, delete, delete_result)
 
 
-def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.State) -> None:
-    """Connect the chat tab's events: asking, suggestions, citations, ratings, a new conversation."""
+def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None:
+    """Connect the chat tab's events: asking, suggestions, citations, ratings, a new conversation, the export."""
     asked = [chat.question, turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
     chat.ask.click(events.ask, [chat.question, turns], asked)
     chat.question.submit(events.ask, [chat.question, turns], asked)
@@ -752,6 +808,7 @@ def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.State) -> None:
     chat.restart.click(
         events.new_conversation, None, [turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
     )
+    chat.export.click(None, None, None, js=EXPORT_JS, queue=False)
 
 
 def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, token_needed: bool) -> None:
@@ -785,7 +842,8 @@ def build_page(service: Sourcebook) -> gr.Blocks:
     token_needed = service.settings.api_token is not None
     # Uploads the page never used (a dropped file with no event after it) are deleted within two hours.
     with gr.Blocks(title="sourcebook", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
-        turns = gr.State([])
+        # The conversation lives in the reader's browser, so it outlasts a reload and is theirs alone.
+        turns = gr.BrowserState([], storage_key=CONVERSATION_KEY, secret=CONVERSATION_SECRET)
         gr.HTML(
             '<div class="sb-header"><h1>sourcebook</h1>'
             "<p>Answers from your team's documents, quoted word for word, with sources you can check.</p></div>",
@@ -804,4 +862,5 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         )
         # A link to a passage opens it in the viewer as the page loads.
         page.load(events.open_link, None, chat.viewer)
+        page.load(events.restore, [turns], [chat.conversation, chat.start, chat.feedback_row])
     return page
