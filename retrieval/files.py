@@ -1,4 +1,7 @@
-"""Files written whole or not at all: written beside their place, then renamed into it."""
+"""Files written whole or not at all: written beside their place, synced, then renamed into it.
+
+The one helper for it: the vector and keyword indexes, the model's export recipe, uploads, kept texts.
+"""
 
 from __future__ import annotations
 
