@@ -1,4 +1,5 @@
-"""The one service every front end calls: ingest and upload, search and ask, list and delete documents, feedback."""
+"""The one service every front end calls: ingest and upload, search and ask, list and delete documents, ratings
+of answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app.conversation import contextualise
+from app.feedback import RATINGS, citation_record
 from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
@@ -30,7 +33,7 @@ from ingest.loaders import parse
 from ingest.records import Document
 from retrieval.answer import Scorer, compose, names_in
 from retrieval.embedder import Embedder, load_embedder, writer_first
-from retrieval.errors import DocumentNotFound, UploadTooLarge
+from retrieval.errors import AnswerNotKnown, DocumentNotFound, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import Library
 from retrieval.reader import READER_DIR, Reader
@@ -38,9 +41,10 @@ from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
 
-RATINGS = ("up", "down")
 # Where deleted corpus files go; hidden, so ingest skips it.
 DELETED_FOLDER = ".deleted"
+# Answers given lately, by id, so a rating may name an answer by its id alone (the HTTP API).
+RECENT_ANSWERS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,9 @@ class Sourcebook:
         }
         self.library = Library(settings.index_dir, fingerprint=fingerprint, dim=self.embedder.dim, rebuild=rebuild)
         self._suggestions: tuple[int, list[str]] | None = None
+        # Content-addressed (an answer's id is a hash of what it says), so shared by every user.
+        self._answers: OrderedDict[str, Answer] = OrderedDict()
+        self._answers_lock = threading.Lock()
         self.fusion = Fusion(
             method=settings.fusion,
             rrf_k=settings.rrf_k,
@@ -363,7 +370,13 @@ class Sourcebook:
             unknown_names=unknown,
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
-        return replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
+        answer = replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
+        with self._answers_lock:
+            self._answers[answer.id] = answer
+            self._answers.move_to_end(answer.id)
+            while len(self._answers) > RECENT_ANSWERS:
+                self._answers.popitem(last=False)
+        return answer
 
     def suggested_questions(self, limit: int = 5) -> list[str]:
         """Return up to `limit` starter questions drawn from the indexed documents that it can answer.
@@ -390,15 +403,61 @@ class Sourcebook:
         return self._suggestions[1][:limit]
 
     # --- feedback -------------------------------------------------------------------
-    def record_feedback(self, question: str, answer: str, rating: str, comment: str = "") -> int:
-        """Store a reader's thumbs up or down on an answer."""
+    def rate(self, answer: Answer | str, rating: str, *, comment: str | None = None) -> dict:
+        """Store or change a reader's rating of an answer: one per answer, the last one stands.
+
+        `answer` is the Answer (the page keeps its own) or its id, for an answer this service gave
+        lately. The record keeps the question, the answer, its citations and the time. A comment
+        of None keeps the answer's comment, if it has one; "" clears it. Returns the stored record.
+        """
+        if isinstance(answer, str):
+            with self._answers_lock:
+                given = self._answers.get(answer)
+            if given is None:
+                raise AnswerNotKnown(
+                    f"answer {answer!r} is not one this server gave lately: send its question, answer and citations"
+                )
+            answer = given
         if rating not in RATINGS:
             raise ValueError(f"rating must be 'up' or 'down', got {rating!r}")
-        return self.library.store.add_feedback(_clean(question, "question"), answer, rating, comment)
+        store = self.library.store
+        store.rate_answer(
+            answer.id,
+            question=_clean(answer.question, "question"),
+            answer=answer.answer,
+            answered=answer.answered,
+            citations=[citation_record(c) for c in answer.citations],
+            rating=rating,
+            comment=comment,
+        )
+        return store.feedback(answer.id)[0]
+
+    def record_feedback(self, question: str, answer: str, rating: str, comment: str = "") -> int:
+        """Store a rating of an answer known only by its question and text; return the record's id (see `rate_text`)."""
+        return self.rate_text(question, answer, rating, comment=comment)["id"]
+
+    def rate_text(self, question: str, answer: str, rating: str, *, comment: str | None = None) -> dict:
+        """Store or change a rating of an answer known only by its question and text (no citations).
+
+        Rated again, the same question and answer keep one record, as with `rate`. Returns the record.
+        """
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be 'up' or 'down', got {rating!r}")
+        question = _clean(question, "question")
+        answer_id = Answer(question=question, answered=False, answer=answer).id
+        store = self.library.store
+        store.rate_answer(answer_id, question=question, answer=answer, answered=None, citations=[], rating=rating,
+                          comment=comment)
+        return store.feedback(answer_id)[0]
 
     def feedback(self) -> list[dict]:
         """Return every stored rating, oldest first."""
         return self.library.store.feedback()
+
+    def feedback_for(self, answer_id: str) -> dict | None:
+        """Return the rating of one answer, if it has one (a page shows which thumb is set)."""
+        found = self.library.store.feedback(answer_id)
+        return found[0] if found else None
 
 
 MAX_QUESTION_CHARS = 2000

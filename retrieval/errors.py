@@ -22,3 +22,7 @@ class UploadTooLarge(ValueError):
         super().__init__(message)
         self.size = size
         self.limit = limit
+
+
+class AnswerNotKnown(LookupError):
+    """A rating names an answer id this server did not give (recently): send the answer with it."""

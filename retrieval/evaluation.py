@@ -42,6 +42,16 @@ def load_qa(path: Path) -> list[QAItem]:
             continue
         try:
             row = json.loads(line)
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: not a QA entry ({error})") from error
+        if isinstance(row, dict) and "review" in row:
+            # A line `sourcebook feedback to-eval` made from a thumbs-down: its right answer is not known yet.
+            comment = row["review"].get("comment", "") if isinstance(row["review"], dict) else row["review"]
+            raise ValueError(
+                f"{path}:{number}: a candidate still to review ({comment!r}): "
+                "fill in its answers and answerable, then remove its review field"
+            )
+        try:
             item = QAItem(str(row["question"]), tuple(str(a) for a in row.get("answers", [])), bool(row["answerable"]))
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}:{number}: not a QA entry ({error})") from error

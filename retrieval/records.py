@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from urllib.parse import urlencode
 
-from ingest.records import Page, page_at
+from ingest.records import Page, content_hash, page_at
 
 # What Markdown would read as markup: emphasis, code, links, raw HTML.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
@@ -175,10 +175,20 @@ class Answer:
     # (not in the JSON: each citation's score is its sentence's probability).
     evidence: float = 0.0
 
+    @property
+    def id(self) -> str:
+        """A stable id from what the answer says: the same question, answer and quoted spans give the same id.
+
+        Readers rate an answer by it (one rating per answer); it needs no record of the answer kept anywhere.
+        """
+        quoted = [f"{c.document_id}:{c.start}:{c.end}" for c in self.citations]
+        return content_hash("\x1f".join(["answer", self.question, self.answer, *quoted]))[:16]
+
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""
         return {
             "question": self.question,
+            "answer_id": self.id,
             "answered": self.answered,
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],

@@ -103,6 +103,28 @@ def _add_passage_pages(db: sqlite3.Connection) -> None:
         )
 
 
+# Columns a rating gained when ratings became one per answer; a store made before gets them
+# (NULL or empty for its old ratings, which stay as they were).
+_FEEDBACK_COLUMNS = {
+    "answer_id": "TEXT",
+    "answered": "INTEGER",
+    "citations": "TEXT NOT NULL DEFAULT '[]'",
+    "updated": "REAL",
+}
+_FEEDBACK_KEYS = ("id", "created", "updated", "answer_id", "question", "answer", "answered", "citations", "rating",
+                  "comment")
+
+
+def _add_feedback_answers(db: sqlite3.Connection) -> None:
+    """Give the feedback table its per-answer columns and the index that keeps one rating per answer."""
+    present = {column[1] for column in db.execute("PRAGMA table_info(feedback)")}
+    for name, kind in _FEEDBACK_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
+    # Old ratings have no answer id (NULL), and SQLite counts NULLs as distinct.
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id)")
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk row joined with its document's source and title."""
@@ -129,6 +151,7 @@ class Store:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
             _add_passage_pages(db)
+            _add_feedback_answers(db)
 
     # One connection per thread: SQLite connections must not be shared across threads,
     # and WAL lets readers go on while a writer commits.
@@ -273,20 +296,46 @@ class Store:
             self._bump(db)
         return removed
 
-    def add_feedback(self, question: str, answer: str, rating: str, comment: str) -> int:
-        """Store a reader's rating of an answer; return its id."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO feedback (created, question, answer, rating, comment) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), question, answer, rating, comment),
-            )
-        return int(cursor.lastrowid)
+    def rate_answer(
+        self,
+        answer_id: str,
+        *,
+        question: str,
+        answer: str,
+        answered: bool | None,
+        citations: Sequence[dict],
+        rating: str,
+        comment: str | None,
+    ) -> int:
+        """Store or change the one rating of an answer (the last one stands); return the rating's id.
 
-    def feedback(self) -> list[dict]:
-        """Return every stored rating, oldest first."""
-        rows = self._db.execute("SELECT id, created, question, answer, rating, comment FROM feedback ORDER BY id")
-        keys = ("id", "created", "question", "answer", "rating", "comment")
-        return [dict(zip(keys, row)) for row in rows]
+        A `comment` of None keeps the comment the answer has (a second click changes the rating only).
+        """
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO feedback (created, updated, answer_id, question, answer, answered, citations, rating, comment)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(answer_id) DO UPDATE SET updated=excluded.updated, rating=excluded.rating,"
+                " comment=CASE WHEN ? IS NULL THEN feedback.comment ELSE excluded.comment END",
+                (now, now, answer_id, question, answer, None if answered is None else int(answered),
+                 json.dumps(list(citations), ensure_ascii=False), rating, comment or "", comment),
+            )
+            (rating_id,) = db.execute("SELECT id FROM feedback WHERE answer_id=?", (answer_id,)).fetchone()
+        return int(rating_id)
+
+    def feedback(self, answer_id: str | None = None) -> list[dict]:
+        """Return every stored rating, oldest first (or the one of `answer_id`, if rated)."""
+        where, arguments = ("WHERE answer_id=?", (answer_id,)) if answer_id is not None else ("", ())
+        rows = self._db.execute(f"SELECT {', '.join(_FEEDBACK_KEYS)} FROM feedback {where} ORDER BY id", arguments)
+        records = []
+        for row in rows:
+            record = dict(zip(_FEEDBACK_KEYS, row))
+            record["updated"] = record["updated"] if record["updated"] is not None else record["created"]
+            record["answered"] = None if record["answered"] is None else bool(record["answered"])
+            record["citations"] = json.loads(record["citations"])
+            records.append(record)
+        return records
 
     # --- reads ----------------------------------------------------------------------
     def file_hashes(self) -> dict[str, str]:

@@ -85,7 +85,7 @@ def test_ask_json_has_the_shared_contract(corpus, runner):
     result = runner.invoke(app, ["ask", "How far ahead should flights be booked through the travel desk?", "--json"])
 
     payload = json.loads(result.output)
-    assert set(payload) == {"question", "answered", "answer", "citations", "passages"}
+    assert set(payload) == {"question", "answer_id", "answered", "answer", "citations", "passages"}
     assert payload["answered"] is True
     assert set(payload["citations"][0]) == CITATION_KEYS
     assert "two weeks ahead" in payload["citations"][0]["quote"]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -23,8 +23,9 @@ from app.service import MAX_QUESTION_CHARS, Sourcebook
 from app.uploads import Upload
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
-from retrieval.errors import DocumentNotFound, IndexMismatch, UploadTooLarge
+from retrieval.errors import AnswerNotKnown, DocumentNotFound, IndexMismatch, UploadTooLarge
 from retrieval.files import disk_full
+from retrieval.records import Answer, Citation
 from retrieval.search import MAX_K
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class AskRequest(BaseModel):
 
 class AskResponse(BaseModel):
     question: str
+    answer_id: str = Field(description="The answer's stable id (a hash of what it says): rate it with POST /api/feedback")
     answered: bool
     answer: str
     citations: list[CitationModel]
@@ -168,16 +170,47 @@ class DeleteResponse(BaseModel):
     chunks_removed: int
 
 
+ANSWER_ID = r"^[0-9a-f]{16}$"
+
+
 class FeedbackRequest(BaseModel):
+    """A rating of an answer: by its `answer_id` alone (an answer this server gave lately), or with
+    the answer as /api/ask returned it (`question`, `answer`, `answered`, `citations`)."""
+
     model_config = TEXT_MODEL
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
-    answer: str = Field(max_length=20_000)
+    answer_id: str | None = Field(default=None, pattern=ANSWER_ID)
+    question: str | None = Field(default=None, min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
+    answer: str | None = Field(default=None, max_length=20_000)
+    answered: bool | None = None
+    citations: list[CitationModel] | None = Field(default=None, max_length=50)
     rating: Literal["up", "down"]
-    comment: str = Field(default="", max_length=5000)
+    comment: str | None = Field(default=None, max_length=5000, description="Omitted: the answer keeps its comment")
+
+    @model_validator(mode="after")
+    def _names_an_answer(self) -> FeedbackRequest:
+        if self.answer_id is None and (self.question is None or self.answer is None):
+            raise ValueError("give the answer_id of an answer, or its question and answer")
+        return self
 
 
 class FeedbackResponse(BaseModel):
     id: int
+    answer_id: str | None = None
+    rating: Literal["up", "down"] | None = None
+    comment: str | None = None
+
+
+class FeedbackCitation(BaseModel):
+    n: int | None = None
+    document_id: str
+    source: str
+    title: str
+    heading: str | None = None
+    page: int | None = None
+    start: int
+    end: int
+    quote: str
+    cite: str
 
 
 class FeedbackRecord(BaseModel):
@@ -187,6 +220,10 @@ class FeedbackRecord(BaseModel):
     answer: str
     rating: Literal["up", "down"]
     comment: str
+    updated: float | None = None
+    answer_id: str | None = Field(default=None, description="None for ratings stored before answers had ids")
+    answered: bool | None = None
+    citations: list[FeedbackCitation] = Field(default_factory=list)
 
 
 class Unauthorized(Exception):
@@ -344,9 +381,30 @@ def delete_document(document_id: str, request: Request) -> DeleteResponse:
     return DeleteResponse(id=document_id, chunks_removed=removed)
 
 
-@router.post("/api/feedback", response_model=FeedbackResponse, responses={422: {"model": ErrorResponse}})
+@router.post("/api/feedback", response_model=FeedbackResponse,
+             responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
-    return FeedbackResponse(id=service_of(request).record_feedback(body.question, body.answer, body.rating, body.comment))
+    service = service_of(request)
+    if body.question is None or body.answer is None:
+        record = service.rate(body.answer_id, body.rating, comment=body.comment)
+    elif body.answer_id is None and body.citations is None and body.answered is None:
+        # The answer by its text alone, as before answers had ids.
+        record = service.rate_text(body.question, body.answer, body.rating, comment=body.comment)
+    else:
+        answer = _answer_of(body)
+        if body.answer_id is not None and body.answer_id != answer.id:
+            raise ValueError(f"answer_id {body.answer_id!r} is not the id of the question, answer and citations sent "
+                             f"({answer.id!r}): send them as /api/ask returned them")
+        record = service.rate(answer, body.rating, comment=body.comment)
+    return FeedbackResponse(id=record["id"], answer_id=record["answer_id"], rating=record["rating"],
+                            comment=record["comment"])
+
+
+def _answer_of(body: FeedbackRequest) -> Answer:
+    """The answer a rating sends back, as the service's record (the link and texts to paste are derived again)."""
+    citations = tuple(Citation.from_dict(citation.model_dump()) for citation in body.citations or ())
+    answered = body.answered if body.answered is not None else bool(citations)
+    return Answer(question=body.question, answered=answered, answer=body.answer, citations=citations)
 
 
 @router.get(
@@ -371,6 +429,7 @@ STATUS_OF: dict[type[Exception], int] = {
     IngestError: 400,
     UnsupportedFormat: 415,
     IndexMismatch: 409,
+    AnswerNotKnown: 404,
 }
 
 

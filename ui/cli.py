@@ -491,3 +491,79 @@ def feedback_export(
         err.print(f"wrote {len(lines)} ratings to {output}")
     else:
         sys.stdout.write(text)
+
+
+def _open_store(index: Path | None):
+    """Open the store alone (no model): for reading ratings."""
+    from retrieval.library import STORE_FILE
+    from retrieval.store import Store
+
+    store_path = settings_for(index).index_dir / STORE_FILE
+    if not store_path.exists():
+        raise FileNotFoundError(f"no index at {store_path.parent}")
+    return Store(store_path)
+
+
+def _write_lines(rows: list[dict], output: Path | None) -> None:
+    """Write rows as JSON lines to a file (written whole) or standard output."""
+    from retrieval.files import write_atomically
+
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if output:
+        write_atomically(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+@feedback_app.command("to-eval")
+def feedback_to_eval(
+    output: Annotated[Optional[Path], typer.Option("--out", help="Question-set file to write (default: standard output).")] = None,
+    candidates: Annotated[
+        Optional[Path],
+        typer.Option("--candidates", help="Write the candidates to review here instead of among the items."),
+    ] = None,
+    exported: Annotated[
+        Optional[Path],
+        typer.Option("--from", help="Read ratings from a `feedback export` file (of any version) instead of the index."),
+    ] = None,
+    index: IndexOption = None,
+) -> None:
+    """Turn rated answers into question-set lines for `sourcebook eval` (the corpus/qa.jsonl format).
+
+    A thumbs-up becomes an item (answerable, its quotes the expected answers; or unanswerable, for
+    a "not in the documents" rated helpful). A thumbs-down with a comment becomes a candidate: a
+    line with a `review` field (the comment, the answer given, its citations) and no `answerable`,
+    which `sourcebook eval` refuses until a person fills in `answers` and `answerable` and removes
+    `review`: then the bad answer is a regression test.
+    """
+    from app.feedback import Rating, eval_lines
+
+    with failures_as_messages():
+        if exported is not None:
+            records = []
+            for number, line in enumerate(exported.read_text(encoding="utf-8").splitlines(), start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except ValueError as error:
+                        raise ValueError(f"{exported}:{number}: not a rating ({error})") from error
+        else:
+            records = _open_store(index).feedback()
+        ratings = []
+        for number, record in enumerate(records, start=1):
+            try:
+                ratings.append(Rating.from_record(record))
+            except (ValueError, AttributeError) as error:
+                raise ValueError(f"rating {number}: {error}") from error
+        lines = eval_lines(ratings)
+        if candidates is not None:
+            _write_lines(lines.items, output)
+            _write_lines(lines.candidates, candidates)
+        else:
+            _write_lines(lines.items + lines.candidates, output)
+    err.print(
+        f"{len(lines.items)} items, {len(lines.candidates)} candidates to review"
+        + (f" (in {candidates})" if candidates else "")
+        + (f", {lines.skipped} thumbs-down without a comment skipped" if lines.skipped else ""),
+        soft_wrap=True,
+    )
