@@ -1,5 +1,5 @@
 """The one service every front end calls: ingest and upload, search and ask, list and delete documents, ratings
-of answers."""
+of answers, and the gaps (questions the documents did not answer)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -18,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from pydantic import SecretStr
 
 from app.conversation import contextualise
 from app.feedback import RATINGS, citation_record
+from app.gaps import Declined, Gap, gap_of, group_by_meaning, most_asked_first
 from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
@@ -45,6 +48,8 @@ from retrieval.settings import Settings
 DELETED_FOLDER = ".deleted"
 # Answers given lately, by id, so a rating may name an answer by its id alone (the HTTP API).
 RECENT_ANSWERS = 1000
+# Nearest passages whose documents a declined question's log keeps.
+GAP_NEAREST = 3
 
 log = logging.getLogger(__name__)
 
@@ -349,11 +354,16 @@ class Sourcebook:
         """Return the k best passages for `query`."""
         return self.searcher.search(_clean(query, "query"), k=k, source=source)
 
-    def ask(self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = ()) -> Answer:
+    def ask(
+        self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = (),
+        log_declined: bool = True,
+    ) -> Answer:
         """Answer `question` with quoted, cited sentences, or abstain with the closest passages.
 
         `history` holds the earlier questions of the conversation, oldest first, so that a
         follow-up ("and what about March?") is searched for, and read, together with what it follows.
+        A declined question is logged for `gaps` (what was searched for, with the nearest
+        passages' documents) unless `log_declined` is off (evaluation, starter questions).
         """
         question = _clean(question, "question")
         check_k(k)
@@ -371,6 +381,8 @@ class Sourcebook:
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
         answer = replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
+        if not answer.answered and log_declined:
+            self._log_declined(query, answer.passages)
         with self._answers_lock:
             self._answers[answer.id] = answer
             self._answers.move_to_end(answer.id)
@@ -395,7 +407,7 @@ class Sourcebook:
                     if len(answerable) == limit or tries == 0:
                         break
                     tries -= 1
-                    if question not in answerable and self.ask(question).answered:
+                    if question not in answerable and self.ask(question, log_declined=False).answered:
                         answerable.append(question)
                 if len(answerable) == limit or tries == 0:
                     break
@@ -458,6 +470,55 @@ class Sourcebook:
         """Return the rating of one answer, if it has one (a page shows which thumb is set)."""
         found = self.library.store.feedback(answer_id)
         return found[0] if found else None
+
+    # --- gaps -------------------------------------------------------------------------
+    def _log_declined(self, query: str, passages: Sequence[Hit]) -> None:
+        """Log a declined question for `gaps`; a failure to log never fails the answer."""
+        nearest = list({
+            hit.document_id: {"document_id": hit.document_id, "title": hit.title, "source": hit.source}
+            for hit in passages[:GAP_NEAREST]
+        }.values())
+        try:
+            vector = self.embedder.encode([query])[0]
+            self.library.store.add_declined(query, vector, nearest)
+        except (sqlite3.Error, OSError) as error:
+            log.warning("could not log a declined question for the gaps: %s", error)
+
+    def gaps(self) -> list[Gap]:
+        """The questions the documents did not answer, grouped by meaning, most asked first.
+
+        Each group's most asked wording is asked again once after each change to the library
+        (only when gaps are listed); answered now, the group leaves the list for good.
+        """
+        store = self.library.store
+        rows = store.declined()
+        if not rows:
+            return []
+        declined = [Declined(r["id"], r["asked"], r["question"], tuple(r["nearest"])) for r in rows]
+        vectors = self._question_vectors(rows)
+        generation = store.generation
+        open_gaps = []
+        for members in group_by_meaning(vectors):
+            gap = gap_of(declined, members)
+            if min(rows[i]["checked"] for i in members) < generation:
+                answered = self.ask(gap.question, log_declined=False).answered
+                store.mark_declined([declined[i].id for i in members], generation=generation, answered=answered)
+                if answered:
+                    continue
+            open_gaps.append(gap)
+        return most_asked_first(open_gaps)
+
+    def _question_vectors(self, rows: list[dict]) -> np.ndarray:
+        """The logged questions' vectors; embedded again where the model changed since they were logged."""
+        stale = [i for i, row in enumerate(rows) if row["vector"].shape != (self.embedder.dim,)]
+        fresh = self.embedder.encode([rows[i]["question"] for i in stale]) if stale else None
+        vectors = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
+        for i, row in enumerate(rows):
+            if row["vector"].shape == (self.embedder.dim,):
+                vectors[i] = row["vector"]
+        for position, i in enumerate(stale):
+            vectors[i] = fresh[position]
+        return vectors
 
 
 MAX_QUESTION_CHARS = 2000

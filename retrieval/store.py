@@ -72,6 +72,17 @@ CREATE TABLE IF NOT EXISTS feedback (
     rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
     comment TEXT NOT NULL
 );
+-- Questions the documents did not answer (the gaps): the text searched, its vector, the nearest
+-- passages' documents as JSON, and the generation at which a later answer was found (or NULL).
+CREATE TABLE IF NOT EXISTS declined (
+    id INTEGER PRIMARY KEY,
+    asked REAL NOT NULL,
+    question TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    nearest TEXT NOT NULL,
+    checked INTEGER NOT NULL,
+    answered INTEGER
+);
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 -- Keyword search moved to its own index (retrieval/keyword.py); stores made before drop FTS5's.
 DROP TRIGGER IF EXISTS chunks_ai;
@@ -336,6 +347,35 @@ class Store:
             record["citations"] = json.loads(record["citations"])
             records.append(record)
         return records
+
+    # --- declined questions (gaps) --------------------------------------------------------
+    def add_declined(self, question: str, vector: np.ndarray, nearest: Sequence[dict]) -> int:
+        """Log a question the documents did not answer, with its vector and the nearest passages' documents."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO declined (asked, question, vector, nearest, checked, answered)"
+                " VALUES (?, ?, ?, ?, (SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'), NULL)",
+                (time.time(), question, np.asarray(vector, dtype=np.float32).tobytes(),
+                 json.dumps(list(nearest), ensure_ascii=False)),
+            )
+        return int(cursor.lastrowid)
+
+    def declined(self) -> list[dict]:
+        """Return the logged declined questions not answered since, oldest first, vectors as float32 arrays."""
+        rows = self._db.execute(
+            "SELECT id, asked, question, vector, nearest, checked FROM declined WHERE answered IS NULL ORDER BY id"
+        )
+        return [
+            {"id": row[0], "asked": row[1], "question": row[2], "vector": np.frombuffer(row[3], dtype=np.float32),
+             "nearest": json.loads(row[4]), "checked": row[5]}
+            for row in rows
+        ]
+
+    def mark_declined(self, ids: Sequence[int], *, generation: int, answered: bool) -> None:
+        """Record that these declined questions were asked again at `generation`: answered now, or still not."""
+        column = "answered" if answered else "checked"
+        with self._transaction() as db:
+            db.executemany(f"UPDATE declined SET {column}=? WHERE id=?", [(generation, i) for i in ids])
 
     # --- reads ----------------------------------------------------------------------
     def file_hashes(self) -> dict[str, str]:

@@ -57,7 +57,7 @@ def _counting(service, monkeypatch) -> tuple[list[str], list[str]]:
     asked: list[str] = []
     document, ask = service.document, service.ask
     monkeypatch.setattr(service, "document", lambda document_id: read.append(document_id) or document(document_id))
-    monkeypatch.setattr(service, "ask", lambda question: asked.append(question) or ask(question))
+    monkeypatch.setattr(service, "ask", lambda question, **options: asked.append(question) or ask(question, **options))
     return read, asked
 
 

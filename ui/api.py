@@ -226,6 +226,22 @@ class FeedbackRecord(BaseModel):
     citations: list[FeedbackCitation] = Field(default_factory=list)
 
 
+class NearDocumentModel(BaseModel):
+    document_id: str
+    title: str
+    source: str
+    times: int = Field(description="How many of the gap's askings had a passage of it among the nearest")
+
+
+class GapModel(BaseModel):
+    question: str = Field(description="The wording asked most")
+    count: int
+    questions: list[str]
+    first_asked: float
+    last_asked: float
+    documents: list[NearDocumentModel]
+
+
 class Unauthorized(Exception):
     """A change was asked for without the configured API token."""
 
@@ -415,6 +431,18 @@ def _answer_of(body: FeedbackRequest) -> Answer:
 )
 def export_feedback(request: Request) -> list[FeedbackRecord]:
     return [FeedbackRecord(**row) for row in service_of(request).feedback()]
+
+
+# Which questions people asked is as private as their ratings: the same token as the feedback export.
+@router.get(
+    "/api/gaps",
+    response_model=list[GapModel],
+    responses={401: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
+)
+def list_gaps(request: Request) -> list[GapModel]:
+    """The questions the documents did not answer, grouped by meaning, most asked first (model-bound: a thread)."""
+    return [GapModel(**gap.to_dict()) for gap in service_of(request).gaps()]
 
 
 # --- errors, mapped to status codes in one place -----------------------------------------

@@ -342,11 +342,11 @@ def _eval_questions(open_library, items: list, index: Path | None, *, calibrate:
         items = random.Random(0).sample(items, limit)
     if not calibrate:
         service = open_library(index)
-        report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
+        report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10, log_declined=False), items)
         return report.to_dict()
     service = open_library(index, abstain_below=0.0)
     configured = settings_for(index).abstain_below
-    _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
+    _, outcomes = evaluation.evaluate_qa(lambda q: service.ask(q, k=10, log_declined=False), items)
     results = evaluation.score_qa(evaluation.with_threshold(outcomes, configured)).to_dict()
     for name, threshold in (
         ("balanced", evaluation.calibrate_threshold(outcomes)),
@@ -567,3 +567,24 @@ def feedback_to_eval(
         + (f", {lines.skipped} thumbs-down without a comment skipped" if lines.skipped else ""),
         soft_wrap=True,
     )
+
+
+@app.command()
+def gaps(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """List the questions the documents did not answer, grouped by meaning, most asked first."""
+    with failures_as_messages():
+        service = open_service(index)
+        found = service.gaps()
+    if as_json:
+        print(json.dumps([gap.to_dict() for gap in found], ensure_ascii=False))
+        return
+    if not found:
+        out.print("No gaps: every question asked was answered (or none was asked yet).")
+        return
+    for rank, gap in enumerate(found, start=1):
+        out.print(f"[cyan]{rank}.[/cyan] [bold]{escape(gap.question)}[/bold]  [dim]asked {gap.count}x[/dim]",
+                  soft_wrap=True)
+        for wording in gap.questions[1:]:
+            out.print(f"   also: {escape(wording)}", soft_wrap=True)
+        for document in gap.documents:
+            out.print(f"   [dim]nearest: {escape(document.title)} ({escape(document.source)})[/dim]", soft_wrap=True)
