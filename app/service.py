@@ -1,5 +1,5 @@
-"""The one service every front end calls: ingest and upload, search and ask, list and delete documents, ratings
-of answers, and the gaps (questions the documents did not answer)."""
+"""The one service every front end calls: ingest and upload, search and ask, list, delete and restore documents,
+ratings of answers, and the gaps (questions the documents did not answer)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
 
 from app.conversation import contextualise
+from app.deleted import DELETED_FOLDER, KeptFile, kept_files
 from app.feedback import RATINGS, citation_record
 from app.gaps import Declined, Gap, gap_of, group_by_meaning, most_asked_first
 from app.pipeline import (
@@ -36,7 +37,7 @@ from ingest.loaders import parse
 from ingest.records import Document
 from retrieval.answer import Scorer, compose, names_in
 from retrieval.embedder import Embedder, load_embedder, writer_first
-from retrieval.errors import AnswerNotKnown, DocumentNotFound, UploadTooLarge
+from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import Library
 from retrieval.reader import READER_DIR, Reader
@@ -44,14 +45,36 @@ from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
 
-# Where deleted corpus files go; hidden, so ingest skips it.
-DELETED_FOLDER = ".deleted"
 # Answers given lately, by id, so a rating may name an answer by its id alone (the HTTP API).
 RECENT_ANSWERS = 1000
 # Nearest passages whose documents a declined question's log keeps.
 GAP_NEAREST = 3
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What deleting a document did: its passages gone, its file kept (where, relative to the corpus folder)."""
+
+    document_id: str
+    title: str
+    source: str
+    chunks_removed: int
+    # None when the document had no file in the corpus folder (a benchmark's, or one already gone).
+    kept_as: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Restoration:
+    """What restoring a deleted document did: its file back in the corpus folder and indexed again."""
+
+    document_id: str
+    title: str
+    source: str
+    name: str  # its place in the corpus folder, relative to it
+    restored_from: str  # where it was kept, relative to the corpus folder
+    chunks: int
 
 
 class Sourcebook:
@@ -306,26 +329,82 @@ class Sourcebook:
         return document
 
     def delete(self, document_id: str) -> int:
-        """Delete a document and its passages; return how many passages went.
+        """Delete a document and its passages; return how many passages went (`delete_document` says more)."""
+        return self.delete_document(document_id).chunks_removed
+
+    def delete_document(self, document_id: str) -> Deletion:
+        """Delete a document and its passages; say where its file was kept.
 
         A file in the corpus folder is moved aside into its hidden `.deleted/` folder first, so
-        nothing is lost and the next ingest of the folder does not bring it back; a crash before
-        the store forgets the document leaves it to `reconcile` to finish.
+        nothing is lost (`restore` brings it back) and the next ingest of the folder does not
+        bring it back; a crash before the store forgets the document leaves it to `reconcile`.
         """
         with self.library.writing():
             document = self.document(document_id)
             removed = self.library.store.chunk_count(document_id)
-            self._set_aside(Path(document.source))
+            kept = self._set_aside(Path(document.source))
             self.library.remove(document_id)
             self.library.save()
-        return removed
+        kept_as = kept.relative_to(self.settings.corpus_dir.resolve()).as_posix() if kept else None
+        return Deletion(document_id, document.title, document.source, removed, kept_as)
 
-    def _set_aside(self, path: Path) -> None:
+    def _set_aside(self, path: Path) -> Path | None:
         corpus = self.settings.corpus_dir.resolve()
         path = path.resolve()
         if not path.is_file() or not path.is_relative_to(corpus):
-            return
-        self._keep_version(path, move=True)
+            return None
+        return self._keep_version(path, move=True)
+
+    def deleted(self) -> list[KeptFile]:
+        """List the files kept in the corpus folder's `.deleted/` (deleted or replaced), most recent first."""
+        return kept_files(self.settings.corpus_dir)
+
+    def restore(self, kept_id: str) -> Restoration:
+        """Move a kept file back into the corpus folder and index it again.
+
+        `kept_id` is a kept file's id, or a deleted document's id (its most recently kept version).
+        A file of that name in the corpus folder, or a stored document from it, refuses the restore
+        (NameTaken) and nothing moves; so does a file that cannot be read (IngestError).
+        """
+        if not isinstance(kept_id, str) or not re.fullmatch(r"[0-9a-f]{16}", kept_id):
+            raise ValueError(f"a deleted document's id is 16 hex digits, got {kept_id!r}")
+        # Looked up among the files found in `.deleted/`: the id from a request is never a path.
+        kept = next((k for k in self.deleted() if kept_id in (k.id, k.document_id)), None)
+        if kept is None:
+            raise KeptFileNotFound(kept_id)
+        target = self.settings.corpus_dir.resolve() / kept.name
+        self._refuse_taken(kept, target)
+        limit = self.settings.max_file_bytes
+        if (reason := over_file_limit(kept.size, limit)) is not None:
+            raise IngestError(kept.name, reason)
+        data = kept.path.read_bytes()
+        document = parse(data, target.suffix, source=source_for(target))
+        with writer_first():
+            embedded = embed_parsed(
+                document, hashlib.sha256(data).hexdigest(),
+                library=self.library, embedder=self.embedder, chunking=self.chunking,
+            )
+        with self.library.writing():
+            self._refuse_taken(kept, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Linked (or copied in x mode) into place: never over a file that appeared meanwhile.
+            # A crash before the store commits leaves the file for `reconcile` to index.
+            try:
+                _link_or_copy(kept.path, target)
+            except FileExistsError as error:
+                raise NameTaken(_taken_message(kept)) from error
+            report = store_embedded(embedded, library=self.library)
+            kept.path.unlink()
+        if report.failed:
+            raise IngestError(kept.name, report.failed[0][1])
+        document_id = self.library.store.document_id_for_source(document.source) or kept.document_id
+        log.info("restored %s from %s", kept.name, kept.kept_as)
+        return Restoration(document_id, document.title, document.source, kept.name, kept.kept_as,
+                           self.library.store.chunk_count(document_id))
+
+    def _refuse_taken(self, kept: KeptFile, target: Path) -> None:
+        if target.exists() or target.is_symlink() or self.library.store.document_id_for_source(source_for(target)):
+            raise NameTaken(_taken_message(kept))
 
     def _keep_version(self, path: Path, *, move: bool) -> Path:
         """Keep this version of a corpus file in `.deleted/` under a name no other version has; return it.
@@ -563,6 +642,24 @@ def _link_as_version(path: Path, folder: Path, prefix: str, digest: str, suffix:
                 continue
         return aside
     raise AssertionError("unreachable")  # itertools.count() never ends
+
+
+def _link_or_copy(path: Path, target: Path) -> None:
+    """Link `path` at `target`, or copy it there; either way never over a file that exists (FileExistsError)."""
+    try:
+        os.link(path, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        with path.open("rb") as source, target.open("xb") as copy:
+            shutil.copyfileobj(source, copy)
+
+
+def _taken_message(kept: KeptFile) -> str:
+    return (
+        f"{kept.name} is in the corpus folder already: rename or delete that document first; "
+        f"the deleted version stays kept as {kept.kept_as}"
+    )
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:

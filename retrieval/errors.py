@@ -24,5 +24,17 @@ class UploadTooLarge(ValueError):
         self.limit = limit
 
 
+class KeptFileNotFound(DocumentNotFound):
+    """No deleted document (no file kept in the corpus folder's `.deleted/`) has the requested id."""
+
+    def __init__(self, kept_id: str) -> None:
+        LookupError.__init__(self, f"no deleted document with id {kept_id!r} (`sourcebook deleted` lists them)")
+        self.document_id = kept_id
+
+
+class NameTaken(Exception):
+    """A file is to go where one is already: a restore never replaces a file in the corpus folder."""
+
+
 class AnswerNotKnown(LookupError):
     """A rating names an answer id this server did not give (recently): send the answer with it."""

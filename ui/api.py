@@ -23,7 +23,7 @@ from app.service import MAX_QUESTION_CHARS, Sourcebook
 from app.uploads import Upload
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.loaders import SUPPORTED_SUFFIXES
-from retrieval.errors import AnswerNotKnown, DocumentNotFound, IndexMismatch, UploadTooLarge
+from retrieval.errors import AnswerNotKnown, DocumentNotFound, IndexMismatch, NameTaken, UploadTooLarge
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation
 from retrieval.search import MAX_K
@@ -168,6 +168,12 @@ class UploadResponse(BaseModel):
 class DeleteResponse(BaseModel):
     id: str
     chunks_removed: int
+    title: str | None = None
+    source: str | None = None
+    kept_as: str | None = Field(
+        default=None,
+        description="Where the file was kept, relative to the corpus folder (POST /api/deleted/{id}/restore brings it back)",
+    )
 
 
 ANSWER_ID = r"^[0-9a-f]{16}$"
@@ -240,6 +246,25 @@ class GapModel(BaseModel):
     first_asked: float
     last_asked: float
     documents: list[NearDocumentModel]
+
+
+class DeletedModel(BaseModel):
+    id: str = Field(description="This kept file's id")
+    document_id: str = Field(description="The id the document had, and has again once restored")
+    name: str = Field(description="Where it was in the corpus folder")
+    kept_as: str = Field(description="Where it is kept, relative to the corpus folder")
+    set_aside: float
+    size: int
+    name_taken: bool = Field(description="A file of its name is in the corpus folder now: a restore would be refused")
+
+
+class RestoreResponse(BaseModel):
+    id: str = Field(description="The restored document's id")
+    title: str
+    source: str
+    name: str
+    restored_from: str
+    chunks: int
 
 
 class Unauthorized(Exception):
@@ -393,8 +418,33 @@ router.add_api_route(
     dependencies=[Depends(require_token)],
 )
 def delete_document(document_id: str, request: Request) -> DeleteResponse:
-    removed = service_of(request).delete(document_id)
-    return DeleteResponse(id=document_id, chunks_removed=removed)
+    deletion = service_of(request).delete_document(document_id)
+    return DeleteResponse(id=document_id, chunks_removed=deletion.chunks_removed, title=deletion.title,
+                          source=deletion.source, kept_as=deletion.kept_as)
+
+
+@router.get(
+    "/api/deleted",
+    response_model=list[DeletedModel],
+    responses={401: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
+)
+def list_deleted(request: Request) -> list[DeletedModel]:
+    return [DeletedModel(**kept.to_dict()) for kept in service_of(request).deleted()]
+
+
+@router.post(
+    "/api/deleted/{kept_id}/restore",
+    response_model=RestoreResponse,
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
+               507: {"model": ErrorResponse}},
+    dependencies=[Depends(require_token)],
+)
+def restore_deleted(kept_id: str, request: Request) -> RestoreResponse:
+    """Move a deleted document's file back (by the document's id, or a kept file's id) and index it again."""
+    restored = service_of(request).restore(kept_id)
+    return RestoreResponse(id=restored.document_id, title=restored.title, source=restored.source,
+                           name=restored.name, restored_from=restored.restored_from, chunks=restored.chunks)
 
 
 @router.post("/api/feedback", response_model=FeedbackResponse,
@@ -457,6 +507,7 @@ STATUS_OF: dict[type[Exception], int] = {
     IngestError: 400,
     UnsupportedFormat: 415,
     IndexMismatch: 409,
+    NameTaken: 409,
     AnswerNotKnown: 404,
 }
 

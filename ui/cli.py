@@ -8,6 +8,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from app.export import conversation_markdown
 from ingest.errors import IngestError
-from retrieval.errors import DocumentNotFound, IndexMismatch
+from retrieval.errors import DocumentNotFound, IndexMismatch, NameTaken
 from retrieval.reader import ReaderUnavailable
 from retrieval.records import Answer, Hit, reference
 from retrieval.settings import Settings
@@ -57,7 +58,8 @@ def failures_as_messages():
     """Turn expected failures into one line on stderr and a non-zero exit."""
     try:
         yield
-    except (ValueError, IndexMismatch, DocumentNotFound, FileNotFoundError, IngestError, ReaderUnavailable) as error:
+    except (ValueError, IndexMismatch, DocumentNotFound, FileNotFoundError, IngestError, ReaderUnavailable,
+            NameTaken) as error:
         err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2 if isinstance(error, ValueError) else 1) from error
 
@@ -588,3 +590,44 @@ def gaps(index: IndexOption = None, as_json: JsonOption = False) -> None:
             out.print(f"   also: {escape(wording)}", soft_wrap=True)
         for document in gap.documents:
             out.print(f"   [dim]nearest: {escape(document.title)} ({escape(document.source)})[/dim]", soft_wrap=True)
+
+
+CorpusOption = Annotated[Optional[Path], typer.Option("--corpus", help="The corpus folder (default corpus).")]
+
+
+@app.command()
+def deleted(index: IndexOption = None, corpus: CorpusOption = None, as_json: JsonOption = False) -> None:
+    """List deleted (and replaced) documents kept in the corpus folder's .deleted/, most recent first."""
+    from app.deleted import kept_files
+
+    with failures_as_messages():
+        kept = kept_files(settings_for(index, corpus).corpus_dir)
+    if as_json:
+        print(json.dumps([k.to_dict() for k in kept], ensure_ascii=False))
+        return
+    table = Table("document id", "name", "set aside (UTC)", "kept as", "size")
+    for k in kept:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.set_aside))
+        name = escape(k.name) + (" [yellow](name in use)[/yellow]" if k.name_taken else "")
+        table.add_row(k.document_id, name, when, escape(k.kept_as), f"{k.size:,}")
+    out.print(table)
+
+
+@app.command()
+def restore(
+    kept_id: Annotated[str, typer.Argument(metavar="ID", help="A deleted document's id (or a kept file's id) from `sourcebook deleted`.")],
+    index: IndexOption = None,
+    corpus: CorpusOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a deleted document's file back into the corpus folder and index it again."""
+    with failures_as_messages():
+        service = open_service(index, corpus=corpus)
+        restored = service.restore(kept_id)
+    if as_json:
+        print(json.dumps({"id": restored.document_id, "title": restored.title, "source": restored.source,
+                          "name": restored.name, "restored_from": restored.restored_from, "chunks": restored.chunks},
+                         ensure_ascii=False))
+        return
+    out.print(f"restored {escape(restored.source)} ({restored.chunks} passages) from {escape(restored.restored_from)}",
+              soft_wrap=True)
