@@ -53,12 +53,12 @@ def kept_files(corpus: Path) -> list[KeptFile]:
     """Return every file kept in `corpus`'s `.deleted/`, most recently set aside first."""
     corpus = Path(corpus).resolve()
     folder = corpus / DELETED_FOLDER
-    if not folder.is_dir():
+    # A link, of the folder or in it, is not followed: nothing outside the corpus folder is listed or restored.
+    if folder.is_symlink() or not folder.is_dir():
         return []
     found = []
     for path in folder.rglob("*"):
-        # Not followed out of the folder: a link placed there is not a kept file.
-        if path.is_symlink() or not path.is_file():
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(folder):
             continue
         if path.name.startswith(PART_PREFIX) and path.name.endswith(PART_SUFFIX):
             continue

@@ -13,7 +13,7 @@ from app import service as service_module
 from app.gaps import GROUP_AT, group_by_meaning
 from app.service import Sourcebook
 from retrieval.settings import Settings
-from tests.fakes import FakeEmbedder, FakeReader
+from tests.fakes import FakeReader
 from tests.helpers import with_model, write_files
 from ui.api import ErrorResponse, GapModel
 from ui.cli import app

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from app import service as service_module
 from app.deleted import original_name
+from ingest.records import document_id_for
 from retrieval.errors import KeptFileNotFound, NameTaken
 from tests.helpers import write_files
 from ui.api import DeletedModel, DeleteResponse, ErrorResponse, RestoreResponse
@@ -85,6 +86,28 @@ def test_a_restore_names_a_kept_file_by_id_or_is_refused(service):
     [kept] = service.deleted()
 
     assert service.restore(kept.id).restored_from == kept_as
+
+
+def test_links_in_the_kept_folder_lead_nowhere_outside_the_corpus(service, tmp_path):
+    secret = tmp_path / "outside" / "secret.txt"
+    write_files(tmp_path / "outside", {"secret.txt": "Secret\nThe vault code is 1234.\n"})
+    kept = tmp_path / "corpus/.deleted"
+    kept.mkdir()
+    (kept / "secret.20250101T120000Z-1a2b3c4d.txt").symlink_to(secret)
+    (kept / "elsewhere").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "outside/notes.20250101T120000Z-1a2b3c4d.txt").write_text("Notes\nOutside.\n")
+
+    assert service.deleted() == []
+    with pytest.raises(KeptFileNotFound):
+        service.restore(document_id_for("corpus/secret.txt"))
+    assert not (tmp_path / "corpus/secret.txt").exists()
+
+
+def test_a_kept_folder_that_is_a_link_is_not_followed(service, tmp_path):
+    write_files(tmp_path / "outside", {"notes.20250101T120000Z-1a2b3c4d.txt": "Notes\nOutside.\n"})
+    (tmp_path / "corpus/.deleted").symlink_to(tmp_path / "outside", target_is_directory=True)
+
+    assert service.deleted() == []
 
 
 def test_kept_names_give_back_the_original_name():
