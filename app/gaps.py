@@ -116,6 +116,6 @@ def gap_of(declined: Sequence[Declined], members: Sequence[int]) -> Gap:
     )
 
 
-def most_asked_first(gaps: Sequence[Gap]) -> list[Gap]:
-    """Order gaps as a keeper reads them: most asked first, then most recently asked."""
-    return sorted(gaps, key=lambda gap: (-gap.count, -gap.last_asked))
+def reading_order(gap: Gap) -> tuple[int, float]:
+    """The sort key of gaps as a keeper reads them: most asked first, then most recently asked."""
+    return (-gap.count, -gap.last_asked)

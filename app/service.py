@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from app.conversation import contextualise
 from app.deleted import DELETED_FOLDER, KeptFile, kept_files
 from app.feedback import RATINGS, citation_record
-from app.gaps import Declined, Gap, gap_of, group_by_meaning, most_asked_first
+from app.gaps import Declined, Gap, gap_of, group_by_meaning, reading_order
 from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
@@ -49,6 +49,9 @@ from retrieval.settings import Settings
 RECENT_ANSWERS = 1000
 # Nearest passages whose documents a declined question's log keeps.
 GAP_NEAREST = 3
+# Gaps asked again per listing after a change, most asked first, so a listing costs a few
+# seconds however many gaps there are; the rest are asked at the next listings.
+GAP_RECHECKS = 20
 
 log = logging.getLogger(__name__)
 
@@ -567,7 +570,8 @@ class Sourcebook:
         """The questions the documents did not answer, grouped by meaning, most asked first.
 
         Each group's most asked wording is asked again once after each change to the library
-        (only when gaps are listed); answered now, the group leaves the list for good.
+        (when gaps are listed; at most GAP_RECHECKS groups a listing, most asked first); answered
+        now, the group leaves the list for good.
         """
         store = self.library.store
         rows = store.declined()
@@ -576,16 +580,18 @@ class Sourcebook:
         declined = [Declined(r["id"], r["asked"], r["question"], tuple(r["nearest"])) for r in rows]
         vectors = self._question_vectors(rows)
         generation = store.generation
-        open_gaps = []
-        for members in group_by_meaning(vectors):
-            gap = gap_of(declined, members)
-            if min(rows[i]["checked"] for i in members) < generation:
+        groups = [(gap_of(declined, members), members) for members in group_by_meaning(vectors)]
+        groups.sort(key=lambda group: reading_order(group[0]))
+        open_gaps, asked = [], 0
+        for gap, members in groups:
+            if asked < GAP_RECHECKS and min(rows[i]["checked"] for i in members) < generation:
+                asked += 1
                 answered = self.ask(gap.question, log_declined=False).answered
                 store.mark_declined([declined[i].id for i in members], generation=generation, answered=answered)
                 if answered:
                     continue
             open_gaps.append(gap)
-        return most_asked_first(open_gaps)
+        return open_gaps
 
     def _question_vectors(self, rows: list[dict]) -> np.ndarray:
         """The logged questions' vectors; embedded again where the model changed since they were logged."""

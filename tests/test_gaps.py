@@ -73,6 +73,23 @@ def test_a_gap_leaves_the_list_once_a_document_answers_it(service):
     assert [gap.question for gap in service.gaps()] == [CEO] and asked == []
 
 
+def test_a_listing_asks_again_at_most_a_few_gaps_most_asked_first(service, monkeypatch):
+    monkeypatch.setattr(service_module, "GAP_RECHECKS", 1)
+    for question in [CEO, *BICYCLE]:
+        service.ask(question)
+    service.upload([("parking.txt", ANSWER.encode())])
+    asked = []
+    ask = service.ask
+    service.ask = lambda question, **options: asked.append(question) or ask(question, **options)
+
+    first = service.gaps()
+    asked_first = list(asked)
+    second = service.gaps()
+
+    assert [gap.question for gap in first] == [CEO] and asked_first == [BICYCLE[0]]
+    assert [gap.question for gap in second] == [CEO] and asked == [BICYCLE[0], CEO]
+
+
 def test_only_readers_questions_are_logged_not_evaluation_or_answered_ones(service):
     service.ask(CEO, log_declined=False)
     service.ask("How far ahead should I book flights through the travel desk?")
