@@ -9,13 +9,15 @@ from __future__ import annotations
 import pytest
 
 from app.export import conversation_markdown
-from tests.browser import launch
+from tests.browser import cited_mark_in_view, launch
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+# The machine may be busy (a model training beside the tests): a page load can take seconds.
+expect.set_options(timeout=30_000)
 
 # A browser is what this test costs; it runs with the browser tests.
 pytestmark = pytest.mark.browser
@@ -202,3 +204,108 @@ def test_the_conversation_exports_as_markdown_with_quotes_citations_and_links(si
     assert f"## {QUESTION}\n\n" in exported
     link = f"{url}/?doc={first.citations[0].document_id}&start={first.citations[0].start}"
     assert f'1. "{ANSWER}" ([Lighthouse log]({link}&end={first.citations[0].end}), line ' in exported
+
+
+QUESTIONS = [
+    QUESTION,
+    SECOND,
+    "When is lunch served in the canteen?",
+    "Where do the spare keys to the boathouse hang?",
+    "What did the keeper paint?",
+    QUESTION,
+]
+
+
+def on_screen(page, locator) -> dict:
+    """The element's box and whether all of it is inside the window."""
+    return locator.evaluate(
+        """(el) => { const r = el.getBoundingClientRect();
+                     return {top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+                             visible: r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0
+                                      && r.right <= window.innerWidth && r.height > 0}; }"""
+    )
+
+
+def test_a_citation_in_a_late_answer_opens_beside_it_without_moving_it(tab):
+    for question in QUESTIONS:
+        turn = ask(tab, question)
+    assert tab.evaluate("document.documentElement.scrollHeight") > 2 * 900
+    card = turn.locator(".citation-card").first
+    card.scroll_into_view_if_needed()
+    before = tab.evaluate("window.scrollY")
+    assert before > 900
+
+    card.locator(".card-open").click()
+
+    expect(tab.locator("#sb-viewer mark#cited")).to_have_text(ANSWER)
+    geometry = cited_mark_in_view(tab)
+    assert geometry["scrollTop"] > 0, geometry
+    assert on_screen(tab, card)["visible"], on_screen(tab, card)
+    assert on_screen(tab, tab.locator("#sb-viewer .viewer-title"))["visible"]
+    assert abs(tab.evaluate("window.scrollY") - before) < 5
+
+
+def test_on_a_narrow_screen_a_citation_opens_over_the_answer_and_back_returns_to_it(browser, site):
+    url, _ = site
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        for question in QUESTIONS[:3]:
+            turn = ask(page, question)
+        card = turn.locator(".citation-card").first
+        opener = card.locator(".card-open")
+        opener.scroll_into_view_if_needed()
+        before = page.evaluate("window.scrollY")
+        assert before > 844
+        # Until a passage is opened, the viewer takes no room under the conversation.
+        expect(page.locator("#sb-viewer-column")).to_be_hidden()
+
+        opener.tap()
+
+        sheet = page.locator("#sb-viewer-column")
+        expect(sheet.locator("mark#cited")).to_be_visible()
+        assert cited_mark_in_view(page)["visible"]
+        assert on_screen(page, sheet.locator(".viewer-title"))["visible"]
+        back = sheet.get_by_role("button", name="Back to the answer")
+        expect(back).to_be_focused()
+        assert on_screen(page, back)["visible"]
+
+        back.tap()
+
+        expect(sheet).to_be_hidden()
+        expect(opener).to_be_focused()
+        assert on_screen(page, opener)["visible"], on_screen(page, opener)
+        assert abs(page.evaluate("window.scrollY") - before) < 5
+        # The [n] marker opens it again, and Escape also goes back.
+        turn.locator(".cite-marker").first.tap()
+        expect(sheet.locator("mark#cited")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(sheet).to_be_hidden()
+    finally:
+        context.close()
+
+
+def test_a_card_shows_its_quote_in_a_little_context_and_the_whole_passage_on_request(tab):
+    card = ask(tab, QUESTION).locator(".citation-card").first
+    excerpt = card.locator(".card-open .card-text")
+    expect(excerpt.locator("mark")).to_have_text(ANSWER)
+    shown = excerpt.inner_text()
+    # A little of the passage around the quote, cut at words, not the whole log.
+    assert shown.endswith("…") and len(shown) < len(ANSWER) + 2 * 110, shown
+    assert "Entry 160: the keeper painted" in shown
+    whole = card.locator(".card-whole")
+    expect(whole).to_be_hidden()
+
+    card.get_by_text("Show the whole passage").click()
+
+    expect(whole).to_be_visible()
+    expect(whole.locator("mark")).to_have_text(ANSWER)
+    assert len(whole.inner_text()) > 5 * len(shown)
+    expect(excerpt).to_be_hidden()
+    card.get_by_text("Show less").click()
+    expect(excerpt).to_be_visible()
+    # Opening the whole passage opened no document: the viewer still shows its hint.
+    expect(tab.locator("#sb-viewer mark#cited")).to_have_count(0)

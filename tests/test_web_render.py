@@ -329,3 +329,40 @@ def test_markdown_links_start_at_the_origin_the_browser_names_or_stay_relative()
     assert web.page_origin(Headers("https://[::1]:8443")) == "https://[::1]:8443"
     for odd in (None, "null", "javascript:alert(1)", "http://host/path", 'http://a" onmouseover="x'):
         assert web.page_origin(Headers(odd)) == ""
+
+
+def test_a_card_quotes_in_a_little_context_cut_at_words_and_keeps_the_whole_passage_folded():
+    text = " ".join(f"word{n}" for n in range(100)) + f" {QUOTE} " + " ".join(f"tail{n}" for n in range(100))
+    passage = hit(text)
+    cited = citation(passage)
+
+    card = web.citation_card(cited, [passage])
+
+    excerpt = visible_text(re.search(r'<p class="card-text">(.*?)</p>', card).group(1))
+    assert excerpt.startswith("…word") and excerpt.endswith("…")
+    assert QUOTE in excerpt and len(excerpt) < len(QUOTE) + 2 * web.CARD_CONTEXT + 2
+    # Whole words only: each word either side is one the passage has.
+    assert set(excerpt.strip("…").replace(QUOTE, " ").split()) <= set(text.split())
+    whole = visible_text(re.search(r'<p class="card-whole">(.*?)</p>', card).group(1))
+    assert whole == text
+    assert "<details" in card and "Show the whole passage" in card
+
+
+def test_a_short_passage_is_shown_whole_with_nothing_to_expand():
+    passage = hit()
+    card = web.citation_card(citation(passage), [passage])
+
+    assert visible_text(re.search(r'<p class="card-text">(.*?)</p>', card).group(1)) == PASSAGE_TEXT
+    assert "<details" not in card
+
+
+def test_an_opened_passage_or_its_failure_offers_the_way_back_but_the_first_hint_does_not():
+    document = Document("corpus/cloud.txt", "Cloud notes", PASSAGE_TEXT)
+    opened = web.render_viewer(document, 25, 61, opened=5)
+    gone = web.render_viewer_message("That document is no longer in the library.", opened=5)
+    hint = web.render_viewer_message("Click a citation.")
+
+    for markup in (opened, gone):
+        assert 'data-opened="5"' in markup and "Back to the answer" in markup
+    assert "data-opened" not in hint and "Back to the answer" not in hint
+    assert re.search(r'<div class="viewer-empty">([^<]*)</div>', gone).group(1) == "That document is no longer in the library."

@@ -38,6 +38,8 @@ DISK_FULL_MESSAGE = "The server's disk is full: nothing was {changed}. Free some
 # The start screen lists at most this many document titles (a big library has thousands).
 START_TITLES = 12
 SUGGESTIONS = 5
+# A citation card shows its quote with about this many characters of its passage either side.
+CARD_CONTEXT = 100
 # The viewer shows at most this many characters of a document, centred on the cited span.
 VIEWER_CHARS = 200_000
 TABLE_HEADERS = ["title", "source", "size", "passages", "updated"]
@@ -129,7 +131,31 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
   margin-right: .35em; vertical-align: -0.15em; background-color: currentColor;
   -webkit-mask: var(--thumb) no-repeat center / contain; mask: var(--thumb) no-repeat center / contain; }
 /* thumbs */
+/* Gradio's container hides overflow, which would stop the viewer sticking; clip does not. */
+.gradio-container { overflow: clip !important; }
 #sb-viewer-column { position: sticky; top: .5rem; align-self: flex-start; }
+.sb-card details.card-passage { margin-top: .35rem; font-size: .85rem; }
+.sb-card details.card-passage summary { cursor: pointer; color: var(--color-accent); width: fit-content;
+  border-radius: 4px; }
+.sb-card details.card-passage summary:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.sb-card details.card-passage .less, .sb-card details.card-passage[open] .more { display: none; }
+.sb-card details.card-passage[open] .less { display: inline; }
+.sb-card:has(details.card-passage[open]) .card-open .card-text { display: none; }
+.sb-card .card-whole { font-size: .9rem; line-height: 1.5; white-space: pre-wrap; margin: .3rem 0 0; }
+.sb-card .card-whole mark { background: #fde68a; color: #1f2937; padding: 0 .1rem; border-radius: 2px; }
+.sb-viewer .viewer-back { display: none; }
+@media (max-width: 800px) {
+  /* On a narrow screen the viewer is a sheet over the conversation, shown while a passage is read. */
+  #sb-viewer-column { display: none !important; }
+  body.sb-reading #sb-viewer-column { display: flex !important; position: fixed !important; inset: 0; z-index: 1000;
+    margin: 0 !important; padding: .75rem; min-width: 0 !important; max-width: none; overflow-y: auto;
+    background: var(--background-fill-primary); }
+  .sb-viewer .viewer-scroll { height: calc(100dvh - 10rem); }
+  .sb-viewer .viewer-back { all: unset; display: inline-block; box-sizing: border-box; cursor: pointer;
+    margin: 0 0 .6rem; padding: .4rem .8rem; border-radius: 8px; border: 1px solid var(--color-accent);
+    color: var(--body-text-color); background: var(--background-fill-secondary); font-weight: 600; }
+  .sb-viewer .viewer-back:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
+}
 </style>
 """
 # The thumbs are drawn as CSS masks (Feather icons, MIT licence): emoji fonts are missing on many
@@ -150,9 +176,13 @@ STYLE = STYLE.replace("/* thumbs */", _THUMB_CSS)
 # Clicks on anything carrying data-document (a [n] marker, a passage card) open the viewer;
 # copy buttons put their data-copy text on the clipboard.
 CITE_JS = """
-const open = (target) => trigger('cite', {
-  document_id: target.dataset.document, start: Number(target.dataset.start), end: Number(target.dataset.end)
-});
+const open = (target) => {
+  // "Back to the answer" returns here.
+  window.sourcebookOpener = target;
+  trigger('cite', {
+    document_id: target.dataset.document, start: Number(target.dataset.start), end: Number(target.dataset.end)
+  });
+};
 const writeClipboard = async (text) => {
   if (navigator.clipboard && window.isSecureContext) {
     try { await navigator.clipboard.writeText(text); return true; } catch (error) { /* the fallback below */ }
@@ -232,21 +262,50 @@ TOKEN_COOKIE_JS = f"""
 }}
 """
 
-# Bring the highlighted span into view inside the viewer's own scroll box (and the box into the window).
+# When a passage is opened: bring the highlighted span into view inside the viewer's own scroll
+# box; beside the conversation the viewer is sticky, so the conversation stays where it is; on a
+# narrow screen the viewer is a sheet over the conversation until "Back to the answer" (or Escape).
 REVEAL_JS = """
+const narrow = () => window.matchMedia('(max-width: 800px)').matches;
 const reveal = () => {
+  const viewer = element.querySelector('.sb-viewer[data-opened]');
+  if (!viewer) return;
+  document.body.classList.add('sb-reading');
   const mark = element.querySelector('#cited');
   const box = element.querySelector('.viewer-scroll');
-  if (!mark || !box) return;
-  box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
-  const rect = box.getBoundingClientRect();
-  if (rect.top < 0 || rect.bottom > window.innerHeight) box.scrollIntoView({block: 'nearest'});
+  if (mark && box) box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
+  if (narrow()) {
+    const back = element.querySelector('.viewer-back');
+    if (back) back.focus({preventScroll: true});
+    return;
+  }
+  const shown = box || viewer;
+  const rect = shown.getBoundingClientRect();
+  if (rect.top < 0 || rect.bottom > window.innerHeight) shown.scrollIntoView({block: 'nearest'});
 };
+const back = () => {
+  document.body.classList.remove('sb-reading');
+  const opener = window.sourcebookOpener;
+  if (opener && opener.isConnected) {
+    opener.focus({preventScroll: true});
+    opener.scrollIntoView({block: 'nearest'});
+  }
+};
+element.addEventListener('click', (event) => {
+  if (event.target.closest('.viewer-back')) { event.preventDefault(); back(); }
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && narrow() && document.body.classList.contains('sb-reading')) back();
+});
 watch('value', () => requestAnimationFrame(reveal));
 """
 
 
 # --- rendering (pure: records in, escaped HTML out) ---------------------------------------
+# On a narrow screen the viewer is a sheet over the conversation; this returns to the answer.
+BACK_BUTTON = '<button type="button" class="viewer-back" aria-label="Back to the answer">← Back to the answer</button>'
+
+
 def esc(text: object) -> str:
     """Escape untrusted text for HTML content and attribute values."""
     return html.escape(str(text), quote=True)
@@ -272,12 +331,32 @@ def copy_button(label: str, text: str, *, describe: str) -> str:
     )
 
 
-def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "", actions: str = "") -> str:
+def quote_in_context(text: str, start: int, end: int, *, chars: int = CARD_CONTEXT) -> str:
+    """The span [start, end) of `text` marked, with about `chars` of whole words either side ("…" where cut), escaped."""
+    first, last = max(0, start - chars), min(len(text), end + chars)
+    if first > 0 and not text[first - 1].isspace():
+        space = text.find(" ", first, start)
+        first = space + 1 if space >= 0 else first
+    if last < len(text) and not text[last].isspace():
+        space = text.rfind(" ", end, last)
+        last = space if space >= 0 else last
+    before = ("…" if first > 0 else "") + text[first:start].lstrip("\n")
+    after = text[end:last].rstrip("\n") + ("…" if last < len(text) else "")
+    return f"{esc(before)}<mark>{esc(text[start:end])}</mark>{esc(after)}"
+
+
+def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "", actions: str = "", whole: str = "") -> str:
     number = f'<span class="n">{esc(label)}</span>' if label else ""
     # The link opens the passage here on a plain click; a reader copies it or opens it in a new tab.
     link = (
         f'<a class="card-link" href="{esc(place.url)}" title="A link to this passage, to share or open later" '
         f"{_target(place.document_id, place.start, place.end)}>Link to this passage</a>"
+    )
+    expand = (
+        '<details class="card-passage"><summary><span class="more">Show the whole passage</span>'
+        f'<span class="less">Show less</span></summary><p class="card-whole">{whole}</p></details>'
+        if whole
+        else ""
     )
     return (
         f'<div class="sb-card {kind}"><div class="card-open" role="button" tabindex="0" title="Show in the document" '
@@ -285,26 +364,31 @@ def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "", actio
         f'<div class="card-place">{number}<span class="card-title">{esc(place.title)}</span> '
         f'<span class="card-detail">· {esc(" · ".join(place.place.labels()))}</span>'
         f'<div class="card-source">{esc(place.source)}</div></div>'
-        f'<p class="card-text">{body}</p></div>'
+        f'<p class="card-text">{body}</p></div>{expand}'
         f'<div class="card-actions">{actions}{link}</div></div>'
     )
 
 
 def citation_card(citation: Citation, passages: Sequence[Hit], *, base: str = "") -> str:
-    """A cited passage with its quote highlighted (or the quote alone when the passage is not at hand).
+    """A cited quote with a little of its passage around it, the whole passage on request.
 
-    Its buttons copy the quote with its citation, as plain text or as Markdown linking at `base`.
+    Shows the quote alone when its passage is not at hand. Its buttons copy the quote with its
+    citation, as plain text or as Markdown linking at `base`.
     """
     passage = next((p for p in passages if p.chunk_id == citation.chunk_id), None)
     offset = citation.start - passage.start if passage else -1
+    whole = ""
     if passage and offset >= 0 and passage.text[offset : offset + len(citation.quote)] == citation.quote:
-        body = highlight(passage.text, offset, offset + len(citation.quote))
+        body = quote_in_context(passage.text, offset, offset + len(citation.quote))
+        whole = highlight(passage.text, offset, offset + len(citation.quote))
+        if body == whole:
+            whole = ""
     else:
         body = f"<mark>{esc(citation.quote)}</mark>"
     actions = copy_button("Copy", citation.cite(), describe=f"Copy quote [{citation.n}] with its citation") + copy_button(
         "Copy as Markdown", citation.cite_markdown(base=base), describe=f"Copy quote [{citation.n}] as Markdown"
     )
-    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]", actions=actions)
+    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]", actions=actions, whole=whole)
 
 
 def hit_card(hit: Hit) -> str:
@@ -438,7 +522,7 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
     body = highlight(text[first:last], start - first, end - first, mark_id="cited")
     # data-opened changes on every click, so opening the same span again re-renders and scrolls.
     return (
-        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">'
+        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{BACK_BUTTON}'
         f'<div class="viewer-title">{esc(document.title)}</div>'
         f'<div class="viewer-place">{esc(" · ".join(place.labels()))} · '
         f'<span class="viewer-source">{esc(document.source)}</span></div>'
@@ -451,7 +535,8 @@ def render_span(document: Document, start: int, end: int, *, opened: int = 0) ->
     if not 0 <= start < end <= len(document.text):
         return render_viewer_message(
             f"The passage at characters {start:,}–{end:,} is no longer in “{document.title}”, which now has "
-            f"{len(document.text):,} characters: the document has changed since the link was made."
+            f"{len(document.text):,} characters: the document has changed since the link was made.",
+            opened=opened,
         )
     return render_viewer(document, start, end, opened=opened)
 
@@ -473,9 +558,14 @@ def linked_span(params: Mapping[str, str]) -> tuple[str, int, int] | None:
     return document_id, span[0], span[1]
 
 
-def render_viewer_message(message: str) -> str:
-    """The viewer before a citation is opened, or when its document has gone."""
-    return f'<div class="sb-viewer"><div class="viewer-empty">{esc(message)}</div></div>'
+def render_viewer_message(message: str, *, opened: int = 0) -> str:
+    """The viewer before a citation is opened, or (`opened`) why the one just opened cannot be shown."""
+    if not opened:
+        return f'<div class="sb-viewer"><div class="viewer-empty">{esc(message)}</div></div>'
+    return (
+        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{BACK_BUTTON}</div>'
+        f'<div class="viewer-empty">{esc(message)}</div></div>'
+    )
 
 
 def render_upload_results(results: Sequence[UploadResult]) -> str:
@@ -601,7 +691,9 @@ class PageEvents:
         try:
             document = self.service.document(document_id)
         except DocumentNotFound:
-            return render_viewer_message("That document is no longer in the library: it may have been deleted.")
+            return render_viewer_message(
+                "That document is no longer in the library: it may have been deleted.", opened=time.monotonic_ns()
+            )
         return render_span(document, start, end, opened=time.monotonic_ns())
 
     def open_citation(self, event: gr.EventData) -> str:
@@ -610,7 +702,7 @@ class PageEvents:
             document_id = str(getattr(event, "document_id", ""))
             start, end = int(getattr(event, "start", 0)), int(getattr(event, "end", 0))
         except (TypeError, ValueError):
-            return render_viewer_message("That citation could not be opened.")
+            return render_viewer_message("That citation could not be opened.", opened=time.monotonic_ns())
         return self.show_passage(document_id, start, end)
 
     def open_link(self, request: gr.Request):
@@ -618,7 +710,9 @@ class PageEvents:
         try:
             link = linked_span(dict(request.query_params))
         except ValueError as error:
-            return render_viewer_message(f"That link to a passage cannot be opened: {error}.")
+            return render_viewer_message(
+                f"That link to a passage cannot be opened: {error}.", opened=time.monotonic_ns()
+            )
         return gr.skip() if link is None else self.show_passage(*link)
 
     def new_conversation(self):
