@@ -1,4 +1,5 @@
-"""Quoting from the page in a real Chromium: copy a quote or an answer with its citation, keep and export a conversation.
+"""The page as a tool, in a real Chromium: copy quotes with their citations, keep and export a conversation,
+read it in the viewer (wide and narrow), and the page's own fonts, focus rings and phone layout.
 
 The server runs in this process with the fake model and the page mounted, as `sourcebook serve`
 builds it, on a loopback port.
@@ -309,3 +310,69 @@ def test_a_card_shows_its_quote_in_a_little_context_and_the_whole_passage_on_req
     expect(excerpt).to_be_visible()
     # Opening the whole passage opened no document: the viewer still shows its hint.
     expect(tab.locator("#sb-viewer mark#cited")).to_have_count(0)
+
+
+# --- how the page looks ---------------------------------------------------------------------
+def test_the_page_uses_the_systems_fonts_and_asks_nothing_of_another_server(browser, site):
+    url, _ = site
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        ask(page, QUESTION)
+
+        assert [u for u in requests if not u.startswith(url)] == []
+        assert [u for u in requests if u.endswith((".woff2", ".woff", ".ttf", ".otf"))] == []
+        # No web font at all: bold and regular text are drawn from the same system typeface.
+        assert page.evaluate("document.fonts.size") == 0
+        for selector in (".sb-header h1", "#sb-ask", ".sb-conversation .answer-text"):
+            family = page.locator(selector).first.evaluate("el => getComputedStyle(el).fontFamily")
+            assert family.startswith('"Segoe UI", Roboto'), (selector, family)
+    finally:
+        context.close()
+
+
+FOCUS_RING = """() => { const el = document.activeElement; const s = getComputedStyle(el);
+    return {name: (el.getAttribute('aria-label') || el.innerText || el.placeholder || el.tagName).trim().slice(0, 80),
+            style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: s.outlineColor}; }"""
+
+
+def test_every_tab_stop_shows_where_the_keyboard_is(tab):
+    ask(tab, QUESTION)
+    tab.locator(".sb-header h1").click()
+    stops = []
+    for _ in range(12):
+        tab.keyboard.press("Tab")
+        stops.append(tab.evaluate(FOCUS_RING))
+
+    names = [stop["name"] for stop in stops]
+    assert names[:2] == ["Chat", "Sources"], names
+    assert "Copy the answer's quotes with their citations" in names and "Link to this passage" in names, names
+    for stop in stops:
+        assert stop["style"] == "solid" and stop["width"] >= 3, stop
+        assert stop["color"] not in ("rgba(0, 0, 0, 0)", "transparent"), stop
+
+
+def test_the_sources_table_is_readable_on_a_phone(browser, site):
+    url, _ = site
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        page.get_by_role("tab", name="Sources").click()
+        title = page.locator("#sb-documents .body-cell", has_text="Lighthouse log").first
+        expect(title).to_be_visible()
+
+        # The title is on one line, not a few letters a line, and the table scrolls sideways, not the page.
+        box = title.bounding_box()
+        assert box["width"] >= 150 and box["height"] < 60, box
+        header = page.locator("#sb-documents th", has_text="passages")
+        assert header.bounding_box()["width"] >= 70
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.locator("#sb-documents .virtual-table-viewport").evaluate("el => el.scrollWidth > el.clientWidth")
+    finally:
+        context.close()

@@ -240,7 +240,7 @@ def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page):
     expect(card.locator(".card-title")).to_have_text("Xiaohongshu (Rednote) after the TikTok Refugees’ dust has settled")
     expect(card.locator(".card-detail")).to_contain_text(re.compile(r"lines? \d+"))
     expect(card.locator(".card-source")).to_have_text(re.compile(r"rednote-after-the-tiktok-refugees\.txt$"))
-    expect(card.locator("mark")).to_contain_text("Alibaba Cloud")
+    expect(card.locator(".card-text mark")).to_contain_text("Alibaba Cloud")
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
@@ -250,7 +250,7 @@ def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page):
 def test_clicking_a_citation_opens_the_document_at_the_quote(page):
     turn = ask(page, "Which cloud provider does Xiaohongshu use?")
     card = turn.locator(".citation-card").first
-    quote = card.locator("mark").inner_text()
+    quote = card.locator(".card-text mark").inner_text()
 
     card.click()
 

@@ -39,12 +39,14 @@ def create_app(service: Sourcebook, *, with_page: bool = True) -> FastAPI:
         # Imported here: Gradio takes seconds to import, and the API alone does not need it.
         import gradio as gr
 
-        from ui.web import build_page
+        from ui.web import build_page, page_theme
 
         page = build_page(service).queue(default_concurrency_limit=PAGE_CONCURRENCY)
         # Gradio's own upload endpoint refuses a file over the per-file limit as it streams in,
         # before it is stored in Gradio's cache (the page's handler then never sees it).
-        app = gr.mount_gradio_app(app, page, path="/", max_file_size=service.settings.max_file_bytes)
+        app = gr.mount_gradio_app(
+            app, page, path="/", max_file_size=service.settings.max_file_bytes, theme=page_theme()
+        )
         # Gradio checks that a file named in an event was uploaded (is in its upload folder) only
         # once `launch()` has set has_launched; a mounted app is never launched, so say it is.
         page.has_launched = True

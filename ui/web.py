@@ -53,6 +53,19 @@ EXPORT_FILE = "sourcebook-conversation.md"
 # An Origin header as browsers send it: scheme, host name or address, optional port.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
+# The page's fonts are the reader's own system fonts: nothing to download, the same look offline,
+# and one typeface for every weight (Gradio's bundled Source Sans Pro draws a bold "A" from
+# another font). Gradio quotes each name, so CSS keywords like system-ui cannot be used here.
+SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Noto Sans", "Liberation Sans", "DejaVu Sans", "Arial",
+                "sans-serif")
+SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "Liberation Mono", "monospace")
+
+
+def page_theme() -> gr.themes.Base:
+    """Gradio's default theme with system fonts: the page asks for no font files."""
+    return gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
+
+
 STYLE = """
 <style id="sourcebook-style">
 .sb-header h1 { margin: 0; font-size: 1.6rem; }
@@ -131,6 +144,26 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
   margin-right: .35em; vertical-align: -0.15em; background-color: currentColor;
   -webkit-mask: var(--thumb) no-repeat center / contain; mask: var(--thumb) no-repeat center / contain; }
 /* thumbs */
+/* Every control shows where the keyboard is (Gradio's tabs and some buttons show nothing). */
+.gradio-container button:focus-visible, .gradio-container a:focus-visible, .gradio-container summary:focus-visible,
+.gradio-container [role="tab"]:focus-visible, .gradio-container [tabindex]:focus-visible,
+.gradio-container input:focus-visible, .gradio-container textarea:focus-visible {
+  outline: 3px solid var(--color-accent) !important; outline-offset: 2px !important; }
+@media (max-width: 800px) {
+  /* On a phone the documents table keeps readable columns (Gradio shares out the screen's width,
+     a few letters a line) and scrolls sideways. */
+  #sb-documents table.header-table, #sb-documents .virtual-body { width: 720px !important; min-width: 720px; }
+  #sb-documents th:nth-child(1), #sb-documents td:nth-child(1), #sb-documents .body-cell:nth-child(1) {
+    width: 200px !important; min-width: 200px !important; max-width: 200px !important; flex: 0 0 200px !important; }
+  #sb-documents th:nth-child(2), #sb-documents td:nth-child(2), #sb-documents .body-cell:nth-child(2) {
+    width: 220px !important; min-width: 220px !important; max-width: 220px !important; flex: 0 0 220px !important; }
+  #sb-documents th:nth-child(3), #sb-documents td:nth-child(3), #sb-documents .body-cell:nth-child(3) {
+    width: 80px !important; min-width: 80px !important; max-width: 80px !important; flex: 0 0 80px !important; }
+  #sb-documents th:nth-child(4), #sb-documents td:nth-child(4), #sb-documents .body-cell:nth-child(4) {
+    width: 80px !important; min-width: 80px !important; max-width: 80px !important; flex: 0 0 80px !important; }
+  #sb-documents th:nth-child(5), #sb-documents td:nth-child(5), #sb-documents .body-cell:nth-child(5) {
+    width: 140px !important; min-width: 140px !important; max-width: 140px !important; flex: 0 0 140px !important; }
+}
 /* Gradio's container hides overflow, which would stop the viewer sticking; clip does not. */
 .gradio-container { overflow: clip !important; }
 #sb-viewer-column { position: sticky; top: .5rem; align-self: flex-start; }
