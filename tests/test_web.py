@@ -269,6 +269,57 @@ def test_clicking_a_citation_opens_the_document_at_the_quote(page):
     assert cited_mark_in_view(page)["scrollTop"] > 0
 
 
+SCREENSHOTS = {
+    "copy": REPO / "docs" / "screenshot-copy.png",
+    "viewer": REPO / "docs" / "screenshot-viewer.png",
+    "phone-answer": REPO / "docs" / "screenshot-phone-answer.png",
+    "phone-viewer": REPO / "docs" / "screenshot-phone-viewer.png",
+}
+
+
+def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server):
+    """docs/screenshot-*.png: a copied citation, the viewer beside a late answer, a phone's answer and sheet."""
+    wide = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = wide.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server.url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        ask(page, "When was the app launched?")
+        turn = ask(page, "Which cloud provider does Xiaohongshu use?")
+        card = turn.locator(".citation-card").first
+        card.get_by_role("button", name="Copy quote [1] with its citation").click()
+        expect(card.locator("button.sb-copy").first).to_have_text("Copied")
+        assert "Alibaba Cloud" in page.evaluate("navigator.clipboard.readText()")
+        card.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS["copy"]))
+
+        card.locator(".card-open").click()
+        expect(page.locator("#sb-viewer mark#cited")).to_contain_text("Alibaba Cloud")
+        cited_mark_in_view(page)
+        page.screenshot(path=str(SCREENSHOTS["viewer"]))
+    finally:
+        wide.close()
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = phone.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server.url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        turn = ask(page, "Which cloud provider does Xiaohongshu use?")
+        turn.locator(".answer-text").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS["phone-answer"]))
+        turn.locator(".cite-marker").first.tap()
+        expect(page.get_by_role("button", name="Back to the answer")).to_be_visible()
+        cited_mark_in_view(page)
+        page.screenshot(path=str(SCREENSHOTS["phone-viewer"]))
+    finally:
+        phone.close()
+    for path in SCREENSHOTS.values():
+        assert path.stat().st_size > 10_000, path
+
+
 def test_a_question_the_documents_do_not_answer_looks_different_and_offers_passages(page):
     turn = ask(page, "How do I request time off on our team?")
 

@@ -107,11 +107,13 @@ STYLE = """
 .sb-card .card-actions, .sb-conversation .answer-actions { display: flex; flex-wrap: wrap; align-items: center;
   gap: .4rem .6rem; margin-top: .45rem; font-size: .82rem; }
 .sb-conversation .answer-actions { margin: 0 0 .4rem; }
-button.sb-copy { all: unset; box-sizing: border-box; cursor: pointer; border: 1px solid var(--border-color-primary);
+#sb-conversation button.sb-copy { all: unset; box-sizing: border-box; cursor: pointer;
+  border: 1px solid var(--border-color-primary);
   border-radius: 6px; padding: .15rem .55rem; font-size: .82rem; line-height: 1.4; color: var(--body-text-color);
   background: var(--background-fill-secondary); }
-button.sb-copy:hover { border-color: var(--color-accent); }
-button.sb-copy:focus-visible, .sb-card a.card-link:focus-visible { outline: 2px solid var(--color-accent);
+#sb-conversation button.sb-copy:hover { border-color: var(--color-accent); }
+#sb-conversation button.sb-copy:focus-visible, .sb-card a.card-link:focus-visible {
+  outline: 2px solid var(--color-accent);
   outline-offset: 2px; }
 .sb-card a.card-link { color: var(--color-accent); text-decoration: underline; font-size: .82rem; }
 .sb-card .card-place { font-size: .85rem; margin-bottom: .3rem; }
