@@ -340,12 +340,14 @@ def test_a_question_the_documents_do_not_answer_looks_different_and_offers_passa
     expect(page.locator("#sb-viewer mark#cited")).to_have_text(passage.locator(".card-text").inner_text())
 
 
-def test_thumbs_up_on_the_latest_answer_is_stored(page, server):
-    ask(page, "When was the app launched?")
+def test_thumbs_up_on_an_answer_is_stored(page, server):
+    turn = ask(page, "When was the app launched?")
 
-    page.locator("#sb-up").click()
+    turn.get_by_role("button", name="Helpful", exact=True).click()
 
-    expect(page.locator("#sb-feedback-note")).to_contain_text("recorded")
+    expect(page.locator("#sb-conversation .turn").last.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
     exported = subprocess.run(
         [str(SOURCEBOOK), "feedback", "export", "--index", str(server.index)],
         capture_output=True, text=True, check=True, timeout=60,

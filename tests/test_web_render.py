@@ -154,8 +154,10 @@ def test_untrusted_text_everywhere_in_a_turn_is_escaped():
     answered = Answer(f"Question {IMG}?", True, f"{QUOTE} [1]", (cited,), (passage,))
     declined = Answer(f"Question {SCRIPT}?", False, f"Not found {IMG}", (), (passage,))
 
-    for markup in (web.render_conversation([answered, declined]), web.hit_card(passage)):
-        assert set(tags(markup)) <= {"div", "p", "span", "mark", "button", "h4", "a"}, set(tags(markup))
+    # A stored comment is the reader's own text: escaped too.
+    ratings = {answered.id: {"rating": "down", "comment": f"</textarea>{IMG}"}}
+    for markup in (web.render_conversation([answered, declined], ratings=ratings), web.hit_card(passage)):
+        assert set(tags(markup)) <= {"div", "p", "span", "mark", "button", "h4", "a", "textarea"}, set(tags(markup))
         assert "<script" not in markup and "<img" not in markup
         assert SCRIPT in visible_text(markup) and IMG in visible_text(markup)
 
@@ -366,3 +368,21 @@ def test_an_opened_passage_or_its_failure_offers_the_way_back_but_the_first_hint
         assert 'data-opened="5"' in markup and "Back to the answer" in markup
     assert "data-opened" not in hint and "Back to the answer" not in hint
     assert re.search(r'<div class="viewer-empty">([^<]*)</div>', gone).group(1) == "That document is no longer in the library."
+
+
+def test_each_answer_shows_its_own_rating_with_the_thumb_set_and_its_comment():
+    passage = hit()
+    answered = Answer("Which cloud?", True, f"{QUOTE} [1]", (citation(passage),), (passage,))
+    declined = Answer("Who is the chief executive?", False, "Not found", (), (passage,))
+
+    markup = web.render_conversation(
+        [answered, declined], ratings={answered.id: {"rating": "down", "comment": "Wrong region"}}
+    )
+
+    first, second = re.findall(r'<div class="rating".*?</div>', markup, re.S)
+    assert f'data-answer="{answered.id}"' in first and f'data-answer="{declined.id}"' in second
+    assert re.search(r'class="sb-rate down"[^>]*aria-pressed="true"', first)
+    assert re.search(r'class="sb-rate up"[^>]*aria-pressed="false"', first)
+    assert "Wrong region</textarea>" in first
+    assert "You rated this answer not helpful, with a comment." in visible_text(first)
+    assert 'aria-pressed="true"' not in second and "Not rated yet." in visible_text(second)

@@ -50,6 +50,8 @@ CONVERSATION_KEY = "sourcebook-conversation"
 # nothing; a fixed one lets a conversation outlive a restart of the server.
 CONVERSATION_SECRET = "sourcebook-conversation"
 EXPORT_FILE = "sourcebook-conversation.md"
+# A rating's comment, as long as the HTTP API takes.
+COMMENT_CHARS = 5000
 # An Origin header as browsers send it: scheme, host name or address, optional port.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -141,8 +143,21 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
 .sb-results .status-added, .sb-results .status-updated, .sb-results .status-deleted { color: #15803d; }
 .sb-results .status-unchanged { color: var(--body-text-color-subdued); }
 .sb-results .status-failed { color: #b91c1c; }
-.sb-feedback-note { color: var(--body-text-color-subdued); font-size: .9rem; }
-#sb-up::before, #sb-down::before { content: ""; display: inline-block; width: 1.05em; height: 1.05em;
+.sb-conversation .rating { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .6rem; margin-top: .6rem;
+  padding-top: .5rem; border-top: 1px solid var(--border-color-primary); font-size: .85rem; }
+.sb-conversation .rating-ask, .sb-conversation .rating-state { color: var(--body-text-color-subdued); }
+#sb-conversation button.sb-rate, #sb-conversation button.sb-rate-comment { all: unset; box-sizing: border-box;
+  cursor: pointer; border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .15rem .55rem;
+  font-size: .82rem; line-height: 1.4; color: var(--body-text-color); background: var(--background-fill-secondary); }
+#sb-conversation button.sb-rate:hover, #sb-conversation button.sb-rate-comment:hover { border-color: var(--color-accent); }
+#sb-conversation button.sb-rate[aria-pressed="true"] { border-color: var(--color-accent); font-weight: 700;
+  background: var(--color-accent-soft); }
+#sb-conversation button.sb-rate:focus-visible, #sb-conversation button.sb-rate-comment:focus-visible {
+  outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.sb-conversation textarea.rating-comment { flex: 1 1 16rem; min-height: 2.2rem; font: inherit; font-size: .85rem;
+  padding: .25rem .45rem; border-radius: 6px; border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-primary); color: var(--body-text-color); resize: vertical; }
+button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; height: 1.05em;
   margin-right: .35em; vertical-align: -0.15em; background-color: currentColor;
   -webkit-mask: var(--thumb) no-repeat center / contain; mask: var(--thumb) no-repeat center / contain; }
 /* thumbs */
@@ -200,12 +215,12 @@ _ICON = (
     "stroke-width='2' stroke-linecap='round' stroke-linejoin='round'%3E%3Cpath d='{}'/%3E%3C/svg%3E"
 )
 _THUMBS = {
-    "sb-up": "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3z"
+    "button.sb-rate.up": "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3z"
     "M7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3",
-    "sb-down": "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3z"
+    "button.sb-rate.down": "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3z"
     "m7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17",
 }
-_THUMB_CSS = "".join(f'#{button} {{ --thumb: url("{_ICON.format(path)}"); }}\n' for button, path in _THUMBS.items())
+_THUMB_CSS = "".join(f'{button} {{ --thumb: url("{_ICON.format(path)}"); }}\n' for button, path in _THUMBS.items())
 STYLE = STYLE.replace("/* thumbs */", _THUMB_CSS)
 
 # Clicks on anything carrying data-document (a [n] marker, a passage card) open the viewer;
@@ -243,7 +258,35 @@ const copy = async (button) => {
   clearTimeout(button.restore);
   button.restore = setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
 };
+// A thumb (or Save comment) sends the answer's id, the rating and the comment box as it stands.
+// The conversation is drawn again with the rating set: the focus goes back to the control
+// clicked, and comments being typed under other answers are put back.
+const rate = (button) => {
+  const box = button.closest('.rating');
+  const rating = button.dataset.rating || box.dataset.rated || '';
+  const drafts = {};
+  element.querySelectorAll('.rating').forEach((other) => {
+    drafts[other.dataset.turn] = other.querySelector('.rating-comment').value;
+  });
+  window.sourcebookRating = {turn: box.dataset.turn, control: button.dataset.rating || 'comment', drafts};
+  trigger('rate', {answer_id: box.dataset.answer, rating, comment: box.querySelector('.rating-comment').value});
+};
+watch('value', () => {
+  const rated = window.sourcebookRating;
+  if (!rated) return;
+  window.sourcebookRating = null;
+  element.querySelectorAll('.rating').forEach((box) => {
+    const draft = rated.drafts[box.dataset.turn];
+    if (box.dataset.turn !== rated.turn && draft !== undefined) box.querySelector('.rating-comment').value = draft;
+  });
+  const box = element.querySelector(`.rating[data-turn="${rated.turn}"]`);
+  const control = box && (rated.control === 'comment' ? box.querySelector('.sb-rate-comment')
+                                                      : box.querySelector(`.sb-rate.${rated.control}`));
+  if (control) control.focus({preventScroll: true});
+});
 element.addEventListener('click', (event) => {
+  const rater = event.target.closest('button.sb-rate, button.sb-rate-comment');
+  if (rater && element.contains(rater)) { event.preventDefault(); rate(rater); return; }
   const button = event.target.closest('button.sb-copy');
   if (button && element.contains(button)) { event.preventDefault(); copy(button); return; }
   // A link opened with a modifier (new tab, new window) is the browser's to follow.
@@ -451,10 +494,37 @@ def answer_text(answer: Answer) -> str:
     return "".join(parts)
 
 
-def render_turn(answer: Answer, *, base: str = "") -> str:
+RATING_WORDS = {"up": "helpful", "down": "not helpful"}
+
+
+def render_rating(answer: Answer, rating: Mapping | None, *, turn: int) -> str:
+    """An answer's thumbs (the one set is pressed) and comment box; `rating` is its stored record, if any."""
+    rated = rating["rating"] if rating else ""
+    comment = rating["comment"] if rating else ""
+    thumbs = "".join(
+        f'<button type="button" class="sb-rate {value}" data-rating="{value}" '
+        f'aria-pressed="{"true" if rated == value else "false"}">{label}</button>'
+        for value, label in (("up", "Helpful"), ("down", "Not helpful"))
+    )
+    if rated:
+        state = f"You rated this answer {RATING_WORDS[rated]}" + (", with a comment." if comment else ".")
+    else:
+        state = "Not rated yet."
+    return (
+        f'<div class="rating" data-answer="{esc(answer.id)}" data-turn="{int(turn)}" data-rated="{esc(rated)}">'
+        f'<span class="rating-ask">Was this answer helpful?</span>{thumbs}'
+        f'<textarea class="rating-comment" rows="1" maxlength="{COMMENT_CHARS}" '
+        f'aria-label="Comment on this answer (optional)" placeholder="Add a comment (optional)">{esc(comment)}</textarea>'
+        f'<button type="button" class="sb-rate-comment">Save comment</button>'
+        f'<span class="rating-state" role="status">{esc(state)}</span></div>'
+    )
+
+
+def render_turn(answer: Answer, *, base: str = "", rating: Mapping | None = None, turn: int = 0) -> str:
     """One question and its answer block: quoted answer and cited passages, or the not-found box.
 
-    An answer's buttons copy its quotes, each followed by its citation (Markdown links at `base`).
+    An answer's buttons copy its quotes, each followed by its citation (Markdown links at `base`);
+    under it, its thumbs and comment box (`rating` is its stored record; `turn` its place in the conversation).
     """
     question = f'<div class="question">{esc(answer.question)}</div>'
     if answer.answered:
@@ -465,22 +535,28 @@ def render_turn(answer: Answer, *, base: str = "") -> str:
         )
         block = (
             f'<div class="answer answered"><p class="answer-text">{answer_text(answer)}</p>'
-            f'<div class="answer-actions">{actions}</div><div class="cards">{cards}</div></div>'
+            f'<div class="answer-actions">{actions}</div><div class="cards">{cards}</div>'
+            f"{render_rating(answer, rating, turn=turn)}</div>"
         )
     else:
         see_also = "".join(hit_card(hit) for hit in answer.passages)
         block = (
             f'<div class="answer not-found"><p class="not-found-message">{esc(answer.answer)}</p>'
             + (f'<h4 class="see-also">See also</h4><div class="cards">{see_also}</div>' if see_also else "")
-            + "</div>"
+            + f"{render_rating(answer, rating, turn=turn)}</div>"
         )
     return f'<div class="turn">{question}{block}</div>'
 
 
-def render_conversation(turns: Sequence[Answer], *, base: str = "") -> str:
-    """The whole conversation, oldest turn first, carrying its Markdown export (links made at `base`)."""
+def render_conversation(turns: Sequence[Answer], *, base: str = "", ratings: Mapping[str, Mapping] | None = None) -> str:
+    """The whole conversation, oldest turn first, carrying its Markdown export (links made at `base`).
+
+    `ratings` holds the stored rating of each rated answer, by the answer's id.
+    """
+    ratings = ratings or {}
     export = f' data-markdown="{esc(conversation_markdown(turns, base=base))}"' if turns else ""
-    return f'<div class="sb-conversation"{export}>{"".join(render_turn(t, base=base) for t in turns)}</div>'
+    shown = "".join(render_turn(t, base=base, rating=ratings.get(t.id), turn=n) for n, t in enumerate(turns))
+    return f'<div class="sb-conversation"{export}>{shown}</div>'
 
 
 def saved_turns(saved: object) -> list[Answer]:
@@ -704,12 +780,16 @@ class PageEvents:
     def ask(self, question: str, saved: list, request: gr.Request):
         question = (question or "").strip()
         if not question:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         turns = saved_turns(saved)
         answer = self.service.ask(question, history=[turn.question for turn in turns])
         turns = [*turns, answer][-SAVED_TURNS:]
-        conversation = render_conversation(turns, base=page_origin(request))
-        return "", to_save(turns), conversation, gr.update(visible=False), gr.update(visible=True), ""
+        return "", to_save(turns), self.conversation(turns, request), gr.update(visible=False), gr.update(visible=True)
+
+    def conversation(self, turns: Sequence[Answer], request: gr.Request | None) -> str:
+        """The conversation drawn with each answer's stored rating."""
+        ratings = {turn.id: rating for turn in turns if (rating := self.service.feedback_for(turn.id))}
+        return render_conversation(turns, base=page_origin(request), ratings=ratings)
 
     def ask_suggested(self, saved: list, event: gr.EventData, request: gr.Request):
         return self.ask(str(getattr(event, "question", "")), saved, request)
@@ -719,7 +799,7 @@ class PageEvents:
         turns = saved_turns(saved)
         if not turns:
             return gr.skip(), gr.skip(), gr.skip()
-        return render_conversation(turns, base=page_origin(request)), gr.update(visible=False), gr.update(visible=True)
+        return self.conversation(turns, request), gr.update(visible=False), gr.update(visible=True)
 
     def show_passage(self, document_id: str, start: int, end: int) -> str:
         # `document_id` is looked up in the library, never used as a path.
@@ -751,16 +831,29 @@ class PageEvents:
         return gr.skip() if link is None else self.show_passage(*link)
 
     def new_conversation(self):
-        return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False), ""
+        return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False)
 
-    def rate(self, saved: list, rating: str) -> str:
+    def rate(self, saved: list, event: gr.EventData, request: gr.Request):
+        """Rate an answer of this reader's conversation (the last rating stands), with its comment box as it stands."""
+        # The event data comes from the browser: the answer is looked up in the reader's own
+        # conversation by its id, and the rating and comment are checked like any input.
         turns = saved_turns(saved)
-        if not turns:
-            return '<span class="sb-feedback-note">Ask a question first.</span>'
-        latest = turns[-1]
-        self.service.record_feedback(latest.question, latest.answer, rating)
-        word = "helpful" if rating == "up" else "not helpful"
-        return f'<span class="sb-feedback-note">Thanks: your rating ({word}) of the last answer is recorded.</span>'
+        answer_id = str(getattr(event, "answer_id", ""))
+        answer = next((turn for turn in turns if turn.id == answer_id), None)
+        if answer is None:
+            gr.Warning("That answer is no longer in this conversation: it was not rated.")
+            return gr.skip()
+        rating = str(getattr(event, "rating", ""))
+        if rating not in RATING_WORDS:
+            gr.Warning("Choose Helpful or Not helpful first, then the comment is saved with it.")
+            return gr.skip()
+        comment = getattr(event, "comment", None)
+        comment = comment.strip() if isinstance(comment, str) else None
+        if comment is not None and len(comment) > COMMENT_CHARS:
+            gr.Warning(f"A comment is at most {COMMENT_CHARS:,} characters, this one {len(comment):,}: it was not saved.")
+            return gr.skip()
+        self.service.rate(answer, rating, comment=comment)
+        return self.conversation(turns, request)
 
     # --- the sources tab ---
     def sources_view(self) -> tuple:
@@ -829,12 +922,9 @@ class ChatTab:
     conversation: gr.HTML
     question: gr.Textbox
     ask: gr.Button
-    feedback_row: gr.Row
-    up: gr.Button
-    down: gr.Button
+    actions: gr.Row
     restart: gr.Button
     export: gr.Button
-    feedback_note: gr.HTML
     viewer: gr.HTML
 
 
@@ -874,20 +964,17 @@ def chat_tab() -> ChatTab:
                         autofocus=True,
                     )
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sb-ask")
-                with gr.Row(visible=False, elem_id="sb-feedback") as feedback_row:
-                    # Thumbs are drawn by CSS (#sb-up::before): emoji fonts are not everywhere.
-                    up = gr.Button("Helpful", size="sm", elem_id="sb-up", scale=0, min_width=110)
-                    down = gr.Button("Not helpful", size="sm", elem_id="sb-down", scale=0, min_width=130)
+                # Each answer carries its own thumbs and comment box (render_rating).
+                with gr.Row(visible=False, elem_id="sb-conversation-actions") as actions:
                     restart = gr.Button("New conversation", size="sm", elem_id="sb-new", scale=0, min_width=150)
                     export = gr.Button("Export as Markdown", size="sm", elem_id="sb-export", scale=0, min_width=160)
-                feedback_note = gr.HTML(elem_id="sb-feedback-note", js_on_load=None)
             with gr.Column(scale=2, min_width=320, elem_id="sb-viewer-column"):
                 viewer = gr.HTML(
                     render_viewer_message("Click a citation, its [n] marker or a passage to read it in its document."),
                     elem_id="sb-viewer",
                     js_on_load=REVEAL_JS,
                 )
-    return ChatTab(start, conversation, question, ask, feedback_row, up, down, restart, export, feedback_note, viewer)
+    return ChatTab(start, conversation, question, ask, actions, restart, export, viewer)
 
 
 def sources_tab(*, token_needed: bool) -> SourcesTab:
@@ -927,15 +1014,14 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
 
 def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None:
     """Connect the chat tab's events: asking, suggestions, citations, ratings, a new conversation, the export."""
-    asked = [chat.question, turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
+    asked = [chat.question, turns, chat.conversation, chat.start, chat.actions]
     chat.ask.click(events.ask, [chat.question, turns], asked)
     chat.question.submit(events.ask, [chat.question, turns], asked)
     chat.start.suggest(events.ask_suggested, [turns], asked)
     chat.conversation.cite(events.open_citation, None, chat.viewer)
-    chat.up.click(lambda t: events.rate(t, "up"), [turns], chat.feedback_note)
-    chat.down.click(lambda t: events.rate(t, "down"), [turns], chat.feedback_note)
+    chat.conversation.rate(events.rate, [turns], chat.conversation, show_progress="hidden")
     chat.restart.click(
-        events.new_conversation, None, [turns, chat.conversation, chat.start, chat.feedback_row, chat.feedback_note]
+        events.new_conversation, None, [turns, chat.conversation, chat.start, chat.actions]
     )
     chat.export.click(None, None, None, js=EXPORT_JS, queue=False)
 
@@ -991,5 +1077,5 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         )
         # A link to a passage opens it in the viewer as the page loads.
         page.load(events.open_link, None, chat.viewer)
-        page.load(events.restore, [turns], [chat.conversation, chat.start, chat.feedback_row])
+        page.load(events.restore, [turns], [chat.conversation, chat.start, chat.actions])
     return page

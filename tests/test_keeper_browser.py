@@ -1,0 +1,144 @@
+"""The page for the person who keeps the documents, in a real Chromium: rate any answer with a comment,
+the Gaps view, and delete with confirmation and undo.
+
+The server runs in this process with the fake model and the page mounted, as `sourcebook serve`
+builds it, on a loopback port.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import launch
+from tests.helpers import write_files
+from tests.servers import serving
+from ui.server import create_app
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+# The machine may be busy (a model training beside the tests): a page load can take seconds.
+expect.set_options(timeout=30_000)
+
+# A browser is what this test costs; it runs with the browser tests.
+pytestmark = pytest.mark.browser
+
+HANDBOOK = (
+    "# Harbour handbook\n\n"
+    "## Canteen\n\nLunch is served in the canteen from noon until two.\n\n"
+    "## Boats\n\nThe pilot boat leaves the north quay at six every morning.\n\n"
+    "## Keys\n\nSpare keys to the boathouse hang in the harbour master's office.\n"
+)
+LOG = "Lighthouse log\n\nThe storm of 1911 tore the lantern from the gallery roof.\n"
+DOCS = {"handbook.md": HANDBOOK, "lighthouse.txt": LOG}
+LUNCH = "When is lunch served in the canteen?"
+BOAT = "Where does the pilot boat leave from every morning?"
+
+
+@pytest.fixture
+def site(make_service, tmp_path):
+    """The page over a small library, on a loopback port."""
+    corpus = write_files(tmp_path / "corpus", DOCS)
+    service = make_service(corpus_dir=corpus)
+    service.reconcile()
+    with serving(create_app(service)) as url:
+        yield url, service
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def tab(browser, site):
+    """A reader's own browser (a context: own cookies and storage)."""
+    url, _ = site
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+    yield page
+    context.close()
+
+
+def settled(page, elem_id: str) -> None:
+    """Wait until Gradio has finished updating a component (no pending state, fade-in done)."""
+    page.wait_for_function(
+        """(id) => { const c = document.querySelector(`#${id} .html-container`);
+                     return c && !c.classList.contains('pending') && getComputedStyle(c).opacity === '1'; }""",
+        arg=elem_id,
+    )
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, and return the new conversation turn once it is shown."""
+    turns = page.locator("#sb-conversation .turn")
+    before = turns.count()
+    box = page.locator("#sb-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(turns).to_have_count(before + 1)
+    settled(page, "sb-conversation")
+    return turns.last
+
+
+# --- rating any answer ------------------------------------------------------------------------
+def test_an_earlier_answer_is_rated_with_a_comment_and_its_rating_changed(site, tab):
+    _, service = site
+    ask(tab, LUNCH)
+    ask(tab, BOAT)
+    first = service.ask(LUNCH)
+    turn = tab.locator("#sb-conversation .turn").first
+    up, down = turn.get_by_role("button", name="Helpful", exact=True), turn.get_by_role("button", name="Not helpful")
+    expect(up).to_have_attribute("aria-pressed", "false")
+
+    turn.get_by_label("Comment on this answer (optional)").fill("The canteen also serves breakfast.")
+    down.click()
+
+    turn = tab.locator("#sb-conversation .turn").first
+    expect(turn.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
+    expect(turn.locator(".rating-state")).to_have_text("You rated this answer not helpful, with a comment.")
+    assert service.feedback_for(first.id)["rating"] == "down"
+
+    turn.get_by_role("button", name="Helpful", exact=True).click()
+
+    turn = tab.locator("#sb-conversation .turn").first
+    expect(turn.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
+    expect(turn.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "false")
+    expect(turn.locator(".rating-state")).to_have_text("You rated this answer helpful, with a comment.")
+    records = service.feedback()
+    assert len(records) == 1, records
+    assert records[0]["answer_id"] == first.id
+    assert (records[0]["question"], records[0]["rating"], records[0]["comment"]) == (
+        LUNCH, "up", "The canteen also serves breakfast."
+    )
+    assert [c["quote"] for c in records[0]["citations"]] == [c.quote for c in first.citations]
+    # The second answer was not rated, and a reload shows the first one's thumb still set.
+    expect(tab.locator("#sb-conversation .turn").last.locator(".rating-state")).to_have_text("Not rated yet.")
+    tab.reload()
+    turn = tab.locator("#sb-conversation .turn").first
+    expect(turn.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
+    expect(turn.get_by_label("Comment on this answer (optional)")).to_have_value("The canteen also serves breakfast.")
+
+
+def test_a_comment_is_changed_without_changing_the_rating(site, tab):
+    _, service = site
+    turn = ask(tab, LUNCH)
+    turn.get_by_role("button", name="Not helpful").click()
+    expect(tab.locator("#sb-conversation .turn").first.locator(".rating-state")).to_have_text(
+        "You rated this answer not helpful."
+    )
+
+    turn = tab.locator("#sb-conversation .turn").first
+    turn.get_by_label("Comment on this answer (optional)").fill("Says nothing about weekends.")
+    turn.get_by_role("button", name="Save comment").click()
+
+    expect(tab.locator("#sb-conversation .turn").first.locator(".rating-state")).to_have_text(
+        "You rated this answer not helpful, with a comment."
+    )
+    [record] = service.feedback()
+    assert (record["rating"], record["comment"]) == ("down", "Says nothing about weekends.")
