@@ -109,6 +109,46 @@ def test_ask_reads_questions_from_stdin_one_json_line_each(corpus, runner, fake_
     assert lines[1]["citations"][0]["source"] == "docs/security.txt"
 
 
+def test_readable_answers_from_stdin_each_follow_their_question(corpus, runner):
+    questions = "Which class is the default for short flights?\nWhere do I report phishing emails?\n"
+
+    result = runner.invoke(app, ["ask", "-"], input=questions)
+
+    assert result.exit_code == 0, result.output
+    output = result.output
+    first, second = output.index("Q: Which class is the default"), output.index("Q: Where do I report phishing")
+    assert first < output.index("Economy class is the default") < second < output.index("Report phishing emails to")
+
+
+def test_ingest_off_a_terminal_logs_plain_progress_lines(tmp_path, runner):
+    folder = write_files(tmp_path / "docs", DOCS)
+
+    result = runner.invoke(app, ["ingest", str(folder)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # The model's load is labelled, then files are counted; the last count is the whole.
+    assert lines[0] == "ingest: loading the embedding model (the first run exports it)"
+    assert "ingest: 2/2 files" in lines
+    assert "0/?" not in result.output
+
+
+def test_docs_at_80_columns_keeps_whole_paths(tmp_path, runner):
+    name = "a-rather-long-file-name-about-travel-and-the-booking-rules.txt"
+    folder = write_files(tmp_path / "documents-kept-by-the-office", {name: DOCS["travel.txt"]})
+    runner.invoke(app, ["ingest", str(folder)])
+
+    result = runner.invoke(app, ["docs"], env={"COLUMNS": "80"})
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    assert all(len(line) <= 80 for line in result.output.splitlines())
+    assert "…" not in result.output
+    # The source column's cells, read down the table, give the whole path.
+    source = "".join(cells[3].strip() for cells in rows)
+    assert source == f"documents-kept-by-the-office/{name}"
+
+
 def test_readable_answer_shows_quote_and_citation(corpus, runner):
     result = runner.invoke(app, ["ask", "Where do I report phishing emails?"])
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from app.export import conversation_markdown
 from ingest.errors import IngestError
@@ -140,15 +140,11 @@ def ingest(
         if ray_actors != 1 and not (use_ray or ray_address):
             raise ValueError(f"--ray-actors {ray_actors} needs --ray or --ray-address")
         service = open_service(index, rebuild=rebuild)
-        with Progress(
-            TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, transient=True, disable=as_json,
-        ) as bar:
-            task = bar.add_task("files", total=None)
+        with ingest_progress(quiet=as_json) as progress:
             try:
                 report = service.ingest(
                     path,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    progress=progress,
                     use_ray=use_ray,
                     ray_address=ray_address,
                     ray_actors=ray_actors,
@@ -177,6 +173,40 @@ def ingest(
         )
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
+
+
+# Seconds between progress lines when standard error is not a terminal (a log, `make run` piped).
+PROGRESS_LINE_EVERY = 2.0
+
+
+@contextmanager
+def ingest_progress(*, quiet: bool):
+    """Yield the callback an ingest reports (files done, total) to: a bar on a terminal, else plain lines.
+
+    Until the first report the model is being loaded (the first run exports it), so the bar says
+    that instead of an unlabelled "0/?".
+    """
+    if quiet:
+        yield None
+        return
+    if not err.is_terminal:
+        last = [0.0]
+
+        def line(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] >= PROGRESS_LINE_EVERY:
+                last[0] = now
+                err.print(f"ingest: {done}/{total} files", soft_wrap=True)
+
+        err.print("ingest: loading the embedding model (the first run exports it)", soft_wrap=True)
+        yield line
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("loading the embedding model (the first run exports it)", total=None)
+        yield lambda done, total: bar.update(task, description="ingesting", completed=done, total=total)
 
 
 def print_hits(hits: list[Hit], *, heading: str | None = None) -> None:
@@ -269,8 +299,12 @@ def ask(
             continue
         if as_markdown:
             answers.append(answer)
+        elif as_json:
+            emit_answer(answer, as_json=True)
         else:
-            emit_answer(answer, as_json=as_json)
+            # Many answers in a row: each under the question it answers.
+            out.print(f"[bold]Q: {escape(answer.question)}[/bold]")
+            print_answer(answer)
     if as_markdown:
         print(conversation_markdown(answers, base=base), end="")
     if failed:
@@ -287,7 +321,9 @@ def docs(index: IndexOption = None, as_json: JsonOption = False) -> None:
         print(json.dumps([{"id": d.id, "title": d.title, "source": d.source, "size": d.size, "chunks": d.chunks,
                            "updated": d.updated} for d in documents], ensure_ascii=False))
         return
-    table = Table("id", "title", "source", "size", "passages")
+    # At 80 columns a path folds onto more lines rather than losing its end to an ellipsis.
+    table = Table(Column("id", no_wrap=True), Column("title", ratio=3), Column("source", overflow="fold", ratio=2),
+                  Column("size", justify="right", no_wrap=True), Column("passages", justify="right", no_wrap=True))
     for d in documents:
         table.add_row(d.id, escape(d.title), escape(d.source), f"{d.size:,}", str(d.chunks))
     out.print(table)
