@@ -142,3 +142,56 @@ def test_a_comment_is_changed_without_changing_the_rating(site, tab):
     )
     [record] = service.feedback()
     assert (record["rating"], record["comment"]) == ("down", "Says nothing about weekends.")
+
+
+# --- the gaps ---------------------------------------------------------------------------------
+TOKEN = "keeper-token"
+# Three wordings of one question the documents do not answer (they share most words, which is
+# what the fake embedder sees).
+BICYCLE = [
+    "What is the fee for parking a bicycle at the office garage?",
+    "What is the fee for parking a bicycle in the office garage?",
+    "what's the fee for parking my bicycle at the office garage",
+]
+
+
+@pytest.fixture
+def guarded(make_service, tmp_path):
+    """The page over a small library whose changes, and gaps, need an API token."""
+    corpus = write_files(tmp_path / "corpus", DOCS)
+    service = make_service(corpus_dir=corpus, api_token=TOKEN)
+    service.reconcile()
+    with serving(create_app(service)) as url:
+        yield url, service
+
+
+def test_three_wordings_of_an_unanswered_question_are_one_gap_asked_three_times(browser, guarded):
+    url, service = guarded
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
+        for question in BICYCLE:
+            expect(ask(page, question).locator(".answer.not-found")).to_be_visible()
+        ask(page, LUNCH)
+
+        # What people asked is shown only with the token.
+        page.get_by_role("tab", name="Gaps").click()
+        expect(page.locator("#sb-gaps .locked")).to_contain_text("enter the API token on the Sources tab")
+        expect(page.locator("#sb-gaps")).not_to_contain_text("bicycle")
+        page.get_by_role("tab", name="Sources").click()
+        page.locator("#sb-token input").fill(TOKEN)
+        page.get_by_role("tab", name="Gaps").click()
+
+        rows = page.locator("#sb-gaps tr.gap")
+        expect(rows).to_have_count(1)
+        expect(rows.first.locator("td.count")).to_have_text("3")
+        expect(rows.first.locator(".gap-question")).to_have_text(BICYCLE[0])
+        expect(rows.first.locator(".wordings li")).to_have_text(BICYCLE[1:])
+        nearest = rows.first.locator(".near .near-source").all_inner_texts()
+        assert nearest and set(nearest) <= {"corpus/handbook.md", "corpus/lighthouse.txt"}, nearest
+        assert [(gap.question, gap.count) for gap in service.gaps()] == [(BICYCLE[0], 3)]
+    finally:
+        context.close()

@@ -9,6 +9,7 @@ import gradio as gr
 import pytest
 from pydantic import SecretStr
 
+from app.gaps import Gap, NearDocument
 from app.service import token_accepted
 from app.uploads import UploadResult
 from ingest.records import Document, Page, Section
@@ -386,3 +387,21 @@ def test_each_answer_shows_its_own_rating_with_the_thumb_set_and_its_comment():
     assert "Wrong region</textarea>" in first
     assert "You rated this answer not helpful, with a comment." in visible_text(first)
     assert 'aria-pressed="true"' not in second and "Not rated yet." in visible_text(second)
+
+
+def test_gaps_are_listed_most_asked_first_with_every_wording_escaped():
+    near = NearDocument("d1", f"Title {IMG}", f"corpus/{IMG}.txt", 2)
+    gaps = [
+        Gap(f"Fee {SCRIPT}?", 3, (f"Fee {SCRIPT}?", "The fee?", "Fees?"), 1_700_000_000.0, 1_700_000_600.0, (near,)),
+        Gap("Who leads?", 1, ("Who leads?",), 1_700_000_100.0, 1_700_000_100.0, ()),
+    ]
+
+    markup = web.render_gaps(gaps)
+
+    assert set(tags(markup)) <= {"div", "table", "thead", "tbody", "tr", "th", "td", "span", "ul", "li", "br"}
+    assert "<script" not in markup and "<img" not in markup
+    rows = re.findall(r'<tr class="gap">.*?</tr>', markup, re.S)
+    assert [visible_text(re.search(r'<td class="count">(\d+)</td>', row).group(0)) for row in rows] == ["3", "1"]
+    assert f"Fee {SCRIPT}?" in visible_text(rows[0]) and "The fee?" in visible_text(rows[0])
+    assert f"Title {IMG} corpus/{IMG}.txt (2 times)" in visible_text(rows[0])
+    assert "No gaps" in visible_text(web.render_gaps([]))

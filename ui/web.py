@@ -23,6 +23,7 @@ from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
 from app.export import conversation_markdown
+from app.gaps import Gap
 from app.service import Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
@@ -161,6 +162,14 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
   margin-right: .35em; vertical-align: -0.15em; background-color: currentColor;
   -webkit-mask: var(--thumb) no-repeat center / contain; mask: var(--thumb) no-repeat center / contain; }
 /* thumbs */
+.sb-gaps table { width: 100%; border-collapse: collapse; font-size: .9rem; }
+.sb-gaps th, .sb-gaps td { text-align: left; vertical-align: top; padding: .45rem .5rem;
+  border-bottom: 1px solid var(--border-color-primary); }
+.sb-gaps td.count { font-weight: 700; text-align: right; width: 4rem; }
+.sb-gaps .wordings, .sb-gaps .near { margin: .2rem 0 0 1rem; padding: 0; color: var(--body-text-color-subdued);
+  font-size: .85rem; }
+.sb-gaps .near-source { font-family: var(--font-mono); font-size: .78rem; }
+.sb-gaps .empty, .sb-gaps .locked, .sb-note { color: var(--body-text-color-subdued); }
 /* Every control shows where the keyboard is (Gradio's tabs and some buttons show nothing). */
 .gradio-container button:focus-visible, .gradio-container a:focus-visible, .gradio-container summary:focus-visible,
 .gradio-container [role="tab"]:focus-visible, .gradio-container [tabindex]:focus-visible,
@@ -696,6 +705,40 @@ def render_message(message: str, *, status: str) -> str:
     return f'<div class="sb-results"><span class="status status-{esc(status)}">{esc(message)}</span></div>'
 
 
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def render_gaps(gaps: Sequence[Gap]) -> str:
+    """The questions the documents did not answer, most asked first: each wording, when, the nearest documents."""
+    if not gaps:
+        return (
+            '<div class="sb-gaps"><p class="empty">No gaps: every question asked so far was answered '
+            "from the documents (or none was asked yet).</p></div>"
+        )
+    rows = []
+    for gap in gaps:
+        others = "".join(f"<li>{esc(q)}</li>" for q in gap.questions if q != gap.question)
+        near = "".join(
+            f'<li><span class="near-title">{esc(d.title)}</span> <span class="near-source">{esc(d.source)}</span> '
+            f'<span class="near-times">({_plural(d.times, "time")})</span></li>'
+            for d in gap.documents
+        )
+        rows.append(
+            f'<tr class="gap"><td class="count">{int(gap.count)}</td>'
+            f'<td><span class="gap-question">{esc(gap.question)}</span>'
+            + (f'<ul class="wordings">{others}</ul>' if others else "")
+            + f'</td><td class="when">{esc(_when(gap.first_asked))}<br>{esc(_when(gap.last_asked))}</td>'
+            + (f'<td><ul class="near">{near}</ul></td>' if near else "<td></td>")
+            + "</tr>"
+        )
+    return (
+        '<div class="sb-gaps"><table><thead><tr><th>asked</th><th>question (and its other wordings)</th>'
+        "<th>first / last asked</th><th>nearest documents</th></tr></thead>"
+        f'<tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
 def human_size(size: int) -> str:
     """Bytes as a short readable size."""
     for unit in ("B", "kB", "MB"):
@@ -855,6 +898,17 @@ class PageEvents:
         self.service.rate(answer, rating, comment=comment)
         return self.conversation(turns, request)
 
+    # --- the gaps tab ---
+    def gaps_view(self, token: str) -> str:
+        """The gaps, for a reader with the token (they show what people asked); may ask again up to 20 questions."""
+        if not self.service.token_accepted(token):
+            reason = "That API token is not the right one" if (token or "").strip() else "The gaps show what people asked"
+            return (
+                f'<div class="sb-gaps"><p class="locked">{esc(reason)}: enter the API token on the Sources tab, '
+                "then open this tab again.</p></div>"
+            )
+        return render_gaps(self.service.gaps())
+
     # --- the sources tab ---
     def sources_view(self) -> tuple:
         documents = self.service.documents()
@@ -977,6 +1031,28 @@ def chat_tab() -> ChatTab:
     return ChatTab(start, conversation, question, ask, actions, restart, export, viewer)
 
 
+@dataclass(frozen=True)
+class GapsTab:
+    """The gaps tab's components that events read or write."""
+
+    tab: gr.Tab
+    refresh: gr.Button
+    listing: gr.HTML
+
+
+def gaps_tab() -> GapsTab:
+    """Lay out the gaps tab: the questions the documents did not answer, listed when the tab opens."""
+    with gr.Tab("Gaps", id="gaps") as tab:
+        gr.HTML(
+            '<p class="sb-note">Questions the documents did not answer, grouped by meaning, most asked '
+            "first, with the documents that came nearest: what people look for and cannot find.</p>",
+            js_on_load=None,
+        )
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="sb-gaps-refresh")
+        listing = gr.HTML('<div class="sb-gaps"></div>', elem_id="sb-gaps", js_on_load=None)
+    return GapsTab(tab, refresh, listing)
+
+
 def sources_tab(*, token_needed: bool) -> SourcesTab:
     """Lay out the sources tab: the token (when one is configured), the documents, upload and delete."""
     with gr.Tab("Sources", id="sources") as tab:
@@ -1051,6 +1127,12 @@ def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, tok
     sources.tab.select(events.sources_view, None, listing, show_progress="hidden", **in_order)
 
 
+def wire_gaps(events: PageEvents, gaps: GapsTab, token: gr.Textbox) -> None:
+    """Connect the gaps tab: listed when it opens (not as the page loads: a listing may ask questions again)."""
+    gaps.tab.select(events.gaps_view, [token], gaps.listing)
+    gaps.refresh.click(events.gaps_view, [token], gaps.listing)
+
+
 def build_page(service: Sourcebook) -> gr.Blocks:
     """Build the chat page over `service`; per-reader conversation state lives in the session."""
     events = PageEvents(service)
@@ -1068,10 +1150,12 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         with gr.Tabs():
             chat = chat_tab()
             sources = sources_tab(token_needed=token_needed)
+            gaps = gaps_tab()
         # The very set Gradio's upload route adds to: only files in it are taken from an event.
         events.uploaded = page.upload_file_set
         wire_chat(events, chat, turns)
         wire_sources(events, sources, chat.start, token_needed=token_needed)
+        wire_gaps(events, gaps, sources.token)
         page.load(events.sources_view, None, [sources.table, sources.chosen], show_progress="hidden").then(
             events.start_screen, None, chat.start
         )
