@@ -20,6 +20,7 @@ from pypdf import PasswordType, PdfReader
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.errors import DocumentTooLarge, EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
+from ingest.health import NO_TEXT_HINT
 from ingest.records import Document, Page, Section
 from ingest.titles import TitleCandidates, choose_title, leading_lines, without_site_name
 
@@ -35,7 +36,8 @@ DEFAULT_MAX_PAGES = 10_000  # .pdf
 # Bumped when the loaders read a file differently (its title, size or text): stores note the
 # version that read their documents, and an ingest reads older ones again.
 # 2: titles from choose_title, sizes of files, Markdown front matter kept out of the text.
-LOADER_VERSION = "2"
+# 3: a PDF's page count (pages without text too), so each document's health is assessed.
+LOADER_VERSION = "3"
 _WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 _BLOCK_SEPARATOR = "\n\n"
@@ -123,8 +125,9 @@ def parse(
 def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
+    page_count = None
     if suffix == ".pdf":
-        titles, text, sections, pages = _parse_pdf(data, source, limits)
+        (titles, text, sections, pages), page_count = _parse_pdf(data, source, limits)
     elif suffix == ".docx":
         titles, text, sections, pages = _parse_docx(data, source, limits)
     else:
@@ -139,11 +142,13 @@ def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
             limits.check_parts(raw.count("\n") + 1, source, "lines")
             titles, text, sections, pages = markup_parser(raw)
     if not text.strip():
-        reason = "no text found (it may contain only scanned images)" if suffix == ".pdf" else "no text found"
+        reason = f"no text found ({NO_TEXT_HINT})" if suffix == ".pdf" else "no text found"
         raise EmptyDocument(source, reason)
     limits.check_text(len(text), source)
     title = choose_title(titles, text=text, source=source)
-    return Document(source=source, title=title, text=text, sections=sections, pages=pages, size=len(data))
+    return Document(
+        source=source, title=title, text=text, sections=sections, pages=pages, size=len(data), page_count=page_count
+    )
 
 
 # What each format's parser returns: its title candidates, text, sections and pages.
@@ -366,7 +371,8 @@ def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
 # ----------------------------------------------------------------------- pdf
 
 
-def _parse_pdf(data: bytes, source: str, limits: Limits) -> _Parsed:
+def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int]:
+    """Return what a PDF holds and how many pages it has (the ones without text too)."""
     # pypdf raises many exception types on malformed input (not only PdfReadError), so catch them all.
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -389,7 +395,7 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> _Parsed:
     text, starts = _join((text for _, text in blocks))
     ends = starts[1:] + [len(text)]
     spans = tuple(Page(number, start, end) for (number, _), start, end in zip(blocks, starts, ends))
-    return TitleCandidates(found=(str(metadata_title), *leading_lines(text))), text, (), spans
+    return (TitleCandidates(found=(str(metadata_title), *leading_lines(text))), text, (), spans), len(pages)
 
 
 # ---------------------------------------------------------------------- docx

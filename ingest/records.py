@@ -79,6 +79,8 @@ class Document:
     content_hash: str = field(default="")
     # The size in bytes of the file it was read from; None when it came from no file (a benchmark's record).
     size: int | None = None
+    # How many pages the file has, text or not (PDFs): `pages` holds only the ones with text.
+    page_count: int | None = None
 
     def __post_init__(self) -> None:
         # Ids derive from content, so re-ingesting the same text is a no-op.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.health import assess
 from ingest.loaders import LOADER_VERSION
 from ingest.records import Chunk, Document
 from retrieval.errors import IndexMismatch
@@ -166,7 +167,9 @@ class Library:
         file_hash: str | None = None,
     ) -> None:
         """Store a document's chunks and window vectors and index them, replacing an earlier version."""
-        removed, added, rowids = self.store.put(document, chunks, windows, vectors, file_hash=file_hash)
+        removed, added, rowids = self.store.put(
+            document, chunks, windows, vectors, file_hash=file_hash, health=assess(document)
+        )
         self.index.remove(np.asarray(removed, dtype=np.int64))
         self.index.add(np.asarray(added, dtype=np.int64), vectors)
         self.keywords.remove(_passage_rowids(removed))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from urllib.parse import urlencode
 
+from ingest.health import DocumentHealth
 from ingest.records import Page, content_hash, page_at
 
 # What Markdown would read as markup: emphasis, code, links, raw HTML.
@@ -226,3 +227,5 @@ class StoredDocument:
     chunks: int
     updated: float
     content_hash: str
+    # What the loader read and its warnings; None for a document stored before health was kept.
+    health: DocumentHealth | None = None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.health import DocumentHealth
 from ingest.records import Chunk, Document, Page, Section, content_hash, pages_over
 from retrieval.records import KeywordPassage, StoredDocument
 
@@ -30,6 +31,8 @@ WINDOW_SLOTS = 64
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- A document's health is what the loader read and the warnings it earned (ingest/health.py), as
+-- JSON; NULL for documents stored before it was kept, until an ingest reads them again.
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     source TEXT NOT NULL UNIQUE,
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS documents (
     text TEXT NOT NULL,
     structure TEXT NOT NULL,
     size INTEGER NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    health TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY,
@@ -96,6 +100,16 @@ def _pages_json(pages: Sequence[Page]) -> str:
 
 def _pages_from_json(text: str) -> tuple[Page, ...]:
     return tuple(Page(*p) for p in json.loads(text)) if text != "[]" else ()
+
+
+def _add_document_health(db: sqlite3.Connection) -> None:
+    """Give a store made before documents kept their health the column (NULL until an ingest reads them again)."""
+    if not any(column[1] == "health" for column in db.execute("PRAGMA table_info(documents)")):
+        db.execute("ALTER TABLE documents ADD COLUMN health TEXT")
+
+
+def _health_from_json(text: str | None) -> DocumentHealth | None:
+    return DocumentHealth.from_dict(json.loads(text)) if text else None
 
 
 def _add_passage_pages(db: sqlite3.Connection) -> None:
@@ -162,6 +176,7 @@ class Store:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
             _add_passage_pages(db)
+            _add_document_health(db)
             _add_feedback_answers(db)
 
     # One connection per thread: SQLite connections must not be shared across threads,
@@ -223,10 +238,12 @@ class Store:
         vectors: np.ndarray,
         *,
         file_hash: str | None = None,
+        health: DocumentHealth | None = None,
     ) -> tuple[list[int], list[int], list[int]]:
         """Store a document with its chunks and their window vectors, replacing any earlier version.
 
         `windows[i]` are spans of `chunks[i].text`; `vectors` holds one row per window, in order.
+        `health` is what the loader read and the warnings it earned, kept beside the document.
         Returns (removed vector ids, added vector ids, the rowids given to `chunks`, in order) so
         the vector and keyword indexes can follow.
         """
@@ -250,7 +267,9 @@ class Store:
                         (document.id,))
             db.execute("DELETE FROM chunks WHERE document_id=?", (document.id,))
             db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO documents"
+                " (id, source, title, content_hash, file_hash, text, structure, size, updated, health)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     document.id,
                     document.source,
@@ -261,6 +280,7 @@ class Store:
                     structure,
                     len(document.text.encode("utf-8")) if document.size is None else document.size,
                     time.time(),
+                    None if health is None else json.dumps(health.to_dict(), ensure_ascii=False),
                 ),
             )
             added = []
@@ -448,12 +468,12 @@ class Store:
         return found
 
     def documents(self) -> list[StoredDocument]:
-        """Return every stored document with its chunk count, by source."""
+        """Return every stored document with its chunk count and health, by source."""
         rows = self._db.execute(
-            "SELECT d.id, d.source, d.title, d.size, count(c.rowid), d.updated, d.content_hash"
+            "SELECT d.id, d.source, d.title, d.size, count(c.rowid), d.updated, d.content_hash, d.health"
             " FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id ORDER BY d.source"
         )
-        return [StoredDocument(*row) for row in rows]
+        return [StoredDocument(*row[:7], health=_health_from_json(row[7])) for row in rows]
 
     def document(self, document_id: str) -> Document | None:
         """Return the full document with its structure, or None."""

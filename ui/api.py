@@ -22,6 +22,7 @@ from starlette.types import Message
 from app.service import MAX_QUESTION_CHARS, Sourcebook
 from app.uploads import Upload
 from ingest.errors import IngestError, UnsupportedFormat
+from ingest.health import Concern
 from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, IndexMismatch, NameTaken, UploadTooLarge
 from retrieval.files import disk_full
@@ -123,6 +124,20 @@ class AskResponse(BaseModel):
     passages: list[HitModel]
 
 
+class HealthWarningModel(BaseModel):
+    concern: Concern
+    message: str
+    pages: list[int]
+    sections: list[str]
+
+
+class DocumentHealthModel(BaseModel):
+    """What the loader read of a document (characters of text per page of a PDF) and its warnings."""
+
+    page_chars: list[int]
+    warnings: list[HealthWarningModel]
+
+
 class DocumentSummary(BaseModel):
     id: str
     title: str
@@ -130,6 +145,8 @@ class DocumentSummary(BaseModel):
     size: int
     chunks: int
     updated: datetime
+    # None for a document stored before health was kept (the next ingest reads it again).
+    health: DocumentHealthModel | None = None
 
 
 class SectionModel(BaseModel):
@@ -314,7 +331,8 @@ def ask(body: AskRequest, request: Request) -> AskResponse:
 def list_documents(request: Request) -> list[DocumentSummary]:
     return [
         DocumentSummary(id=d.id, title=d.title, source=d.source, size=d.size, chunks=d.chunks,
-                        updated=datetime.fromtimestamp(d.updated, tz=timezone.utc))
+                        updated=datetime.fromtimestamp(d.updated, tz=timezone.utc),
+                        health=DocumentHealthModel.model_validate(d.health.to_dict()) if d.health else None)
         for d in service_of(request).documents()
     ]
 

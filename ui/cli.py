@@ -22,6 +22,7 @@ from rich.table import Column, Table
 
 from app.export import conversation_markdown
 from ingest.errors import IngestError
+from ingest.health import DocumentHealth
 from retrieval.errors import DocumentNotFound, IndexMismatch, NameTaken
 from retrieval.reader import ReaderUnavailable
 from retrieval.records import Answer, Hit, reference
@@ -319,14 +320,35 @@ def docs(index: IndexOption = None, as_json: JsonOption = False) -> None:
         documents = service.documents()
     if as_json:
         print(json.dumps([{"id": d.id, "title": d.title, "source": d.source, "size": d.size, "chunks": d.chunks,
-                           "updated": d.updated} for d in documents], ensure_ascii=False))
+                           "updated": d.updated, "health": d.health.to_dict() if d.health else None}
+                          for d in documents], ensure_ascii=False))
         return
     # At 80 columns a path folds onto more lines rather than losing its end to an ellipsis.
     table = Table(Column("id", no_wrap=True), Column("title", ratio=3), Column("source", overflow="fold", ratio=2),
-                  Column("size", justify="right", no_wrap=True), Column("passages", justify="right", no_wrap=True))
+                  Column("size", justify="right", no_wrap=True), Column("passages", justify="right", no_wrap=True),
+                  Column("!", justify="right", no_wrap=True))
     for d in documents:
-        table.add_row(d.id, escape(d.title), escape(d.source), f"{d.size:,}", str(d.chunks))
+        table.add_row(d.id, escape(d.title), escape(d.source), f"{d.size:,}", str(d.chunks), _warning_mark(d.health))
     out.print(table)
+    # Below the table, whole sentences: what each marked document's warnings say, and PDFs' text per page.
+    for d in documents:
+        for line in _health_lines(d.health):
+            out.print(f"{escape(d.source)}: {escape(line)}", overflow="fold")
+
+
+def _warning_mark(health: DocumentHealth | None) -> str:
+    """The `!` column: how many warnings, "?" when the document was stored before health was kept."""
+    if health is None:
+        return "?"
+    return str(len(health.warnings)) if health.warnings else ""
+
+
+def _health_lines(health: DocumentHealth | None) -> list[str]:
+    """A document's health for people: characters of text per page (PDFs; --json has every page), then each warning."""
+    if health is None:
+        return ["not checked yet (stored by an older version): run `sourcebook ingest` on its folder"]
+    pages = health.pages_line()
+    return ([pages] if pages else []) + [f"! {warning.message}" for warning in health.warnings]
 
 
 @app.command("eval")
