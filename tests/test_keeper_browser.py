@@ -7,6 +7,8 @@ builds it, on a loopback port.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.browser import launch
@@ -195,3 +197,74 @@ def test_three_wordings_of_an_unanswered_question_are_one_gap_asked_three_times(
         assert [(gap.question, gap.count) for gap in service.gaps()] == [(BICYCLE[0], 3)]
     finally:
         context.close()
+
+
+# --- delete, with confirmation and undo ---------------------------------------------------------
+def open_sources(page) -> None:
+    page.get_by_role("tab", name="Sources").click()
+    expect(page.locator("#sb-documents")).to_contain_text("Harbour handbook")
+
+
+def choose_to_delete(page, title: str) -> None:
+    page.locator("#sb-delete-choice input").click()
+    page.get_by_role("option", name=re.compile(re.escape(title))).click()
+
+
+def test_a_delete_asks_first_says_where_the_file_went_and_is_undone(site, tab):
+    url, service = site
+    corpus = service.settings.corpus_dir
+    open_sources(tab)
+    choose_to_delete(tab, "Harbour handbook")
+    result = tab.locator("#sb-delete-result")
+
+    # Asked first: Cancel changes nothing.
+    tab.locator("#sb-delete").click()
+    expect(result).to_contain_text("Delete Harbour handbook (corpus/handbook.md)?")
+    tab.locator("#sb-delete-cancel").click()
+    expect(tab.locator("#sb-delete-yes")).to_be_hidden()
+    assert (corpus / "handbook.md").is_file()
+    tab.locator("#sb-delete").click()
+    tab.locator("#sb-delete-yes").click()
+
+    expect(result).to_contain_text("Deleted Harbour handbook")
+    [kept] = service.deleted()
+    expect(result.locator("code")).to_have_text(kept.kept_as)
+    assert kept.kept_as.startswith(".deleted/handbook.") and not (corpus / "handbook.md").exists()
+    expect(tab.locator("#sb-documents")).not_to_contain_text("Harbour handbook")
+    tab.locator("#sb-deleted-section").get_by_text("Deleted documents").click()
+    expect(tab.locator("#sb-deleted .kept-name")).to_have_text(["handbook.md"])
+    assert not service.ask(LUNCH).answered
+
+    result.get_by_role("button", name="Undo: restore Harbour handbook").click()
+
+    expect(result).to_contain_text("Restored Harbour handbook as handbook.md")
+    expect(tab.locator("#sb-documents")).to_contain_text("Harbour handbook")
+    expect(tab.locator("#sb-deleted")).to_contain_text("No deleted documents.")
+    assert (corpus / "handbook.md").read_text() == HANDBOOK and service.deleted() == []
+    # Answerable again, on the page too.
+    tab.get_by_role("tab", name="Chat").click()
+    expect(ask(tab, LUNCH).locator(".answer.answered")).to_contain_text("noon until two")
+
+
+def test_a_deleted_document_is_restored_from_the_list_and_a_taken_name_is_refused(site, tab):
+    _, service = site
+    corpus = service.settings.corpus_dir
+    open_sources(tab)
+    choose_to_delete(tab, "Lighthouse log")
+    tab.locator("#sb-delete").click()
+    tab.locator("#sb-delete-yes").click()
+    result = tab.locator("#sb-delete-result")
+    expect(result).to_contain_text("Deleted Lighthouse log")
+    (corpus / "lighthouse.txt").write_text("Another lighthouse\n\nA new file of the old name.\n")
+    tab.locator("#sb-deleted-section").get_by_text("Deleted documents").click()
+    restore = tab.locator("#sb-deleted").get_by_role("button", name="Restore lighthouse.txt")
+
+    restore.click()
+
+    expect(result).to_contain_text("Nothing was restored: lighthouse.txt is in the corpus folder already")
+    assert len(service.deleted()) == 1
+    (corpus / "lighthouse.txt").unlink()
+    tab.locator("#sb-deleted").get_by_role("button", name="Restore lighthouse.txt").click()
+    expect(result).to_contain_text("Restored Lighthouse log as lighthouse.txt")
+    expect(tab.locator("#sb-documents")).to_contain_text("Lighthouse log")
+    assert (corpus / "lighthouse.txt").read_text() == LOG

@@ -201,6 +201,8 @@ def delete(page, source_part: str) -> None:
     """Choose the document whose source contains `source_part` and delete it in the Sources tab."""
     choose_to_delete(page, source_part)
     page.locator("#sb-delete").click()
+    expect(page.locator("#sb-delete-result")).to_contain_text("? Its file is moved")
+    page.locator("#sb-delete-yes").click()
     expect(page.locator("#sb-delete-result")).to_contain_text("Deleted")
     expect(page.locator("#sb-documents")).not_to_contain_text(source_part)
     page.locator("#sb-delete-choice input").click()
@@ -460,9 +462,11 @@ def test_without_the_right_token_uploads_and_deletes_are_refused_on_the_page_and
     token.fill("not-the-token")
     choose_to_delete(page, "rednote-global-pivot.txt")
     page.locator("#sb-delete").click()
+    page.locator("#sb-delete-yes").click()
     expect(deleted).to_have_text("That API token is not the right one; nothing was deleted.")
     token.fill("")
     page.locator("#sb-delete").click()
+    page.locator("#sb-delete-yes").click()
     expect(deleted).to_have_text("Enter the API token above to delete documents; nothing was deleted.")
 
     assert listed_sources(guarded_server) == sources

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.gaps import Gap, NearDocument
-from app.service import token_accepted
+from app.service import Deletion, token_accepted
 from app.uploads import UploadResult
 from ingest.records import Document, Page, Section
 from retrieval.records import Answer, Citation, Hit, StoredDocument
@@ -405,3 +405,16 @@ def test_gaps_are_listed_most_asked_first_with_every_wording_escaped():
     assert f"Fee {SCRIPT}?" in visible_text(rows[0]) and "The fee?" in visible_text(rows[0])
     assert f"Title {IMG} corpus/{IMG}.txt (2 times)" in visible_text(rows[0])
     assert "No gaps" in visible_text(web.render_gaps([]))
+
+
+def test_a_deletion_says_where_the_file_went_and_offers_undo_with_names_escaped():
+    deletion = Deletion("0123456789abcdef", f"Title {IMG}", f"corpus/{IMG}.txt", 3, f".deleted/{IMG}.20250101T000000Z-1a2b3c4d.txt")
+
+    markup = web.render_deletion(deletion)
+
+    assert "<img" not in markup and set(tags(markup)) <= {"div", "span", "code", "button"}
+    assert f"Deleted Title {IMG} (3 passages)." in visible_text(markup)
+    assert f"kept in the corpus folder as .deleted/{IMG}.2025" in visible_text(markup)
+    assert 'class="sb-restore" data-restore="0123456789abcdef"' in markup
+    no_file = web.render_deletion(Deletion("0123456789abcdef", "Bench", "bench:1", 1, None))
+    assert "sb-restore" not in no_file and "no file in the corpus folder" in visible_text(no_file)

@@ -23,11 +23,13 @@ from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
 from app.export import conversation_markdown
+from app.deleted import KeptFile
 from app.gaps import Gap
-from app.service import Sourcebook
+from app.service import Deletion, Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
-from retrieval.errors import DocumentNotFound
+from ingest.errors import IngestError
+from retrieval.errors import DocumentNotFound, NameTaken
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
 from ui.api import AskResponse
@@ -141,7 +143,8 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
 .sb-results ul { list-style: none; margin: .3rem 0; padding: 0; }
 .sb-results li { margin: .2rem 0; }
 .sb-results .status { font-weight: 700; }
-.sb-results .status-added, .sb-results .status-updated, .sb-results .status-deleted { color: #15803d; }
+.sb-results .status-added, .sb-results .status-updated, .sb-results .status-deleted,
+.sb-results .status-restored { color: #15803d; }
 .sb-results .status-unchanged { color: var(--body-text-color-subdued); }
 .sb-results .status-failed { color: #b91c1c; }
 .sb-conversation .rating { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .6rem; margin-top: .6rem;
@@ -170,6 +173,15 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
   font-size: .85rem; }
 .sb-gaps .near-source { font-family: var(--font-mono); font-size: .78rem; }
 .sb-gaps .empty, .sb-gaps .locked, .sb-note { color: var(--body-text-color-subdued); }
+#sb-delete-result button.sb-restore, #sb-deleted button.sb-restore { all: unset; box-sizing: border-box;
+  cursor: pointer; margin-left: .5rem; border: 1px solid var(--color-accent); border-radius: 6px; padding: .1rem .6rem;
+  font-size: .85rem; color: var(--body-text-color); background: var(--background-fill-secondary); }
+#sb-delete-result button.sb-restore:focus-visible, #sb-deleted button.sb-restore:focus-visible {
+  outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.sb-deleted ul { list-style: none; margin: .3rem 0; padding: 0; }
+.sb-deleted li { margin: .35rem 0; }
+.sb-deleted .kept-as, .sb-deleted .kept-detail { color: var(--body-text-color-subdued); font-size: .82rem; }
+.sb-deleted .kept-as { font-family: var(--font-mono); }
 /* Every control shows where the keyboard is (Gradio's tabs and some buttons show nothing). */
 .gradio-container button:focus-visible, .gradio-container a:focus-visible, .gradio-container summary:focus-visible,
 .gradio-container [role="tab"]:focus-visible, .gradio-container [tabindex]:focus-visible,
@@ -338,6 +350,14 @@ element.addEventListener('click', (event) => {
     event.preventDefault();
     trigger('suggest', {question: target.dataset.question});
   }
+});
+"""
+
+# Undo (after a delete) and Restore (in the list of deleted documents) send the id they carry.
+RESTORE_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.sb-restore');
+  if (button && element.contains(button)) { event.preventDefault(); trigger('restore', {id: button.dataset.restore}); }
 });
 """
 
@@ -739,6 +759,43 @@ def render_gaps(gaps: Sequence[Gap]) -> str:
     )
 
 
+def restore_button(label: str, kept_id: str, *, describe: str) -> str:
+    """A button that restores a deleted document (the page's script sends data-restore)."""
+    return (
+        f'<button type="button" class="sb-restore" data-restore="{esc(kept_id)}" aria-label="{esc(describe)}">'
+        f"{esc(label)}</button>"
+    )
+
+
+def render_deletion(deletion: Deletion) -> str:
+    """What a delete did: the document gone, where its file is kept, and Undo."""
+    said = f"Deleted {deletion.title} ({_plural(deletion.chunks_removed, 'passage')})."
+    if deletion.kept_as is None:
+        return render_message(f"{said} It had no file in the corpus folder to keep.", status="deleted")
+    undo = restore_button("Undo", deletion.document_id, describe=f"Undo: restore {deletion.title}")
+    return (
+        f'<div class="sb-results"><span class="status status-deleted">{esc(said)}</span> '
+        f'<span class="kept">Its file is kept in the corpus folder as <code>{esc(deletion.kept_as)}</code>.</span>'
+        f"{undo}</div>"
+    )
+
+
+def render_deleted(kept: Sequence[KeptFile]) -> str:
+    """The files kept in the corpus folder's .deleted/ (deleted or replaced), most recent first, each with Restore."""
+    if not kept:
+        return '<div class="sb-deleted"><p class="sb-note">No deleted documents.</p></div>'
+    items = []
+    for file in kept:
+        taken = " · a file of this name is in the corpus folder now" if file.name_taken else ""
+        items.append(
+            f'<li class="kept-file"><span class="kept-name">{esc(file.name)}</span>'
+            f'{restore_button("Restore", file.id, describe=f"Restore {file.name}")}<br>'
+            f'<span class="kept-detail">set aside {esc(_when(file.set_aside))} · {esc(human_size(file.size))}'
+            f'{esc(taken)} · kept as </span><span class="kept-as">{esc(file.kept_as)}</span></li>'
+        )
+    return f'<div class="sb-deleted"><ul>{"".join(items)}</ul></div>'
+
+
 def human_size(size: int) -> str:
     """Bytes as a short readable size."""
     for unit in ("B", "kB", "MB"):
@@ -948,24 +1005,71 @@ class PageEvents:
         # Clearing the file box makes room for the next drop; the results stay listed below it.
         return render_upload_results(results), rows, choices, None
 
-    def delete(self, document_id: str | None, token: str):
-        service = self.service
-        if not service.token_accepted(token):
-            return render_message(locked_message(token, "delete", "deleted"), status="failed"), gr.skip(), gr.skip()
+    def confirm_delete(self, document_id: str | None):
+        """Ask before a delete: which document, and that its file is kept; remember which for Yes."""
         if not document_id:
-            return render_message("Choose a document to delete first.", status="failed"), *self.sources_view()
+            return render_message("Choose a document to delete first.", status="failed"), gr.skip(), None
         try:
-            title = service.document(document_id).title
-            removed = service.delete(document_id)
+            document = self.service.document(document_id)
         except DocumentNotFound:
-            return render_message("That document is no longer in the library.", status="failed"), *self.sources_view()
+            return render_message("That document is no longer in the library.", status="failed"), gr.skip(), None
+        question = (
+            f"Delete {document.title} ({document.source})? Its file is moved into the corpus folder's .deleted/ "
+            "and can be restored."
+        )
+        return render_message(question, status="confirm"), gr.update(visible=True), document_id
+
+    def delete(self, document_id: str | None, token: str):
+        """Delete the document the reader confirmed; say where its file went, with Undo."""
+        service = self.service
+        hidden = gr.update(visible=False)
+        if not service.token_accepted(token):
+            locked = render_message(locked_message(token, "delete", "deleted"), status="failed")
+            return locked, gr.skip(), gr.skip(), hidden, gr.skip()
+        if not document_id:
+            chosen = render_message("Choose a document to delete first.", status="failed")
+            return chosen, *self.sources_view(), hidden, gr.skip()
+        try:
+            deletion = service.delete_document(document_id)
+        except DocumentNotFound:
+            gone = render_message("That document is no longer in the library.", status="failed")
+            return gone, *self.sources_view(), hidden, gr.skip()
         except (OSError, sqlite3.OperationalError) as error:
             if not disk_full(error):
                 raise
             log.error("disk full during a page delete: %s", error)
-            return render_message(DISK_FULL_MESSAGE.format(changed="deleted"), status="failed"), *self.sources_view()
-        message = f"Deleted {title} ({_plural(removed, 'passage')})."
-        return render_message(message, status="deleted"), *self.sources_view()
+            full = render_message(DISK_FULL_MESSAGE.format(changed="deleted"), status="failed")
+            return full, *self.sources_view(), hidden, gr.skip()
+        return render_deletion(deletion), *self.sources_view(), hidden, render_deleted(service.deleted())
+
+    def deleted_view(self, token: str) -> str:
+        """The deleted documents with Restore, for a reader with the token (as GET /api/deleted)."""
+        if not self.service.token_accepted(token):
+            return '<div class="sb-deleted"><p class="sb-note">Enter the API token above to see deleted documents.</p></div>'
+        return render_deleted(self.service.deleted())
+
+    def restore_document(self, token: str, event: gr.EventData):
+        """Restore a deleted document (Undo, or Restore in the list) by the id its button carries."""
+        service = self.service
+        if not service.token_accepted(token):
+            return render_message(locked_message(token, "restore", "restored"), status="failed"), gr.skip(), gr.skip(), gr.skip()
+        # The id comes from the browser: the service looks it up among the kept files, never as a path.
+        kept_id = str(getattr(event, "id", ""))
+        try:
+            restored = service.restore(kept_id)
+        except (NameTaken, DocumentNotFound, ValueError, IngestError) as error:
+            # KeptFileNotFound is a DocumentNotFound; an IngestError's reason names the file.
+            message = getattr(error, "reason", None) or (error.args[0] if error.args else str(error))
+            failed = render_message(f"Nothing was restored: {message}", status="failed")
+            return failed, *self.sources_view(), render_deleted(service.deleted())
+        except (OSError, sqlite3.OperationalError) as error:
+            if not disk_full(error):
+                raise
+            log.error("disk full during a page restore: %s", error)
+            full = render_message(DISK_FULL_MESSAGE.format(changed="restored"), status="failed")
+            return full, *self.sources_view(), render_deleted(service.deleted())
+        message = f"Restored {restored.title} as {restored.name} ({_plural(restored.chunks, 'passage')})."
+        return render_message(message, status="restored"), *self.sources_view(), render_deleted(service.deleted())
 
 
 @dataclass(frozen=True)
@@ -993,7 +1097,11 @@ class SourcesTab:
     upload_results: gr.HTML
     chosen: gr.Dropdown
     delete: gr.Button
+    confirm_row: gr.Row
+    confirm: gr.Button
+    cancel: gr.Button
     delete_result: gr.HTML
+    deleted: gr.HTML
 
 
 def chat_tab() -> ChatTab:
@@ -1084,8 +1192,15 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
             with gr.Column():
                 chosen = gr.Dropdown(label="Document to delete", choices=[], elem_id="sb-delete-choice")
                 delete = gr.Button("Delete document", variant="stop", elem_id="sb-delete")
-                delete_result = gr.HTML(elem_id="sb-delete-result", js_on_load=None)
-    return SourcesTab(tab, token, table, files, upload_results, chosen, delete, delete_result)
+                delete_result = gr.HTML(elem_id="sb-delete-result", js_on_load=RESTORE_JS)
+                with gr.Row(visible=False, elem_id="sb-delete-confirm") as confirm_row:
+                    confirm = gr.Button("Yes, delete", variant="stop", size="sm", elem_id="sb-delete-yes")
+                    cancel = gr.Button("Cancel", size="sm", elem_id="sb-delete-cancel")
+                with gr.Accordion("Deleted documents", open=False, elem_id="sb-deleted-section"):
+                    deleted = gr.HTML(elem_id="sb-deleted", js_on_load=RESTORE_JS)
+    return SourcesTab(
+        tab, token, table, files, upload_results, chosen, delete, confirm_row, confirm, cancel, delete_result, deleted
+    )
 
 
 def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None:
@@ -1117,14 +1232,33 @@ def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, tok
         events.upload, [sources.files, sources.token], [sources.upload_results, *listing, sources.files], **in_order
     )
     uploaded.then(events.start_screen, None, start)
-    deleted = sources.delete.click(
-        events.delete, [sources.chosen, sources.token], [sources.delete_result, *listing], **in_order
+    # Delete asks first; Yes deletes the document asked about (kept in the reader's session), even
+    # if the dropdown changed meanwhile; Undo and Restore bring a file back.
+    pending = gr.State(None)
+    sources.delete.click(
+        events.confirm_delete, [sources.chosen], [sources.delete_result, sources.confirm_row, pending], queue=False
+    )
+    sources.cancel.click(
+        lambda: ("", gr.update(visible=False), None), None, [sources.delete_result, sources.confirm_row, pending],
+        queue=False,
+    )
+    deleted = sources.confirm.click(
+        events.delete, [pending, sources.token],
+        [sources.delete_result, *listing, sources.confirm_row, sources.deleted], **in_order,
     )
     deleted.then(events.start_screen, None, start)
+    for shown in (sources.delete_result, sources.deleted):
+        restored = shown.restore(
+            events.restore_document, [sources.token], [sources.delete_result, *listing, sources.deleted], **in_order
+        )
+        restored.then(events.start_screen, None, start)
+    if token_needed:
+        sources.token.blur(events.deleted_view, [sources.token], sources.deleted, show_progress="hidden")
     # The table is refreshed whenever its tab opens, as other readers may have changed the
     # library. Without show_progress="hidden" a table updated while its tab is hidden keeps
     # showing a spinner (Gradio 6.17).
     sources.tab.select(events.sources_view, None, listing, show_progress="hidden", **in_order)
+    sources.tab.select(events.deleted_view, [sources.token], sources.deleted, show_progress="hidden")
 
 
 def wire_gaps(events: PageEvents, gaps: GapsTab, token: gr.Textbox) -> None:
