@@ -259,9 +259,9 @@ def test_the_pages_events_from_another_site_are_refused(service, uploads, tmp_pa
     app = create_app(service)
     with TestClient(app) as client:
         before = state(client, service, tmp_path)
-        thumbs_up = event_index(app, "<lambda>")
+        rate = event_index(app, "rate")
         joined = client.post("/gradio_api/queue/join", headers={"Origin": FOREIGN},
-                             json={"data": [[]], "fn_index": thumbs_up, "session_hash": "s1"})
+                             json={"data": [[]], "fn_index": rate, "session_hash": "s1"})
         stored = client.post("/gradio_api/upload", headers={"Origin": FOREIGN},
                              files=[("files", ("note.txt", b"Note\nA note.\n"))])
 
