@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= .sourcebook
 PORT ?= 7860
 
-.PHONY: install browser run test test-unit test-integration bench eval clean train-reader
+.PHONY: install browser ocr run test test-unit test-integration bench eval clean train-reader
 
 install: $(STAMP)
 
@@ -27,14 +27,19 @@ run: install
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: install browser
+# OCR of scanned PDF pages: Debian's Tesseract, found on PATH when present (without it, ingest
+# still works and each scanned page is flagged with how to get it).
+ocr:
+	@command -v tesseract >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr)
+
+test: install browser ocr
 	$(BIN)/pytest
 
 # The fast tier (a fake model, tiny corpora; under a minute); the rest: the real model, the browser, the slow tests.
 test-unit: install
 	$(BIN)/pytest -m fast
 
-test-integration: install browser
+test-integration: install browser ocr
 	$(BIN)/pytest -m "not fast"
 
 # Speed, memory and scale figures (not part of `make test`); writes bench/results/.

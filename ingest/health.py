@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ingest.ocr import INSTALL_HINT
 from ingest.records import Document
 
 # A page under this many characters of text, where the document's median page holds ten times
@@ -19,8 +20,6 @@ BOILERPLATE_REPEATS = 3
 BOILERPLATE_MIN_CHARS = 10
 # Boilerplate is reported when repeated lines hold at least this share of the text's characters.
 BOILERPLATE_SHARE = 0.5
-# Until the loaders read scanned pages, the keeper is told how to give them a text layer.
-NO_TEXT_HINT = "a scan? Its words cannot be searched; add a text layer with OCR (`ocrmypdf FILE FILE`)"
 
 
 class Concern(StrEnum):
@@ -30,6 +29,7 @@ class Concern(StrEnum):
     LITTLE_TEXT = "little_text"  # PDF pages with almost none
     EMPTY_SECTION = "empty_section"  # a heading with nothing under it
     BOILERPLATE = "boilerplate"  # text that is mostly the same lines again and again
+    OCR = "ocr"  # PDF pages without a text layer, read by OCR
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,10 @@ class DocumentHealth:
 def assess(document: Document) -> DocumentHealth:
     """Return a document's health: its text per page (PDFs) and warnings about pages, sections and boilerplate."""
     page_chars = _page_chars(document)
-    warnings = [*_page_warnings(page_chars), *_empty_sections(document), *_boilerplate(document.text)]
+    warnings = [
+        *_page_warnings(page_chars, ocr_ran=document.ocr_ran), *_ocr_read(document.ocr_pages),
+        *_empty_sections(document), *_boilerplate(document.text),
+    ]
     return DocumentHealth(page_chars=page_chars, warnings=tuple(warnings))
 
 
@@ -97,11 +100,15 @@ def _page_chars(document: Document) -> tuple[int, ...]:
     return tuple(chars)
 
 
-def _page_warnings(page_chars: tuple[int, ...]) -> Iterable[HealthWarning]:
+def _page_warnings(page_chars: tuple[int, ...], *, ocr_ran: bool) -> Iterable[HealthWarning]:
     empty = tuple(number for number, chars in enumerate(page_chars, start=1) if chars == 0)
     if empty:
         subject = f"page {empty[0]} has" if len(empty) == 1 else f"pages {_numbers(empty)} have"
-        yield HealthWarning(Concern.NO_TEXT, f"{subject} no text: {NO_TEXT_HINT}", pages=empty)
+        if ocr_ran:
+            message = f"{subject} no text, and OCR (Tesseract) found no words either: a blank page or a picture?"
+        else:
+            message = f"{subject} no text: a scan? {INSTALL_HINT}"
+        yield HealthWarning(Concern.NO_TEXT, message, pages=empty)
     median = statistics.median(page_chars) if page_chars else 0
     little = tuple(
         number for number, chars in enumerate(page_chars, start=1)
@@ -114,6 +121,17 @@ def _page_warnings(page_chars: tuple[int, ...]) -> Iterable[HealthWarning]:
             f"{subject} almost no text (under {LITTLE_TEXT_CHARS} characters, where the median page holds"
             f" {median:,.0f}): mostly an image?",
             pages=little,
+        )
+
+
+def _ocr_read(pages: tuple[int, ...]) -> Iterable[HealthWarning]:
+    if pages:
+        subject = f"page {pages[0]} has" if len(pages) == 1 else f"pages {_numbers(pages)} have"
+        yield HealthWarning(
+            Concern.OCR,
+            f"{subject} no text layer and {'was' if len(pages) == 1 else 'were'} read by OCR (Tesseract):"
+            " check quotes from it against the page",
+            pages=pages,
         )
 
 

@@ -20,7 +20,7 @@ from pypdf import PasswordType, PdfReader
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.errors import DocumentTooLarge, EmptyDocument, IngestError, UnreadableDocument, UnsupportedFormat
-from ingest.health import NO_TEXT_HINT
+from ingest import ocr
 from ingest.records import Document, Page, Section
 from ingest.titles import TitleCandidates, choose_title, leading_lines, without_site_name
 
@@ -36,7 +36,8 @@ DEFAULT_MAX_PAGES = 10_000  # .pdf
 # Bumped when the loaders read a file differently (its title, size or text): stores note the
 # version that read their documents, and an ingest reads older ones again.
 # 2: titles from choose_title, sizes of files, Markdown front matter kept out of the text.
-# 3: a PDF's page count (pages without text too), so each document's health is assessed.
+# 3: a PDF's page count (pages without text too), so each document's health is assessed; OCR of
+#    pages without text when Tesseract is installed.
 LOADER_VERSION = "3"
 _WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
@@ -125,9 +126,9 @@ def parse(
 def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
-    page_count = None
+    page_count, ocr_pages = None, ()
     if suffix == ".pdf":
-        (titles, text, sections, pages), page_count = _parse_pdf(data, source, limits)
+        (titles, text, sections, pages), page_count, ocr_pages = _parse_pdf(data, source, limits)
     elif suffix == ".docx":
         titles, text, sections, pages = _parse_docx(data, source, limits)
     else:
@@ -142,12 +143,15 @@ def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
             limits.check_parts(raw.count("\n") + 1, source, "lines")
             titles, text, sections, pages = markup_parser(raw)
     if not text.strip():
-        reason = f"no text found ({NO_TEXT_HINT})" if suffix == ".pdf" else "no text found"
+        reason = "no text found"
+        if suffix == ".pdf":
+            reason += " (a scan? OCR found no words either)" if ocr.available() else f" (a scan? {ocr.INSTALL_HINT})"
         raise EmptyDocument(source, reason)
     limits.check_text(len(text), source)
     title = choose_title(titles, text=text, source=source)
     return Document(
-        source=source, title=title, text=text, sections=sections, pages=pages, size=len(data), page_count=page_count
+        source=source, title=title, text=text, sections=sections, pages=pages, size=len(data), page_count=page_count,
+        ocr_ran=page_count is not None and ocr.available(), ocr_pages=ocr_pages,
     )
 
 
@@ -371,8 +375,11 @@ def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
 # ----------------------------------------------------------------------- pdf
 
 
-def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int]:
-    """Return what a PDF holds and how many pages it has (the ones without text too)."""
+def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int, tuple[int, ...]]:
+    """Return what a PDF holds, how many pages it has (the ones without text too) and the pages OCR read.
+
+    A page without a text layer is read by OCR when Tesseract is installed, its words kept on its page.
+    """
     # pypdf raises many exception types on malformed input (not only PdfReadError), so catch them all.
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -380,9 +387,14 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int]:
             raise UnreadableDocument(source, "PDF is password-protected")
         if (count := len(reader.pages)) > limits.pages:
             raise DocumentTooLarge(source, f"has {count:,} pages, over the limit of {limits.pages:,} per document")
-        pages, chars = [], 0
+        pages, chars, ocr_pages = [], 0, []
         for number, page in enumerate(reader.pages, start=1):
-            pages.append((number, page.extract_text() or ""))
+            page_text = page.extract_text() or ""
+            if not page_text.strip() and ocr.available():
+                page_text = ocr.read_page(page)
+                if page_text:
+                    ocr_pages.append(number)
+            pages.append((number, page_text))
             chars += len(pages[-1][1])
             limits.check_text(chars, source)
         metadata_title = (reader.metadata.title if reader.metadata else None) or ""
@@ -395,7 +407,8 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int]:
     text, starts = _join((text for _, text in blocks))
     ends = starts[1:] + [len(text)]
     spans = tuple(Page(number, start, end) for (number, _), start, end in zip(blocks, starts, ends))
-    return (TitleCandidates(found=(str(metadata_title), *leading_lines(text))), text, (), spans), len(pages)
+    titles = TitleCandidates(found=(str(metadata_title), *leading_lines(text)))
+    return (titles, text, (), spans), len(pages), tuple(ocr_pages)
 
 
 # ---------------------------------------------------------------------- docx

@@ -81,6 +81,9 @@ class Document:
     size: int | None = None
     # How many pages the file has, text or not (PDFs): `pages` holds only the ones with text.
     page_count: int | None = None
+    # Whether Tesseract read the PDF's pages without text (it was installed), and the pages it found text on.
+    ocr_ran: bool = False
+    ocr_pages: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Ids derive from content, so re-ingesting the same text is a no-op.

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 
 import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pypdf import PdfReader, PdfWriter
 from typer.testing import CliRunner
 
 from app import service as service_module
+from ingest import ocr
 from ingest.health import Concern, DocumentHealth, assess
 from ingest.loaders import parse
 from tests.fakes import FakeEmbedder, FakeReader
@@ -49,6 +53,32 @@ Keep every receipt and submit it within thirty days of the trip.
 
 FOOTER = "Confidential: for internal use only. Do not distribute."
 
+SCANNED = ["Minutes of the harbour board", "The board approved the budget", "for the new harbour museum."]
+
+
+@pytest.fixture(autouse=True)
+def without_tesseract(monkeypatch):
+    """As on a machine without Tesseract (this one may have it: the OCR test puts it back)."""
+    monkeypatch.setattr(ocr, "available", lambda: False)
+
+
+def scanned_pdf(text_page: str, scanned_lines: list[str]) -> bytes:
+    """A PDF whose page 1 has text and page 2 is only a picture of printed lines, as a scanner makes it."""
+    picture = Image.new("L", (1700, 2200), 255)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=48)
+    for row, line in enumerate(scanned_lines):
+        draw.text((150, 200 + row * 90), line, fill=0, font=font)
+    scan = io.BytesIO()
+    picture.save(scan, "PDF", resolution=200)
+    writer = PdfWriter()
+    for pdf in (make_pdf([text_page]), scan.getvalue()):
+        for page in PdfReader(io.BytesIO(pdf)).pages:
+            writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
 
 def test_a_pdf_page_without_text_is_flagged_with_how_to_read_it() -> None:
     document = parse(make_pdf([REPORT, ""]), ".pdf", source="report.pdf")
@@ -58,7 +88,45 @@ def test_a_pdf_page_without_text_is_flagged_with_how_to_read_it() -> None:
     assert health.page_chars[1] == 0 and health.page_chars[0] == len(REPORT)
     [warning] = health.warnings
     assert warning.concern == Concern.NO_TEXT and warning.pages == (2,)
-    assert warning.message.startswith("page 2 has no text: a scan?") and "ocrmypdf" in warning.message
+    assert warning.message == (
+        "page 2 has no text: a scan? Install Tesseract (apt-get install tesseract-ocr, or `make ocr`)"
+        " to read scanned pages"
+    )
+
+
+def test_a_scanned_page_is_flagged_without_tesseract() -> None:
+    document = parse(scanned_pdf(REPORT, SCANNED), ".pdf", source="minutes.pdf")
+
+    [warning] = assess(document).warnings
+
+    assert "harbour" not in document.text and document.ocr_pages == ()
+    assert warning.concern == Concern.NO_TEXT and warning.message.startswith("page 2 has no text: a scan? Install")
+
+
+@pytest.mark.slow  # runs Tesseract (`make ocr` installs it, as `make test` does)
+def test_a_scanned_page_is_read_by_ocr_on_its_own_page(monkeypatch) -> None:
+    monkeypatch.undo()  # the real check: Tesseract is installed here
+    assert ocr.available(), "Tesseract is not installed: run `make ocr`"
+    document = parse(scanned_pdf(REPORT, SCANNED), ".pdf", source="minutes.pdf")
+
+    health = assess(document)
+    museum = document.text.index("harbour museum")
+
+    assert document.page_at(museum) == 2 and document.page_at(document.text.index("Sales rose")) == 1
+    assert document.ocr_pages == (2,) and health.page_chars[1] > len("".join(SCANNED)) * 0.9
+    [warning] = health.warnings
+    assert warning.concern == Concern.OCR and warning.pages == (2,)
+    assert warning.message.startswith("page 2 has no text layer and was read by OCR (Tesseract)")
+
+
+@pytest.mark.slow  # runs Tesseract
+def test_with_tesseract_a_page_without_words_says_ocr_found_none(monkeypatch) -> None:
+    monkeypatch.undo()
+    document = parse(make_pdf([REPORT, ""]), ".pdf", source="report.pdf")
+
+    [warning] = assess(document).warnings
+
+    assert warning.concern == Concern.NO_TEXT and "OCR (Tesseract) found no words either" in warning.message
 
 
 def test_a_page_with_almost_no_text_among_full_ones_is_flagged() -> None:
