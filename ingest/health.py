@@ -84,7 +84,7 @@ def assess(document: Document) -> DocumentHealth:
     """Return a document's health: its text per page (PDFs) and warnings about pages, sections and boilerplate."""
     page_chars = _page_chars(document)
     warnings = [
-        *_page_warnings(page_chars, ocr_ran=document.ocr_ran), *_ocr_read(document.ocr_pages),
+        *_page_warnings(page_chars, ocr_ran=document.ocr_ran, ocr_skipped=document.ocr_skipped), *_ocr_read(document.ocr_pages),
         *_empty_sections(document), *_boilerplate(document.text),
     ]
     return DocumentHealth(page_chars=page_chars, warnings=tuple(warnings))
@@ -100,8 +100,18 @@ def _page_chars(document: Document) -> tuple[int, ...]:
     return tuple(chars)
 
 
-def _page_warnings(page_chars: tuple[int, ...], *, ocr_ran: bool) -> Iterable[HealthWarning]:
-    empty = tuple(number for number, chars in enumerate(page_chars, start=1) if chars == 0)
+def _page_warnings(
+    page_chars: tuple[int, ...], *, ocr_ran: bool, ocr_skipped: tuple[int, ...]
+) -> Iterable[HealthWarning]:
+    empty = tuple(n for n, chars in enumerate(page_chars, start=1) if chars == 0 and n not in ocr_skipped)
+    if ocr_skipped:
+        subject = f"page {ocr_skipped[0]} has" if len(ocr_skipped) == 1 else f"pages {_numbers(ocr_skipped)} have"
+        yield HealthWarning(
+            Concern.NO_TEXT,
+            f"{subject} no text and {'was' if len(ocr_skipped) == 1 else 'were'} not read by OCR:"
+            " past the most pages it reads in one document",
+            pages=ocr_skipped,
+        )
     if empty:
         subject = f"page {empty[0]} has" if len(empty) == 1 else f"pages {_numbers(empty)} have"
         if ocr_ran:

@@ -33,6 +33,8 @@ DEFAULT_MAX_UNCOMPRESSED_BYTES = 200 * 2**20
 DEFAULT_MAX_TEXT_CHARS = 10_000_000
 DEFAULT_MAX_PARTS = 100_000  # paragraphs and table rows (.docx), blocks (.html), lines (text)
 DEFAULT_MAX_PAGES = 10_000  # .pdf
+# Pages without text that OCR reads per document, a second or two each; the rest are flagged unread.
+DEFAULT_MAX_OCR_PAGES = 200
 # Bumped when the loaders read a file differently (its title, size or text): stores note the
 # version that read their documents, and an ingest reads older ones again.
 # 2: titles from choose_title, sizes of files, Markdown front matter kept out of the text.
@@ -62,6 +64,7 @@ class Limits:
     text_chars: int = DEFAULT_MAX_TEXT_CHARS
     parts: int = DEFAULT_MAX_PARTS
     pages: int = DEFAULT_MAX_PAGES
+    ocr_pages: int = DEFAULT_MAX_OCR_PAGES
 
     def check_text(self, chars: int, source: str) -> None:
         """Refuse a document whose text has grown past the limit (checked as it is extracted)."""
@@ -126,9 +129,9 @@ def parse(
 def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     if not data:
         raise EmptyDocument(source, "the file is empty (0 bytes)")
-    page_count, ocr_pages = None, ()
+    reading = _PdfReading()
     if suffix == ".pdf":
-        (titles, text, sections, pages), page_count, ocr_pages = _parse_pdf(data, source, limits)
+        (titles, text, sections, pages), reading = _parse_pdf(data, source, limits)
     elif suffix == ".docx":
         titles, text, sections, pages = _parse_docx(data, source, limits)
     else:
@@ -150,8 +153,9 @@ def _parse(data: bytes, suffix: str, source: str, limits: Limits) -> Document:
     limits.check_text(len(text), source)
     title = choose_title(titles, text=text, source=source)
     return Document(
-        source=source, title=title, text=text, sections=sections, pages=pages, size=len(data), page_count=page_count,
-        ocr_ran=page_count is not None and ocr.available(), ocr_pages=ocr_pages,
+        source=source, title=title, text=text, sections=sections, pages=pages, size=len(data), page_count=reading.page_count,
+        ocr_ran=reading.page_count is not None and ocr.available(), ocr_pages=reading.ocr_pages,
+        ocr_skipped=reading.ocr_skipped,
     )
 
 
@@ -375,10 +379,20 @@ def _node_text(node: LexborNode, *, keep_whitespace: bool = False) -> str:
 # ----------------------------------------------------------------------- pdf
 
 
-def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int, tuple[int, ...]]:
-    """Return what a PDF holds, how many pages it has (the ones without text too) and the pages OCR read.
+@dataclass(frozen=True, slots=True)
+class _PdfReading:
+    """How a PDF was read: its pages (with text or not), those OCR read and those past the OCR limit."""
 
-    A page without a text layer is read by OCR when Tesseract is installed, its words kept on its page.
+    page_count: int | None = None
+    ocr_pages: tuple[int, ...] = ()
+    ocr_skipped: tuple[int, ...] = ()
+
+
+def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, _PdfReading]:
+    """Return what a PDF holds and how it was read.
+
+    A page without a text layer is read by OCR when Tesseract is installed, its words kept on its
+    page, up to `limits.ocr_pages` pages a document.
     """
     # pypdf raises many exception types on malformed input (not only PdfReadError), so catch them all.
     try:
@@ -387,13 +401,17 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int, 
             raise UnreadableDocument(source, "PDF is password-protected")
         if (count := len(reader.pages)) > limits.pages:
             raise DocumentTooLarge(source, f"has {count:,} pages, over the limit of {limits.pages:,} per document")
-        pages, chars, ocr_pages = [], 0, []
+        pages, chars, ocr_pages, ocr_tried, ocr_skipped = [], 0, [], 0, []
         for number, page in enumerate(reader.pages, start=1):
             page_text = page.extract_text() or ""
             if not page_text.strip() and ocr.available():
-                page_text = ocr.read_page(page)
-                if page_text:
-                    ocr_pages.append(number)
+                if ocr_tried >= limits.ocr_pages:
+                    ocr_skipped.append(number)
+                else:
+                    ocr_tried += 1
+                    page_text = ocr.read_page(page)
+                    if page_text:
+                        ocr_pages.append(number)
             pages.append((number, page_text))
             chars += len(pages[-1][1])
             limits.check_text(chars, source)
@@ -408,7 +426,7 @@ def _parse_pdf(data: bytes, source: str, limits: Limits) -> tuple[_Parsed, int, 
     ends = starts[1:] + [len(text)]
     spans = tuple(Page(number, start, end) for (number, _), start, end in zip(blocks, starts, ends))
     titles = TitleCandidates(found=(str(metadata_title), *leading_lines(text)))
-    return (titles, text, (), spans), len(pages), tuple(ocr_pages)
+    return (titles, text, (), spans), _PdfReading(len(pages), tuple(ocr_pages), tuple(ocr_skipped))
 
 
 # ---------------------------------------------------------------------- docx

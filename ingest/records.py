@@ -84,6 +84,8 @@ class Document:
     # Whether Tesseract read the PDF's pages without text (it was installed), and the pages it found text on.
     ocr_ran: bool = False
     ocr_pages: tuple[int, ...] = ()
+    # Pages without text OCR left unread: past the most pages it reads in one document.
+    ocr_skipped: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Ids derive from content, so re-ingesting the same text is a no-op.

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from app import service as service_module
 from ingest import ocr
 from ingest.health import Concern, DocumentHealth, assess
-from ingest.loaders import parse
+from ingest.loaders import Limits, parse
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.helpers import write_files
 from tests.test_loaders import make_pdf
@@ -101,6 +101,22 @@ def test_a_scanned_page_is_flagged_without_tesseract() -> None:
 
     assert "harbour" not in document.text and document.ocr_pages == ()
     assert warning.concern == Concern.NO_TEXT and warning.message.startswith("page 2 has no text: a scan? Install")
+
+
+def test_ocr_reads_at_most_the_limit_of_pages_and_flags_the_rest_unread(monkeypatch) -> None:
+    read = []
+    monkeypatch.setattr(ocr, "available", lambda: True)
+    monkeypatch.setattr(ocr, "read_page", lambda page: read.append(page) or "Words a scanner saw")
+
+    document = parse(make_pdf([REPORT, "", "", ""]), ".pdf", source="long.pdf", limits=Limits(ocr_pages=2))
+    warnings = {w.concern: w for w in assess(document).warnings}
+
+    assert len(read) == 2 and document.ocr_pages == (2, 3) and document.ocr_skipped == (4,)
+    assert document.page_at(document.text.rindex("Words a scanner saw")) == 3
+    assert warnings[Concern.OCR].pages == (2, 3)
+    assert warnings[Concern.NO_TEXT].message == (
+        "page 4 has no text and was not read by OCR: past the most pages it reads in one document"
+    )
 
 
 @pytest.mark.slow  # runs Tesseract (`make ocr` installs it, as `make test` does)
