@@ -71,11 +71,17 @@ def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
         for local_start, local_end in sentence_spans(hit.text, 0, len(hit.text)):
             text = hit.text[local_start:local_end]
             key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            if key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS:
+            if key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit):
                 seen.add(key)
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
     return sentences
+
+
+def _labels(text: str, hit: Hit) -> bool:
+    """Whether a line only restates the document's title or its section's heading: it names a subject, answers nothing."""
+    line = " ".join(text.split()).casefold()
+    return any(label and line == " ".join(label.split()).casefold() for label in (hit.title, hit.heading))
 
 
 def shared_words(question_terms: set[str], sentence: str) -> float:

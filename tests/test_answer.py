@@ -162,6 +162,14 @@ def test_first_cut_keeps_the_sentences_sharing_most_words_with_the_question():
     assert [s.text for s in kept] == ["Visitors park in the garage for free."]
 
 
+def test_a_line_restating_the_title_or_heading_is_not_a_sentence_to_quote():
+    text = "Rules for visitor parking\nParking for visitors of the office\nVisitors park in the garage for free."
+    hit = Hit("c", "d", "d.txt", "Rules for visitor parking", "Parking for visitors of the office", None, 1, 3, 0,
+              len(text), text, 0.0)
+
+    assert [s.text for s in candidate_sentences([hit])] == ["Visitors park in the garage for free."]
+
+
 def test_a_neighbouring_sentence_rated_nearly_as_high_joins_the_quote():
     hit = _hit("Leave is generous. Staff get thirty days. They may carry five over. Lunch is at noon.")
     best, neighbour, far = (_sentence(hit, t, p) for t, p in
