@@ -30,7 +30,7 @@ from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
 )
-from app.suggestions import candidate_questions
+from app.suggestions import answers_about, candidate_questions
 from app.uploads import Upload, UploadResult, safe_filename
 from ingest.errors import IngestError
 from ingest.loaders import parse
@@ -489,7 +489,7 @@ class Sourcebook:
                     if len(answerable) == limit or tries == 0:
                         break
                     tries -= 1
-                    if question not in answerable and self.ask(question, log_declined=False).answered:
+                    if question not in answerable and answers_about(question, self.ask(question, log_declined=False)):
                         answerable.append(question)
                 if len(answerable) == limit or tries == 0:
                     break

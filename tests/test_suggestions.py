@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.suggestions import candidate_questions
+from app.suggestions import answers_about, candidate_questions
 from ingest.records import Document, Section
+from retrieval.records import Answer, Citation
 from tests.helpers import write_files
 
 
@@ -39,6 +40,39 @@ def test_questions_come_from_headings_in_turn_across_documents():
         "How do I get a laptop?",  # a heading that is a question is asked as it is
     ]
 
+
+
+def test_questions_a_newcomer_asks_come_first_made_from_what_sentences_state_about_the_names_in_titles():
+    about = (
+        "Acme at a glance\nAcme is a maker of garden robots. In 2009 Ida Berg and Tom Lund founded Acme. "
+        "Today Acme has 40,000 monthly active users and is headquartered in Malmo, near Lund Harbour. "
+        "Ida Berg spoke at Lund Harbour about Acme and its robots.\n"
+    )
+    plan = document("Acme release plan", "Acme release plan\nAcme launched its first robot in 2012. "
+                    "The Zephyr robot follows in May.\nWhat's Happening Right Now?\nThe team is testing.\n",
+                    ["What's Happening Right Now?"])
+
+    questions = candidate_questions([document("Acme at a glance", about, []), plan])
+
+    # What the sentences state about Acme (named in the titles), in a fixed order of kinds; not about
+    # Lund Harbour or Ida Berg, mentioned in passing; a title-case heading is not asked as it is.
+    assert questions[:5] == ["What is Acme?", "When was Acme launched?", "Who founded Acme?",
+                             "How many users does Acme have?", "Where is Acme based?"]
+    assert not any("Lund" in q or "Ida" in q or "Happening" in q for q in questions)
+
+
+def test_a_starter_question_counts_as_answered_only_when_its_quote_names_what_it_asks_about():
+    def answer(quote: str, answered: bool = True) -> Answer:
+        citation = Citation(1, "c", "d", "d.txt", "T", None, None, 1, 1, 0, len(quote), quote, 0.9)
+        return Answer("q", answered, quote, (citation,))
+
+    assert answers_about("How many users does Acme have?", answer("Acme has 40,000 monthly active users."))
+    assert not answers_about("How many users does Acme have?", answer("Globex has 9 million users."))
+    assert not answers_about("How many users does Acme have?", answer("Acme has 40,000 users.", answered=False))
+    # A question without a name needs a word of its subject in the quote.
+    assert not answers_about("What do the documents say about things that caught our attention?",
+                             answer("Read about it in our note."))
+    assert answers_about("What do the documents say about travel expenses?", answer("Keep receipts for travel."))
 
 
 def _team_notes(folder: Path, teams: int) -> Path:
