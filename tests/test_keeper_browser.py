@@ -268,3 +268,42 @@ def test_a_deleted_document_is_restored_from_the_list_and_a_taken_name_is_refuse
     expect(result).to_contain_text("Restored Lighthouse log as lighthouse.txt")
     expect(tab.locator("#sb-documents")).to_contain_text("Lighthouse log")
     assert (corpus / "lighthouse.txt").read_text() == LOG
+
+
+# --- an upload's progress -----------------------------------------------------------------------
+SEEN_PROGRESS = """() => {
+  window.sourcebookProgress = [];
+  const results = document.querySelector('#sb-upload-results');
+  new MutationObserver(() => {
+    const text = results.querySelector('.upload-progress');
+    if (text && !window.sourcebookProgress.includes(text.textContent)) window.sourcebookProgress.push(text.textContent);
+  }).observe(results, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_an_upload_shows_which_file_is_indexed_and_how_many_are_done(site, tab):
+    _, service = site
+    files = {
+        f"{name}.txt": f"{name.title()} notes\n\nThe {name} team meets on the {day} of each month in the library.\n"
+        for name, day in (("rowing", "first"), ("chess", "second"), ("choir", "third"))
+    }
+    open_sources(tab)
+    tab.evaluate(SEEN_PROGRESS)
+
+    tab.set_input_files(
+        "#sb-upload input[type=file]",
+        files=[{"name": name, "mimeType": "text/plain", "buffer": text.encode()} for name, text in files.items()],
+    )
+
+    results = tab.locator("#sb-upload-results .upload-result")
+    expect(results).to_have_count(3)
+    expect(tab.locator("#sb-upload-results .sb-progress")).to_have_count(0)
+    for name in files:
+        expect(results.filter(has_text=name)).to_contain_text("added")
+    seen = tab.evaluate("window.sourcebookProgress")
+    assert seen == [
+        "0 of 3 files done; indexing rowing.txt…",
+        "1 of 3 files done; indexing chess.txt…",
+        "2 of 3 files done; indexing choir.txt…",
+    ], seen
+    assert {d.source for d in service.documents()} >= {f"corpus/{name}" for name in files}

@@ -418,3 +418,11 @@ def test_a_deletion_says_where_the_file_went_and_offers_undo_with_names_escaped(
     assert 'class="sb-restore" data-restore="0123456789abcdef"' in markup
     no_file = web.render_deletion(Deletion("0123456789abcdef", "Bench", "bench:1", 1, None))
     assert "sb-restore" not in no_file and "no file in the corpus folder" in visible_text(no_file)
+
+
+def test_an_upload_in_progress_shows_files_done_of_the_total_and_the_current_file_escaped():
+    markup = web.render_upload_progress([UploadResult("a.txt", "added")], 3, f"{IMG}.txt")
+
+    assert "<img" not in markup and '<progress value="1" max="3">' in markup
+    assert f"1 of 3 files done; indexing {IMG}.txt…" in visible_text(markup)
+    assert "a.txt added" in visible_text(markup)

@@ -147,6 +147,7 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
 .sb-results .status-restored { color: #15803d; }
 .sb-results .status-unchanged { color: var(--body-text-color-subdued); }
 .sb-results .status-failed { color: #b91c1c; }
+.sb-results progress { width: 10rem; vertical-align: middle; accent-color: var(--color-accent); }
 .sb-conversation .rating { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .6rem; margin-top: .6rem;
   padding-top: .5rem; border-top: 1px solid var(--border-color-primary); font-size: .85rem; }
 .sb-conversation .rating-ask, .sb-conversation .rating-state { color: var(--body-text-color-subdued); }
@@ -720,6 +721,20 @@ def render_upload_results(results: Sequence[UploadResult]) -> str:
     return f'<div class="sb-results"><ul>{"".join(lines)}</ul></div>'
 
 
+def render_upload_progress(done: Sequence[UploadResult], total: int, current: str) -> str:
+    """An upload under way: files done of the total, the file being indexed now, and the results so far."""
+    finished = "".join(
+        f'<li class="upload-result"><span class="filename">{esc(r.filename)}</span> '
+        f'<span class="status status-{esc(r.status)}">{esc(r.status)}</span></li>'
+        for r in done
+    )
+    return (
+        f'<div class="sb-results sb-progress" role="status"><progress value="{len(done)}" max="{int(total)}"></progress> '
+        f'<span class="upload-progress">{len(done)} of {_plural(total, "file")} done; indexing '
+        f'<span class="filename">{esc(current)}</span>…</span><ul>{finished}</ul></div>'
+    )
+
+
 def render_message(message: str, *, status: str) -> str:
     """A one-line outcome (deleted, failed) in the Sources tab."""
     return f'<div class="sb-results"><span class="status status-{esc(status)}">{esc(message)}</span></div>'
@@ -972,20 +987,23 @@ class PageEvents:
         return document_rows(documents), gr.update(choices=document_choices(documents), value=None)
 
     def upload(self, paths: list[str] | None, token: str):
+        """Add uploaded files, showing which file is being indexed (files done of total) as it goes."""
         if not paths:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         folder = Path(get_upload_folder())
         try:
             received = received_uploads(paths, self.uploaded, folder)
         except ValueError as error:
-            return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
+            yield render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
+            return
         try:
-            return self._add_uploads(received, token)
+            yield from self._add_uploads(received, token)
         except (OSError, sqlite3.OperationalError) as error:
             if not disk_full(error):
                 raise
             log.error("disk full during a page upload: %s", error)
-            return render_message(DISK_FULL_MESSAGE.format(changed="added"), status="failed"), *self.sources_view(), None
+            yield render_message(DISK_FULL_MESSAGE.format(changed="added"), status="failed"), *self.sources_view(), None
         finally:
             # Added to the corpus or refused, the temporary copies go.
             discard_uploads(received, self.uploaded, folder)
@@ -993,17 +1011,23 @@ class PageEvents:
     def _add_uploads(self, paths: list[Path], token: str):
         service = self.service
         if not service.token_accepted(token):
-            return render_message(locked_message(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
+            yield render_message(locked_message(token, "add", "added"), status="failed"), gr.skip(), gr.skip(), None
+            return
         uploads = [Upload.of_path(path) for path in paths]
         try:
             # Gradio keeps the upload on disk: too many files or bytes are refused without reading any in.
             service.check_upload(uploads)
         except ValueError as error:
-            return render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
-        results = service.upload(uploads)
+            yield render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
+            return
+        # One file at a time (the upload as a whole was checked above), so the page shows how far it is.
+        results: list[UploadResult] = []
+        for upload in uploads:
+            yield render_upload_progress(results, len(uploads), upload.name), gr.skip(), gr.skip(), gr.skip()
+            results.extend(service.upload([upload]))
         rows, choices = self.sources_view()
         # Clearing the file box makes room for the next drop; the results stay listed below it.
-        return render_upload_results(results), rows, choices, None
+        yield render_upload_results(results), rows, choices, None
 
     def confirm_delete(self, document_id: str | None):
         """Ask before a delete: which document, and that its file is kept; remember which for Yes."""
