@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/sourcebook ingest corpus --index $(INDEX)
-	$(BIN)/sourcebook serve --index $(INDEX) --corpus corpus --port $(PORT)
+	$(BIN)/sourcebook serve --index $(INDEX) --corpus corpus --port $(PORT) --watch
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 browser:

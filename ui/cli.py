@@ -497,33 +497,52 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
     index: IndexOption = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Folder uploads are saved into.")] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Ingest files added, changed or removed in the corpus folder while serving.")
+    ] = False,
 ) -> None:
     """Serve the chat page at / and the HTTP API under /api, after bringing the index in line with the corpus folder."""
     import uvicorn
 
+    from app.watch import CorpusWatcher
     from ui.server import create_app
 
     require_free_port(host, port)
-    with failures_as_messages():
-        service = open_service(index, corpus=corpus)
-        # The reader loads now, not on the first question; a missing one stops here, in one line.
-        service.reader
-        # The corpus folder is the source of truth: finish what a crash or an edit while the
-        # server was stopped left undone before serving anything.
-        report = service.reconcile()
-    for source, reason in report.failed:
-        err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(reason)}", soft_wrap=True)
-    if report.added or report.updated or report.removed:
-        print(f"sourcebook: the store caught up with {service.settings.corpus_dir}: {len(report.added)} added, "
-              f"{len(report.updated)} updated, {len(report.removed)} removed", flush=True)
-    documents, chunks = service.counts()
-    # Plain print: this line is read in logs too, where rich would pad it to the console width.
-    print(f"sourcebook: {documents} documents, {chunks} passages. Open http://{host}:{port}/ (API docs at /docs)",
-          flush=True)
-    # One worker process: the model and index load once and are shared by the request
-    # threads (FastAPI runs the model-bound routes in its thread pool), so users are
-    # served side by side without a copy of the model per process.
-    uvicorn.run(create_app(service), host=host, port=port, workers=1, log_level="warning")
+    watcher = None
+    try:
+        with failures_as_messages():
+            service = open_service(index, corpus=corpus)
+            # The reader loads now, not on the first question; a missing one stops here, in one line.
+            service.reader
+            if watch:
+                # Started before the catch-up below, so a change made while it runs is taken up after it.
+                logging.getLogger("app.watch").setLevel(logging.INFO)
+                try:
+                    watcher = CorpusWatcher(service).start()
+                except RuntimeError as error:
+                    err.print(f"[red]error:[/red] {escape(str(error))}; serve without --watch", soft_wrap=True)
+                    raise typer.Exit(1) from error
+            # The corpus folder is the source of truth: finish what a crash or an edit while the
+            # server was stopped left undone before serving anything.
+            report = service.reconcile()
+        for source, reason in report.failed:
+            err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(reason)}", soft_wrap=True)
+        if report.added or report.updated or report.removed:
+            print(f"sourcebook: the store caught up with {service.settings.corpus_dir}: {len(report.added)} added, "
+                  f"{len(report.updated)} updated, {len(report.removed)} removed", flush=True)
+        documents, chunks = service.counts()
+        watching = f"; watching {service.settings.corpus_dir} for changes" if watcher else ""
+        # Plain print: this line is read in logs too, where rich would pad it to the console width.
+        print(f"sourcebook: {documents} documents, {chunks} passages{watching}. "
+              f"Open http://{host}:{port}/ (API docs at /docs)", flush=True)
+        # One worker process: the model and index load once and are shared by the request
+        # threads (FastAPI runs the model-bound routes in its thread pool), so users are
+        # served side by side without a copy of the model per process.
+        uvicorn.run(create_app(service), host=host, port=port, workers=1, log_level="warning")
+    finally:
+        # After the server has stopped (uvicorn.run returns on Ctrl-C or SIGTERM).
+        if watcher is not None:
+            watcher.stop()
 
 
 feedback_app = typer.Typer(help="Readers' ratings of answers.", no_args_is_help=True)
