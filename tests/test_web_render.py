@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html import unescape
 
 import gradio as gr
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 from app.gaps import Gap, NearDocument
 from app.service import Deletion, token_accepted
 from app.uploads import UploadResult
+from ingest.health import DocumentHealth, HealthWarning
 from ingest.records import Document, Page, Section
 from retrieval.records import Answer, Citation, Hit, StoredDocument
 from ui import web
@@ -282,7 +284,22 @@ def test_the_documents_table_lists_newest_first_with_readable_sizes():
     assert [row[0] for row in rows] == ["New", "Old"]
     assert rows[0][2] == "1.5 MB" and rows[1][2] == "999 B"
     assert rows[0][3] == 3 and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", rows[0][4])
+    # Stored before health was kept: said so, with what fixes it.
+    assert rows[0][5] == "not checked yet: run sourcebook ingest"
     assert web.document_choices(documents) == [("New (corpus/new.txt)", "corpus/new.txt"), ("Old (corpus/old.txt)", "corpus/old.txt")]
+
+
+def test_the_documents_table_says_each_documents_health_in_the_words_of_sourcebook_docs():
+    scan = HealthWarning("no_text", "page 2 has no text: a scan?", pages=(2,))
+    empty = HealthWarning("empty_section", "section “Budget” is empty", sections=("Budget",))
+    documents = [
+        replace(stored("Scan", "corpus/scan.pdf", updated=2.0), health=DocumentHealth(page_chars=(900, 0), warnings=(scan, empty))),
+        replace(stored("Fine", "corpus/fine.txt", updated=1.0), health=DocumentHealth()),
+    ]
+
+    rows = web.document_rows(documents)
+
+    assert [row[5] for row in rows] == ["⚠ page 2 has no text: a scan? ⚠ section “Budget” is empty", "ok"]
 
 
 def test_the_page_builds_over_a_service_and_wires_citation_clicks_and_suggestions(make_service):

@@ -29,6 +29,7 @@ from app.service import Deletion, Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
 from ingest.errors import IngestError
+from ingest.health import DocumentHealth
 from retrieval.errors import DocumentNotFound, NameTaken
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
@@ -45,7 +46,7 @@ SUGGESTIONS = 5
 CARD_CONTEXT = 100
 # The viewer shows at most this many characters of a document, centred on the cited span.
 VIEWER_CHARS = 200_000
-TABLE_HEADERS = ["title", "source", "size", "passages", "updated"]
+TABLE_HEADERS = ["title", "source", "size", "passages", "updated", "health"]
 # The conversation is kept in the reader's browser (localStorage), its latest turns only.
 SAVED_TURNS = 50
 CONVERSATION_KEY = "sourcebook-conversation"
@@ -191,7 +192,7 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
 @media (max-width: 800px) {
   /* On a phone the documents table keeps readable columns (Gradio shares out the screen's width,
      a few letters a line) and scrolls sideways. */
-  #sb-documents table.header-table, #sb-documents .virtual-body { width: 720px !important; min-width: 720px; }
+  #sb-documents table.header-table, #sb-documents .virtual-body { width: 940px !important; min-width: 940px; }
   #sb-documents th:nth-child(1), #sb-documents td:nth-child(1), #sb-documents .body-cell:nth-child(1) {
     width: 200px !important; min-width: 200px !important; max-width: 200px !important; flex: 0 0 200px !important; }
   #sb-documents th:nth-child(2), #sb-documents td:nth-child(2), #sb-documents .body-cell:nth-child(2) {
@@ -202,6 +203,8 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
     width: 80px !important; min-width: 80px !important; max-width: 80px !important; flex: 0 0 80px !important; }
   #sb-documents th:nth-child(5), #sb-documents td:nth-child(5), #sb-documents .body-cell:nth-child(5) {
     width: 140px !important; min-width: 140px !important; max-width: 140px !important; flex: 0 0 140px !important; }
+  #sb-documents th:nth-child(6), #sb-documents td:nth-child(6), #sb-documents .body-cell:nth-child(6) {
+    width: 220px !important; min-width: 220px !important; max-width: 220px !important; flex: 0 0 220px !important; }
 }
 /* Gradio's container hides overflow, which would stop the viewer sticking; clip does not. */
 .gradio-container { overflow: clip !important; }
@@ -821,12 +824,22 @@ def human_size(size: int) -> str:
 
 
 def document_rows(documents: Sequence[StoredDocument]) -> list[list[str | int]]:
-    """The Sources table, newest first (a fresh upload shows at the top): title, source, size, passages, updated."""
+    """The Sources table, newest first (a fresh upload shows at the top): title, source, size, passages, updated, health."""
     newest_first = sorted(documents, key=lambda d: (-d.updated, d.title.casefold()))
     return [
-        [d.title, d.source, human_size(d.size), d.chunks, datetime.fromtimestamp(d.updated).strftime("%Y-%m-%d %H:%M")]
+        [d.title, d.source, human_size(d.size), d.chunks, datetime.fromtimestamp(d.updated).strftime("%Y-%m-%d %H:%M"),
+         health_cell(d.health)]
         for d in newest_first
     ]
+
+
+def health_cell(health: DocumentHealth | None) -> str:
+    """A document's health as the Sources table says it: "ok", or each warning (as `sourcebook docs` words it)."""
+    if health is None:
+        return "not checked yet: run sourcebook ingest"
+    if not health.warnings:
+        return "ok"
+    return " ".join(f"⚠ {warning.message}" for warning in health.warnings)
 
 
 def document_choices(documents: Sequence[StoredDocument]) -> list[tuple[str, str]]:
@@ -1197,10 +1210,10 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
         )
         table = gr.Dataframe(
             headers=TABLE_HEADERS,
-            datatype=["str", "str", "str", "number", "str"],
+            datatype=["str", "str", "str", "number", "str", "str"],
             interactive=False,
             wrap=True,
-            column_widths=["34%", "34%", "10%", "9%", "13%"],
+            column_widths=["24%", "24%", "9%", "8%", "12%", "23%"],
             label="Documents",
             elem_id="sb-documents",
         )
