@@ -196,6 +196,23 @@ def test_an_upload_the_service_just_stored_is_not_embedded_again(service, watche
     assert sources(service) == {"travel.txt", "parking.txt"}
 
 
+def test_a_delete_and_a_restore_through_the_service_are_taken_up_as_they_are(service, watcher, corpus):
+    travel = next(d.id for d in service.documents() if d.source.endswith("travel.txt"))
+
+    deletion = service.delete_document(travel)
+
+    # The watcher's catch-up after the file left finds nothing more to do, and keeps no second copy.
+    report = eventually(lambda: watcher.last_report)
+    assert (report.added, report.removed, report.failed) == ([], [], [])
+    assert [kept.kept_as for kept in service.deleted()] == [deletion.kept_as] and sources(service) == set()
+
+    service.restore(travel)
+
+    report = eventually(lambda: (r := watcher.last_report).unchanged and r)
+    assert (report.added, report.unchanged, report.failed) == ([], ["corpus/travel.txt"], [])
+    assert sources(service) == {"travel.txt"} and service.deleted() == []
+
+
 def test_stopping_ends_the_thread_and_later_changes_are_not_taken_up(service, corpus):
     watcher = CorpusWatcher(service, step_ms=STEP_MS, debounce_ms=DEBOUNCE_MS).start()
     assert watcher.alive and "corpus-watcher" in {thread.name for thread in threading.enumerate()}
