@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import watchfiles
 from typer.testing import CliRunner
 
 from app import service as service_module
@@ -14,8 +15,6 @@ from app.watch import CorpusWatcher, counts, describe
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.helpers import write_files
 from ui.cli import app
-
-import watchfiles
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead. "
