@@ -1,6 +1,8 @@
-"""What the browser tests share: Debian's Chromium launched one way, and where the viewer's cited quote sits."""
+"""What the browser tests share: Debian's Chromium launched one way, asking on the page, and where the viewer's cited quote sits."""
 
 from __future__ import annotations
+
+from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,3 +33,24 @@ def cited_mark_in_view(page) -> dict:
     }"""
     page.wait_for_function(f"() => {{ const g = ({geometry})(); return g && g.visible; }}")
     return page.evaluate(geometry)
+
+
+def settled(page, elem_id: str) -> None:
+    """Wait until Gradio has finished updating a component (no pending state, fade-in done)."""
+    page.wait_for_function(
+        """(id) => { const c = document.querySelector(`#${id} .html-container`);
+                     return c && !c.classList.contains('pending') && getComputedStyle(c).opacity === '1'; }""",
+        arg=elem_id,
+    )
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, and return the new conversation turn once it is shown."""
+    turns = page.locator("#sb-conversation .turn")
+    before = turns.count()
+    box = page.locator("#sb-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(turns).to_have_count(before + 1)
+    settled(page, "sb-conversation")
+    return turns.last

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from app.export import conversation_markdown
-from tests.browser import cited_mark_in_view, launch
+from tests.browser import ask, cited_mark_in_view, launch
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
@@ -71,27 +71,6 @@ def tab(browser, site):
     expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
     yield page
     context.close()
-
-
-def settled(page, elem_id: str) -> None:
-    """Wait until Gradio has finished updating a component (no pending state, fade-in done)."""
-    page.wait_for_function(
-        """(id) => { const c = document.querySelector(`#${id} .html-container`);
-                     return c && !c.classList.contains('pending') && getComputedStyle(c).opacity === '1'; }""",
-        arg=elem_id,
-    )
-
-
-def ask(page, question: str):
-    """Type a question, press Enter, and return the new conversation turn once it is shown."""
-    turns = page.locator("#sb-conversation .turn")
-    before = turns.count()
-    box = page.locator("#sb-question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(turns).to_have_count(before + 1)
-    settled(page, "sb-conversation")
-    return turns.last
 
 
 def clipboard(page) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import cited_mark_in_view, launch
+from tests.browser import ask, cited_mark_in_view, launch
 from tests.helpers import CORPUS, REPO, with_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -142,27 +142,6 @@ def page(browser, server):
 
 
 # --- what a reader does -----------------------------------------------------------------
-def settled(page, elem_id: str) -> None:
-    """Wait until Gradio has finished updating a component (no pending state, fade-in done)."""
-    page.wait_for_function(
-        """(id) => { const c = document.querySelector(`#${id} .html-container`);
-                     return c && !c.classList.contains('pending') && getComputedStyle(c).opacity === '1'; }""",
-        arg=elem_id,
-    )
-
-
-def ask(page, question: str):
-    """Type a question, press Enter, and return the new conversation turn once it is shown."""
-    turns = page.locator("#sb-conversation .turn")
-    before = turns.count()
-    box = page.locator("#sb-question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(turns).to_have_count(before + 1)
-    settled(page, "sb-conversation")
-    return turns.last
-
-
 def open_sources(page) -> None:
     page.get_by_role("tab", name="Sources").click()
     expect(page.locator("#sb-documents")).to_contain_text("rednote-global-pivot.txt")
