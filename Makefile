@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= .sourcebook
 PORT ?= 7860
 
-.PHONY: install browser ocr run test test-unit test-integration bench eval clean train-reader
+.PHONY: install browser ocr run test test-unit test-integration screenshots bench eval clean train-reader
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ test-unit: install
 
 test-integration: install browser ocr
 	$(BIN)/pytest -m "not fast"
+
+# The README's screenshots (docs/screenshot-*.png), made by the page tests; a plain test run writes them to a temporary folder.
+screenshots: install browser
+	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_web.py -k "screenshot or quotes_the_documents"
 
 # Speed, memory and scale figures (not part of `make test`); writes bench/results/.
 # `make bench QUICK=1` ingests 1,000 SciFact abstracts instead of all 5,183 for the ingest comparison.

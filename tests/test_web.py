@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import ask, cited_mark_in_view, launch
-from tests.helpers import CORPUS, REPO, with_model
+from tests.helpers import CORPUS, with_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -28,7 +28,6 @@ expect.set_options(timeout=60_000)
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SOURCEBOOK = Path(sys.executable).with_name("sourcebook")
-SCREENSHOT = REPO / "docs" / "screenshot-answer.png"
 STARTUP_SECONDS = 120
 
 ZORBLAX = (
@@ -212,7 +211,14 @@ def test_start_screen_shows_the_library_and_suggested_questions_that_ask(page):
     expect(start).to_be_hidden()
 
 
-def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page):
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: docs/ only when asked (`make screenshots`), so a test run leaves the tree as it was."""
+    chosen = os.environ.get("SCREENSHOTS_DIR")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+
+
+def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page, shots):
     turn = ask(page, "Which cloud provider does Xiaohongshu use?")
 
     expect(turn.locator(".answer.answered .answer-text")).to_contain_text("Alibaba Cloud")
@@ -223,9 +229,9 @@ def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page):
     expect(card.locator(".card-source")).to_have_text(re.compile(r"rednote-after-the-tiktok-refugees\.txt$"))
     expect(card.locator(".card-text mark")).to_contain_text("Alibaba Cloud")
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
-    assert SCREENSHOT.stat().st_size > 10_000
+    screenshot = shots / "screenshot-answer.png"
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
 
 
 def test_clicking_a_citation_opens_the_document_at_the_quote(page):
@@ -250,16 +256,10 @@ def test_clicking_a_citation_opens_the_document_at_the_quote(page):
     assert cited_mark_in_view(page)["scrollTop"] > 0
 
 
-SCREENSHOTS = {
-    "copy": REPO / "docs" / "screenshot-copy.png",
-    "viewer": REPO / "docs" / "screenshot-viewer.png",
-    "phone-answer": REPO / "docs" / "screenshot-phone-answer.png",
-    "phone-viewer": REPO / "docs" / "screenshot-phone-viewer.png",
-}
 
 
-def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server):
-    """docs/screenshot-*.png: a copied citation, the viewer beside a late answer, a phone's answer and sheet."""
+def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server, shots):
+    """The screenshots in docs/ (`make screenshots`): a copied citation, the viewer beside a late answer, a phone's answer and sheet."""
     wide = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
     try:
         page = wide.new_page()
@@ -273,12 +273,12 @@ def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server)
         expect(card.locator("button.sb-copy").first).to_have_text("Copied")
         assert "Alibaba Cloud" in page.evaluate("navigator.clipboard.readText()")
         card.scroll_into_view_if_needed()
-        page.screenshot(path=str(SCREENSHOTS["copy"]))
+        page.screenshot(path=str(shots / "screenshot-copy.png"))
 
         card.locator(".card-open").click()
         expect(page.locator("#sb-viewer mark#cited")).to_contain_text("Alibaba Cloud")
         cited_mark_in_view(page)
-        page.screenshot(path=str(SCREENSHOTS["viewer"]))
+        page.screenshot(path=str(shots / "screenshot-viewer.png"))
     finally:
         wide.close()
 
@@ -290,14 +290,14 @@ def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         turn = ask(page, "Which cloud provider does Xiaohongshu use?")
         turn.locator(".answer-text").scroll_into_view_if_needed()
-        page.screenshot(path=str(SCREENSHOTS["phone-answer"]))
+        page.screenshot(path=str(shots / "screenshot-phone-answer.png"))
         turn.locator(".cite-marker").first.tap()
         expect(page.get_by_role("button", name="Back to the answer")).to_be_visible()
         cited_mark_in_view(page)
-        page.screenshot(path=str(SCREENSHOTS["phone-viewer"]))
+        page.screenshot(path=str(shots / "screenshot-phone-viewer.png"))
     finally:
         phone.close()
-    for path in SCREENSHOTS.values():
+    for path in (shots / f"screenshot-{name}.png" for name in ("copy", "viewer", "phone-answer", "phone-viewer")):
         assert path.stat().st_size > 10_000, path
 
 
