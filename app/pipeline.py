@@ -77,8 +77,18 @@ def source_for(path: Path) -> str:
         return resolved.as_posix()
 
 
+# Names editors and downloads give files they are still writing or keep aside (a hidden name,
+# like vim's `.notes.txt.swp`, an upload's `.notes.txt.1a2b.part` or `.deleted/`, is skipped anyway).
+TEMPORARY_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".part", ".crdownload", ".tmp")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is an editor's or a download's temporary file (Emacs writes `#notes.txt#`)."""
+    return name.endswith(TEMPORARY_SUFFIXES) or (name.startswith("#") and name.endswith("#"))
+
+
 def find_files(root: Path) -> list[Path]:
-    """Return the files under `root` to consider, skipping hidden ones and those in .sourcebookignore."""
+    """Return the files under `root` to consider, skipping hidden ones, editors' temporary files and those in .sourcebookignore."""
     if root.is_file():
         return [root]
     if not root.is_dir():
@@ -90,7 +100,7 @@ def find_files(root: Path) -> list[Path]:
         for name in sorted(files):
             path = Path(directory, name)
             relative = path.relative_to(root).as_posix()
-            if name.startswith(".") or any(fnmatch.fnmatch(relative, p) for p in patterns):
+            if name.startswith(".") or is_temporary(name) or any(fnmatch.fnmatch(relative, p) for p in patterns):
                 continue
             found.append(path)
     return found

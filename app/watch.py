@@ -17,7 +17,7 @@ from pathlib import Path
 
 import watchfiles
 
-from app.pipeline import IGNORE_FILE, IngestReport
+from app.pipeline import IGNORE_FILE, IngestReport, is_temporary
 from app.service import Sourcebook
 
 # watchfiles gathers changes into one batch until a step passes with no new one, and for at most
@@ -28,9 +28,6 @@ DEBOUNCE_MS = 1600
 WAKE_MS = 250
 # How long start() waits for the watching thread to be watching.
 START_SECONDS = 10.0
-# Names editors and downloads give files they are still writing or keep aside (a hidden name,
-# like vim's `.notes.txt.swp`, an upload's `.notes.txt.1a2b.part` or `.deleted/`, is skipped anyway).
-TEMPORARY_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".part", ".crdownload", ".tmp")
 # Names a log line lists for a batch; the rest are counted.
 NAMES_LOGGED = 5
 
@@ -48,11 +45,9 @@ def counts(path: Path, *, root: Path, ignored: Sequence[Path] = ()) -> bool:
     if relative.as_posix() == IGNORE_FILE:
         # The ignore file is hidden, yet a change to it changes which files belong to the corpus.
         return True
-    name = relative.name
     if any(part.startswith(".") for part in relative.parts):
         return False
-    # Emacs writes `#notes.txt#` while editing.
-    return not (name.endswith(TEMPORARY_SUFFIXES) or (name.startswith("#") and name.endswith("#")))
+    return not is_temporary(relative.name)
 
 
 def describe(changes: Iterable[tuple[watchfiles.Change, str]], root: Path) -> str:

@@ -123,6 +123,15 @@ def test_ignore_file_and_hidden_files_are_not_ingested(tmp_path):
     assert [p.name for p in find_files(folder)] == ["guide.txt"]
 
 
+def test_editors_and_downloads_temporary_files_are_not_ingested(tmp_path):
+    folder = write_files(
+        tmp_path / "docs",
+        {"guide.txt": "A guide.", "guide.txt~": "A guide, before.", "#guide.txt#": "A gui", "report.pdf.crdownload": "%PDF",
+         "notes.md.tmp": "# No", "notes.swp": "x"},
+    )
+    assert [p.name for p in find_files(folder)] == ["guide.txt"]
+
+
 def test_identical_passages_share_one_embedding(make_service, embedder, tmp_path):
     text = "Security training is mandatory for every new hire in the first week."
     folder = write_files(tmp_path / "docs", {"a.txt": text, "b.txt": text})
