@@ -77,3 +77,16 @@ def client(service):
     """The HTTP API (no page) over the module's own `service` fixture."""
     with TestClient(create_app(service, with_page=False)) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module's browser tests (tests/browser.py launches it)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

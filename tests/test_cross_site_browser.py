@@ -10,6 +10,7 @@ import http.server
 import json
 import threading
 
+import playwright.sync_api as playwright_api
 import pytest
 
 from tests.browser import launch
@@ -17,7 +18,6 @@ from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 # A browser is what this test costs; it runs with the browser tests.
 pytestmark = pytest.mark.browser

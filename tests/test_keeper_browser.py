@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
+import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import ask, launch
+from tests.browser import ask
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 # The machine may be busy (a model training beside the tests): a page load can take seconds.
 expect.set_options(timeout=30_000)
@@ -44,14 +44,6 @@ def site(make_service, tmp_path):
     service.reconcile()
     with serving(create_app(service)) as url:
         yield url, service
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

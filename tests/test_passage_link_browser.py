@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import cited_mark_in_view, launch
+from tests.browser import cited_mark_in_view
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.api import AskResponse
 from ui.server import create_app
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 # A browser is what this test costs; it runs with the browser tests.
@@ -47,14 +47,6 @@ def site(make_service, tmp_path):
     service.reconcile()
     with serving(create_app(service)) as url:
         yield url, service
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

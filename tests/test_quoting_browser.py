@@ -7,15 +7,15 @@ builds it, on a loopback port.
 
 from __future__ import annotations
 
+import playwright.sync_api as playwright_api
 import pytest
 
 from app.export import conversation_markdown
-from tests.browser import ask, cited_mark_in_view, launch
+from tests.browser import ask, cited_mark_in_view
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 # The machine may be busy (a model training beside the tests): a page load can take seconds.
 expect.set_options(timeout=30_000)
@@ -48,14 +48,6 @@ def site(make_service, tmp_path):
     service.reconcile()
     with serving(create_app(service)) as url:
         yield url, service
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

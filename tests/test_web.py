@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import ask, cited_mark_in_view, launch
+from tests.browser import ask, cited_mark_in_view
 from tests.helpers import CORPUS, with_model
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 # The first page load computes the suggested questions and an upload re-embeds: give them time.
 expect.set_options(timeout=60_000)
@@ -110,14 +110,6 @@ def server(tmp_path_factory, exported_model):
     """The page as a new user gets it: no API token, default limits; stopped at the end."""
     with serving(tmp_path_factory.mktemp("web"), exported_model) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @contextmanager
