@@ -105,7 +105,7 @@ def _page_warnings(
 ) -> Iterable[HealthWarning]:
     empty = tuple(n for n, chars in enumerate(page_chars, start=1) if chars == 0 and n not in ocr_skipped)
     if ocr_skipped:
-        subject = f"page {ocr_skipped[0]} has" if len(ocr_skipped) == 1 else f"pages {_numbers(ocr_skipped)} have"
+        subject = _pages_have(ocr_skipped)
         yield HealthWarning(
             Concern.NO_TEXT,
             f"{subject} no text and {'was' if len(ocr_skipped) == 1 else 'were'} not read by OCR:"
@@ -113,7 +113,7 @@ def _page_warnings(
             pages=ocr_skipped,
         )
     if empty:
-        subject = f"page {empty[0]} has" if len(empty) == 1 else f"pages {_numbers(empty)} have"
+        subject = _pages_have(empty)
         if ocr_ran:
             message = f"{subject} no text, and OCR (Tesseract) found no words either: a blank page or a picture?"
         else:
@@ -125,7 +125,7 @@ def _page_warnings(
         if 0 < chars < LITTLE_TEXT_CHARS and chars * 10 <= median
     )
     if little:
-        subject = f"page {little[0]} has" if len(little) == 1 else f"pages {_numbers(little)} have"
+        subject = _pages_have(little)
         yield HealthWarning(
             Concern.LITTLE_TEXT,
             f"{subject} almost no text (under {LITTLE_TEXT_CHARS} characters, where the median page holds"
@@ -134,9 +134,14 @@ def _page_warnings(
         )
 
 
+def _pages_have(pages: tuple[int, ...]) -> str:
+    """The subject of a warning about pages: "page 3 has" or "pages 2-4 and 7 have"."""
+    return f"page {pages[0]} has" if len(pages) == 1 else f"pages {_numbers(pages)} have"
+
+
 def _ocr_read(pages: tuple[int, ...]) -> Iterable[HealthWarning]:
     if pages:
-        subject = f"page {pages[0]} has" if len(pages) == 1 else f"pages {_numbers(pages)} have"
+        subject = _pages_have(pages)
         yield HealthWarning(
             Concern.OCR,
             f"{subject} no text layer and {'was' if len(pages) == 1 else 'were'} read by OCR (Tesseract):"
