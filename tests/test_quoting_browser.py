@@ -217,6 +217,32 @@ def test_a_citation_in_a_late_answer_opens_beside_it_without_moving_it(tab):
     assert abs(tab.evaluate("window.scrollY") - before) < 5
 
 
+def test_on_a_wide_screen_the_viewer_closes_and_a_citation_opens_it_again(tab):
+    turn = ask(tab, QUESTION)
+    column = tab.locator("#sb-viewer-column")
+    close = column.get_by_role("button", name="Close the document viewer")
+    # Before a passage is opened, the viewer shows its hint and nothing to close.
+    expect(column.locator(".viewer-empty")).to_be_visible()
+    expect(close).to_have_count(0)
+    card = turn.locator(".citation-card .card-open").first
+    card.click()
+    expect(column.locator("mark#cited")).to_have_text(ANSWER)
+    # Beside the conversation there is Close, not the phone's Back.
+    expect(column.get_by_role("button", name="Back to the answer")).to_be_hidden()
+    beside = turn.bounding_box()["width"]
+
+    close.click()
+
+    expect(column).to_be_hidden()
+    expect(card).to_be_focused()
+    # The conversation takes the room the viewer had.
+    assert turn.bounding_box()["width"] > 1.4 * beside, (turn.bounding_box(), beside)
+    turn.locator(".cite-marker").first.click()
+    expect(column.locator("mark#cited")).to_have_text(ANSWER)
+    expect(close).to_be_visible()
+    assert turn.bounding_box()["width"] == pytest.approx(beside, abs=2)
+
+
 def test_on_a_narrow_screen_a_citation_opens_over_the_answer_and_back_returns_to_it(browser, site):
     url, _ = site
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -244,6 +270,7 @@ def test_on_a_narrow_screen_a_citation_opens_over_the_answer_and_back_returns_to
         back = sheet.get_by_role("button", name="Back to the answer")
         expect(back).to_be_focused()
         assert on_screen(page, back)["visible"]
+        expect(sheet.get_by_role("button", name="Close the document viewer")).to_be_hidden()
 
         back.tap()
 

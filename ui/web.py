@@ -209,6 +209,13 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
 /* Gradio's container hides overflow, which would stop the viewer sticking; clip does not. */
 .gradio-container { overflow: clip !important; }
 #sb-viewer-column { position: sticky; top: .5rem; align-self: flex-start; }
+/* Closed beside the conversation, the viewer gives its room to it until a citation is opened again. */
+body.sb-viewer-closed #sb-viewer-column { display: none !important; }
+.sb-viewer .viewer-close { all: unset; box-sizing: border-box; float: right; cursor: pointer; margin: 0 0 .3rem .6rem;
+  padding: 0 .55rem; border-radius: 6px; border: 1px solid var(--border-color-primary); font-size: 1.2rem;
+  line-height: 1.6; color: var(--body-text-color); background: var(--background-fill-secondary); }
+.sb-viewer .viewer-close:hover { border-color: var(--color-accent); }
+.sb-viewer .viewer-close:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
 .sb-card details.card-passage { margin-top: .35rem; font-size: .85rem; }
 .sb-card details.card-passage summary { cursor: pointer; color: var(--color-accent); width: fit-content;
   border-radius: 4px; }
@@ -226,6 +233,8 @@ button.sb-rate::before { content: ""; display: inline-block; width: 1.05em; heig
     margin: 0 !important; padding: .75rem; min-width: 0 !important; max-width: none; overflow-y: auto;
     background: var(--background-fill-primary); }
   .sb-viewer .viewer-scroll { height: calc(100dvh - 10rem); }
+  /* The sheet has Back instead. */
+  .sb-viewer .viewer-close { display: none; }
   .sb-viewer .viewer-back { all: unset; display: inline-block; box-sizing: border-box; cursor: pointer;
     margin: 0 0 .6rem; padding: .4rem .8rem; border-radius: 8px; border: 1px solid var(--color-accent);
     color: var(--body-text-color); background: var(--background-fill-secondary); font-weight: 600; }
@@ -382,6 +391,7 @@ const reveal = () => {
   const viewer = element.querySelector('.sb-viewer[data-opened]');
   if (!viewer) return;
   document.body.classList.add('sb-reading');
+  document.body.classList.remove('sb-viewer-closed');
   const mark = element.querySelector('#cited');
   const box = element.querySelector('.viewer-scroll');
   if (mark && box) box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
@@ -404,6 +414,11 @@ const back = () => {
 };
 element.addEventListener('click', (event) => {
   if (event.target.closest('.viewer-back')) { event.preventDefault(); back(); }
+  if (event.target.closest('.viewer-close')) {
+    event.preventDefault();
+    document.body.classList.add('sb-viewer-closed');
+    back();
+  }
 });
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape' && narrow() && document.body.classList.contains('sb-reading')) back();
@@ -415,6 +430,10 @@ watch('value', () => requestAnimationFrame(reveal));
 # --- rendering (pure: records in, escaped HTML out) ---------------------------------------
 # On a narrow screen the viewer is a sheet over the conversation; this returns to the answer.
 BACK_BUTTON = '<button type="button" class="viewer-back" aria-label="Back to the answer">← Back to the answer</button>'
+# Beside the conversation (a wide screen) the viewer closes instead; a citation opens it again.
+CLOSE_BUTTON = (
+    '<button type="button" class="viewer-close" aria-label="Close the document viewer" title="Close">×</button>'
+)
 
 
 def esc(text: object) -> str:
@@ -666,7 +685,7 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
     body = highlight(text[first:last], start - first, end - first, mark_id="cited")
     # data-opened changes on every click, so opening the same span again re-renders and scrolls.
     return (
-        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{BACK_BUTTON}'
+        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{CLOSE_BUTTON}{BACK_BUTTON}'
         f'<div class="viewer-title">{esc(document.title)}</div>'
         f'<div class="viewer-place">{esc(" · ".join(place.labels()))} · '
         f'<span class="viewer-source">{esc(document.source)}</span></div>'
@@ -707,7 +726,7 @@ def render_viewer_message(message: str, *, opened: int = 0) -> str:
     if not opened:
         return f'<div class="sb-viewer"><div class="viewer-empty">{esc(message)}</div></div>'
     return (
-        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{BACK_BUTTON}</div>'
+        f'<div class="sb-viewer" data-opened="{int(opened)}"><div class="viewer-head">{CLOSE_BUTTON}{BACK_BUTTON}</div>'
         f'<div class="viewer-empty">{esc(message)}</div></div>'
     )
 
