@@ -17,7 +17,7 @@ import numpy as np
 
 from ingest.sentences import sentence_spans
 from retrieval.reader import reader_context
-from retrieval.records import Answer, Citation, Hit
+from retrieval.records import Answer, Citation, Hit, Place
 from retrieval.text import STOPWORDS, keyword_terms
 
 NOT_ANSWERED = "The documents do not say. The closest passages are below."
@@ -81,7 +81,7 @@ def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
 def _labels(text: str, hit: Hit) -> bool:
     """Whether a line only restates the document's title or its section's heading: it names a subject, answers nothing."""
     line = " ".join(text.split()).casefold()
-    return any(label and line == " ".join(label.split()).casefold() for label in (hit.title, hit.heading))
+    return any(label and line == " ".join(label.split()).casefold() for label in (hit.title, hit.place.heading))
 
 
 def shared_words(question_terms: set[str], sentence: str) -> float:
@@ -103,7 +103,9 @@ def first_cut(question: str, sentences: Sequence[Sentence], limit: int) -> list[
 
 def read(reader: Scorer, question: str, sentences: Sequence[Sentence]) -> list[Sentence]:
     """Score the sentences with the reader; best first."""
-    contexts = [reader_context(s.text, title=s.hit.title, heading=s.hit.heading, previous=s.previous) for s in sentences]
+    contexts = [
+        reader_context(s.text, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous) for s in sentences
+    ]
     scores = reader.score(question, contexts) if sentences else []
     scored = [replace(s, score=float(p)) for s, p in zip(sentences, scores)]
     scored.sort(key=lambda s: (-s.score, s.rank, s.start))
@@ -166,10 +168,12 @@ def cite(n: int, sentence: Sentence) -> Citation:
         document_id=hit.document_id,
         source=hit.source,
         title=hit.title,
-        heading=hit.heading,
-        page=hit.page_at(sentence.start),
-        line_start=hit.line_at(sentence.start),
-        line_end=hit.line_at(max(sentence.start, sentence.end - 1)),
+        place=Place(
+            hit.place.heading,
+            hit.page_at(sentence.start),
+            hit.line_at(sentence.start),
+            hit.line_at(max(sentence.start, sentence.end - 1)),
+        ),
         start=sentence.start,
         end=sentence.end,
         quote=sentence.text,

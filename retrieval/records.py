@@ -32,6 +32,33 @@ class Place:
         labels.append(f"line {self.line_start}" if same else f"lines {self.line_start}–{self.line_end}")
         return labels
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Place:
+        """Read a place from the flat JSON of the hit or citation that holds it."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def _flat(record: Hit | Citation) -> dict:
+    """Return a hit's or citation's JSON fields, its place's spelled out flat where the place stands.
+
+    The JSON keeps the shape it had before places were a record of their own, so clients see no change.
+    """
+    flat: dict = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name == "place":
+            flat.update(asdict(value))
+        elif f.name != "pages":
+            flat[f.name] = value
+    return flat
+
+
+def _unflat(cls: type[Hit] | type[Citation], data: Mapping) -> dict:
+    """Return the keyword arguments that rebuild a hit or citation from its flat JSON."""
+    return {
+        f.name: Place.from_dict(data) if f.name == "place" else data[f.name] for f in fields(cls) if f.name != "pages"
+    }
+
 
 def passage_url(document_id: str, start: int, end: int) -> str:
     """Return the chat page's link (relative to the server) that opens a document at a span."""
@@ -52,6 +79,16 @@ def reference_markdown(place: Hit | Citation, *, base: str = "") -> str:
     """Return where a passage or quote is as Markdown, the title linking to it in the chat page at `base`."""
     where = ", ".join(markdown_text(label) for label in [*place.place.labels(), place.source])
     return f"[{markdown_text(_one_line(place.title))}]({base}{place.url}), {where}"
+
+
+def quoted(text: str, place: Hit | Citation) -> str:
+    """Return `text` in quotes followed by where it is, as plain text to paste: "text" (Title, § Section, lines 4–5, source)."""
+    return f'"{_one_line(text)}" ({reference(place)})'
+
+
+def quoted_markdown(text: str, place: Hit | Citation, *, base: str = "") -> str:
+    """Return `text` in quotes followed by where it is, as Markdown, the title linking to it in the chat page at `base`."""
+    return f'"{markdown_text(_one_line(text))}" ({reference_markdown(place, base=base)})'
 
 
 def _one_line(text: str) -> str:
@@ -75,10 +112,8 @@ class Hit:
     document_id: str
     source: str
     title: str
-    heading: str | None
-    page: int | None
-    line_start: int
-    line_end: int
+    # Section, the page the passage starts on, lines.
+    place: Place
     start: int
     end: int
     text: str
@@ -88,12 +123,12 @@ class Hit:
 
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pages"}
+        return _flat(self)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Hit:
         """Rebuild a passage from its JSON shape (the pages it runs over are not in it)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "pages"})
+        return cls(**_unflat(cls, data))
 
     @property
     def url(self) -> str:
@@ -102,16 +137,11 @@ class Hit:
 
     def page_at(self, offset: int) -> int | None:
         """Return the page holding document offset `offset` of this passage (paginated sources)."""
-        return page_at(self.pages, offset) if self.pages else self.page
+        return page_at(self.pages, offset) if self.pages else self.place.page
 
     def line_at(self, offset: int) -> int:
         """Return the 1-based document line holding document offset `offset` of this passage."""
-        return self.line_start + self.text.count("\n", 0, max(0, offset - self.start))
-
-    @property
-    def place(self) -> Place:
-        """Where the passage sits: section, the page it starts on, lines."""
-        return Place(self.heading, self.page, self.line_start, self.line_end)
+        return self.place.line_start + self.text.count("\n", 0, max(0, offset - self.start))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +153,8 @@ class Citation:
     document_id: str
     source: str
     title: str
-    heading: str | None
-    page: int | None
-    line_start: int
-    line_end: int
+    # Section, page and lines of the quote itself (not of its passage).
+    place: Place
     start: int
     end: int
     quote: str
@@ -134,17 +162,12 @@ class Citation:
 
     def to_dict(self) -> dict:
         """Return the JSON shape shared by the CLI and the HTTP API, with the link and the texts to paste."""
-        return {**asdict(self), "url": self.url, "cite": self.cite(), "cite_markdown": self.cite_markdown()}
+        return {**_flat(self), "url": self.url, "cite": self.cite(), "cite_markdown": self.cite_markdown()}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Citation:
         """Rebuild a citation from its JSON shape (the link and the texts to paste are derived again)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
-
-    @property
-    def place(self) -> Place:
-        """Where the quote sits: section, page and lines."""
-        return Place(self.heading, self.page, self.line_start, self.line_end)
+        return cls(**_unflat(cls, data))
 
     @property
     def url(self) -> str:
@@ -153,14 +176,14 @@ class Citation:
 
     def cite(self) -> str:
         """Return the quote with its citation, as plain text to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)."""
-        return f'"{_one_line(self.quote)}" ({reference(self)})'
+        return quoted(self.quote, self)
 
     def cite_markdown(self, *, base: str = "") -> str:
         """Return the quote with its citation as Markdown, the title linking to the quote in the chat page.
 
         `base` ("https://host") makes the link absolute, for a file read away from the page.
         """
-        return f'"{markdown_text(_one_line(self.quote))}" ({reference_markdown(self, base=base)})'
+        return quoted_markdown(self.quote, self, base=base)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from retrieval.embedder import Embedder, TokenVectors
 from retrieval.fusion import Fusion, Ranked, fuse
 from retrieval.index import VectorIndex
 from retrieval.keyword import KeywordIndex
-from retrieval.records import Hit
+from retrieval.records import Hit, Place
 from retrieval.store import WINDOW_SLOTS, Store
 from retrieval.text import WORD
 
@@ -203,10 +203,7 @@ def to_hit(stored, score: float) -> Hit:
         document_id=chunk.document_id,
         source=stored.source,
         title=stored.title,
-        heading=chunk.heading,
-        page=chunk.page,
-        line_start=chunk.line_start,
-        line_end=chunk.line_end,
+        place=Place(chunk.heading, chunk.page, chunk.line_start, chunk.line_end),
         start=chunk.start,
         end=chunk.end,
         text=chunk.text,

@@ -7,12 +7,12 @@ import re
 import pytest
 
 from retrieval.answer import NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, rerank, select
-from retrieval.records import Hit
+from retrieval.records import Hit, Place
 from tests.helpers import write_files
 
 
 def _hit(text: str, *, chunk: str = "c", document: str = "d", score: float = 0.0, heading: str | None = None) -> Hit:
-    return Hit(chunk, document, f"{document}.txt", "Handbook", heading, None, 1, 1, 0, len(text), text, score)
+    return Hit(chunk, document, f"{document}.txt", "Handbook", Place(heading, None, 1, 1), 0, len(text), text, score)
 
 
 def _sentence(hit: Hit, text: str, score: float) -> Sentence:
@@ -53,15 +53,15 @@ def test_every_quote_is_the_document_text_at_its_span(service):
             document = service.document(citation.document_id)
             assert document.text[citation.start : citation.end] == citation.quote
             assert citation.quote in answer.answer
-            assert document.line_at(citation.start) == citation.line_start
-            assert document.line_at(citation.end - 1) == citation.line_end
+            assert document.line_at(citation.start) == citation.place.line_start
+            assert document.line_at(citation.end - 1) == citation.place.line_end
 
 
 def test_citations_carry_title_heading_and_source(service):
     citation = service.ask("How many parking spaces are there for visitors in the garage?").citations[0]
 
-    assert (citation.source, citation.title, citation.heading) == ("docs/parking.md", "Parking", "Parking")
-    assert citation.line_start == citation.line_end == 3
+    assert (citation.source, citation.title, citation.place.heading) == ("docs/parking.md", "Parking", "Parking")
+    assert citation.place.line_start == citation.place.line_end == 3
 
 
 def test_an_unrelated_question_is_declined_with_passages_to_see(service):
@@ -164,8 +164,8 @@ def test_first_cut_keeps_the_sentences_sharing_most_words_with_the_question():
 
 def test_a_line_restating_the_title_or_heading_is_not_a_sentence_to_quote():
     text = "Rules for visitor parking\nParking for visitors of the office\nVisitors park in the garage for free."
-    hit = Hit("c", "d", "d.txt", "Rules for visitor parking", "Parking for visitors of the office", None, 1, 3, 0,
-              len(text), text, 0.0)
+    place = Place("Parking for visitors of the office", None, 1, 3)
+    hit = Hit("c", "d", "d.txt", "Rules for visitor parking", place, 0, len(text), text, 0.0)
 
     assert [s.text for s in candidate_sentences([hit])] == ["Visitors park in the garage for free."]
 

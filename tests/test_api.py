@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 from fastapi.testclient import TestClient
 
+from retrieval.records import Place
 from tests.helpers import write_files
 from ui.api import (
     AskResponse,
@@ -17,6 +19,7 @@ from ui.api import (
     FeedbackRecord,
     FeedbackResponse,
     Health,
+    PlaceModel,
     SearchResponse,
     UploadResponse,
 )
@@ -58,6 +61,15 @@ def test_search_returns_the_cli_contract(client):
     assert result.hits[0].source == "corpus/security.md"
     assert set(response.json()["hits"][0]) == {"chunk_id", "document_id", "source", "title", "heading", "page",
                                                "line_start", "line_end", "start", "end", "text", "score"}
+
+
+def test_a_place_in_the_api_is_the_place_record_spelled_flat(client):
+    # One record says where a passage or quote sits; the API's model of it must not drift from it.
+    assert list(PlaceModel.model_fields) == [f.name for f in fields(Place)]
+    cited = AskResponse.model_validate(
+        client.post("/api/ask", json={"question": "Where do I report phishing emails?"}).json()
+    ).citations[0]
+    assert Place.from_dict(cited.model_dump()) == Place("Security", None, 3, 3)
 
 
 def test_ask_returns_an_answer_with_citations(client):

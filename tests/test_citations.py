@@ -54,14 +54,14 @@ def test_a_quote_on_page_two_of_a_passage_from_page_one_is_cited_on_page_two(ser
     citation = answer.citations[0]
     assert citation.quote == REVENUE_SENTENCE
     passage = next(p for p in answer.passages if p.chunk_id == citation.chunk_id)
-    assert passage.page == 1 and passage.start == 0  # the passage starts on page 1...
-    assert citation.page == 2  # ...and the quote is on page 2
+    assert passage.place.page == 1 and passage.start == 0  # the passage starts on page 1...
+    assert citation.place.page == 2  # ...and the quote is on page 2
     document = service.document(citation.document_id)
     assert [p.number for p in document.pages] == [1, 2]
     assert document.page_at(citation.start) == 2  # what the viewer shows
     line = file_line_of(document.text, REVENUE_SENTENCE)
-    assert line > passage.line_start
-    assert (citation.line_start, citation.line_end) == (line, line)
+    assert line > passage.place.line_start
+    assert (citation.place.line_start, citation.place.line_end) == (line, line)
 
 
 def test_the_api_gives_the_quotes_page_and_lines(service, client):
@@ -80,13 +80,13 @@ def test_a_markdown_quote_is_cited_on_the_lines_of_the_file_it_spans(service, tm
     citation = service.ask(PARKING_QUESTION).citations[0]
 
     assert citation.quote.startswith("Visitors may park") and citation.quote.endswith("at the front desk.")
-    assert citation.page is None
+    assert citation.place.page is None
     lines = (tmp_path / "docs" / "parking.md").read_text()
-    assert (citation.line_start, citation.line_end) == (
+    assert (citation.place.line_start, citation.place.line_end) == (
         file_line_of(lines, "Visitors may park"),
         file_line_of(lines, "at the front desk."),
     )
-    assert (citation.line_start, citation.line_end) == (4, 6)
+    assert (citation.place.line_start, citation.place.line_end) == (4, 6)
 
 
 # The same paragraphs as a page and a Word file would hold them: the opening sentence, then the
@@ -120,11 +120,11 @@ def test_the_quote_is_on_the_lines_its_citation_names_in_every_format(make_servi
 
     assert citation.quote.startswith("Visitors may park"), citation.quote
     text = service.document(citation.document_id).text
-    assert (citation.line_start, citation.line_end) == (
+    assert (citation.place.line_start, citation.place.line_end) == (
         file_line_of(text, "Visitors may park"),
         file_line_of(text, "at the front desk."),
     )
-    assert citation.line_end > citation.line_start
+    assert citation.place.line_end > citation.place.line_start
 
 
 def test_a_store_made_before_passages_kept_their_pages_gets_them_back(service):
@@ -155,7 +155,7 @@ def known_citation(**overrides) -> Citation:
         heading="Revenue", page=2, line_start=14, line_end=15, start=1200, end=1262,
         quote="Revenue grew by forty percent\nin the second quarter.", score=0.9,
     )
-    return Citation(**{**fields, **overrides})
+    return Citation.from_dict({**fields, **overrides})
 
 
 def test_a_citation_reads_as_quote_title_section_page_lines_and_source():
@@ -196,7 +196,7 @@ def test_asked_citations_carry_their_text_to_paste(service):
     parking = service.ask(PARKING_QUESTION).citations[0]
 
     title = service.document(pdf.document_id).title
-    assert pdf.cite() == f'"{REVENUE_SENTENCE}" ({title}, p. 2, line {pdf.line_start}, docs/report.pdf)'
+    assert pdf.cite() == f'"{REVENUE_SENTENCE}" ({title}, p. 2, line {pdf.place.line_start}, docs/report.pdf)'
     quote = " ".join(parking.quote.split())
     assert parking.cite() == f'"{quote}" (Parking, § Parking, lines 4–6, docs/parking.md)'
 

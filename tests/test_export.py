@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from app import service as service_module
 from app.export import conversation_markdown
-from retrieval.records import Answer, Citation, Hit
+from retrieval.records import Answer, Citation, Hit, Place
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.helpers import write_files
 from ui.cli import app
@@ -26,14 +26,14 @@ def passage(**overrides) -> Hit:
         chunk_id="c1", document_id="d1", source="docs/travel.txt", title="Travel *policy*", heading="Flights",
         page=None, line_start=2, line_end=3, start=7, end=120, text="Book flights early.", score=0.9,
     )
-    return Hit(**{**fields, **overrides})
+    return Hit.from_dict({**fields, **overrides})
 
 
 def test_a_conversation_reads_as_questions_answers_and_linked_citations():
     hit = passage()
     cited = Citation(
-        n=1, chunk_id="c1", document_id="d1", source="docs/travel.txt", title="Travel *policy*", heading="Flights",
-        page=None, line_start=2, line_end=2, start=7, end=26, quote="Book flights early.", score=0.9,
+        n=1, chunk_id="c1", document_id="d1", source="docs/travel.txt", title="Travel *policy*",
+        place=Place("Flights", None, 2, 2), start=7, end=26, quote="Book flights early.", score=0.9,
     )
     answered = Answer("How early do I book\nflights?", True, "Book flights early. [1]", (cited,), (hit,))
     declined = Answer("Who runs the canteen?", False, "The documents do not say.", (), (hit,))

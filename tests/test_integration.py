@@ -63,7 +63,7 @@ def test_quotes_are_exact_substrings_of_the_files_on_disk(library):
             # Sources are cited relative to where the ingest ran; resolve against the copied corpus.
             text = (root / "corpus" / Path(citation.source).name).read_text(encoding="utf-8")
             assert text[citation.start : citation.end] == citation.quote
-            assert text.count("\n", 0, citation.start) + 1 == citation.line_start
+            assert text.count("\n", 0, citation.start) + 1 == citation.place.line_start
 
 
 def test_the_cloud_provider_question_is_answered_from_the_right_passage(library):

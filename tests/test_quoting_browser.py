@@ -84,14 +84,14 @@ def test_a_citation_card_copies_its_quote_with_the_citation_as_text_and_as_markd
 
     plain = copied(tab, card.get_by_role("button", name="Copy quote [1] with its citation"))
 
-    assert plain == f'"{ANSWER}" (Lighthouse log, line {citation.line_start}, corpus/lighthouse.txt)'
+    assert plain == f'"{ANSWER}" (Lighthouse log, line {citation.place.line_start}, corpus/lighthouse.txt)'
     assert plain == citation.cite()
 
     markdown = copied(tab, card.get_by_role("button", name="Copy quote [1] as Markdown"))
 
     # The link is absolute, so it works pasted into a file away from the page.
     link = f"{url}/?doc={citation.document_id}&start={citation.start}&end={citation.end}"
-    assert markdown == f'"{ANSWER}" ([Lighthouse log]({link}), line {citation.line_start}, corpus/lighthouse.txt)'
+    assert markdown == f'"{ANSWER}" ([Lighthouse log]({link}), line {citation.place.line_start}, corpus/lighthouse.txt)'
     # The card shows the same link to its passage.
     expect(card.locator("a.card-link")).to_have_attribute("href", citation.url)
 

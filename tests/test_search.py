@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from retrieval.records import Hit
+from retrieval.records import Hit, Place
 import numpy as np
 
 from retrieval.embedder import TokenVectors
@@ -28,7 +28,8 @@ HANDBOOK = {
 
 
 def hit(chunk_id: str, document_id: str, start: int, end: int, text: str, score: float = 1.0) -> Hit:
-    return Hit(chunk_id, document_id, f"{document_id}.txt", document_id, None, None, 1, 1, start, end, text, score)
+    place = Place(None, None, 1, 1)
+    return Hit(chunk_id, document_id, f"{document_id}.txt", document_id, place, start, end, text, score)
 
 
 def test_rrf_rewards_agreement_between_the_two_rankings():
@@ -158,8 +159,8 @@ def test_hits_carry_their_place_in_the_document(make_service, tmp_path):
     document = service.document(top.document_id)
 
     assert document.text[top.start : top.end] == top.text
-    assert (top.line_start, top.line_end) == (1, 2)
-    assert top.heading == "Security" or top.title == "Security"
+    assert (top.place.line_start, top.place.line_end) == (1, 2)
+    assert top.place.heading == "Security" or top.title == "Security"
 
 
 @pytest.mark.parametrize("k", [0, 51, -1, 2.5, True])

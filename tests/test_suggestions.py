@@ -6,7 +6,7 @@ from pathlib import Path
 
 from app.suggestions import answers_about, candidate_questions
 from ingest.records import Document, Section
-from retrieval.records import Answer, Citation
+from retrieval.records import Answer, Citation, Place
 from tests.helpers import write_files
 
 
@@ -63,7 +63,7 @@ def test_questions_a_newcomer_asks_come_first_made_from_what_sentences_state_abo
 
 def test_a_starter_question_counts_as_answered_only_when_its_quote_names_what_it_asks_about():
     def answer(quote: str, answered: bool = True) -> Answer:
-        citation = Citation(1, "c", "d", "d.txt", "T", None, None, 1, 1, 0, len(quote), quote, 0.9)
+        citation = Citation(1, "c", "d", "d.txt", "T", Place(None, None, 1, 1), 0, len(quote), quote, 0.9)
         return Answer("q", answered, quote, (citation,))
 
     assert answers_about("How many users does Acme have?", answer("Acme has 40,000 monthly active users."))

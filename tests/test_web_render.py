@@ -30,17 +30,17 @@ def hit(text: str = PASSAGE_TEXT, *, start: int = 100, chunk_id: str = "c1", **o
         chunk_id=chunk_id, document_id="d1", source="corpus/cloud.txt", title="Cloud notes", heading="Hosting",
         page=None, line_start=4, line_end=6, start=start, end=start + len(text), text=text, score=0.9,
     )
-    return Hit(**{**fields, **overrides})
+    return Hit.from_dict({**fields, **overrides})
 
 
 def citation(passage: Hit, quote: str = QUOTE, *, n: int = 1, **overrides) -> Citation:
     start = passage.start + passage.text.index(quote)
     fields = dict(
         n=n, chunk_id=passage.chunk_id, document_id=passage.document_id, source=passage.source, title=passage.title,
-        heading=passage.heading, page=passage.page, line_start=5, line_end=5, start=start, end=start + len(quote),
-        quote=quote, score=0.8,
+        heading=passage.place.heading, page=passage.place.page, line_start=5, line_end=5, start=start,
+        end=start + len(quote), quote=quote, score=0.8,
     )
-    return Citation(**{**fields, **overrides})
+    return Citation.from_dict({**fields, **overrides})
 
 
 def visible_text(markup: str) -> str:

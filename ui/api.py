@@ -46,31 +46,36 @@ class Health(BaseModel):
     chunks: int
 
 
-class HitModel(BaseModel):
-    chunk_id: str
-    document_id: str
-    source: str
-    title: str
+class PlaceModel(BaseModel):
+    """Where a passage or quote sits in its document (retrieval.records.Place), flat in a hit's or citation's JSON."""
+
     heading: str | None
     page: int | None
     line_start: int
     line_end: int
+
+
+# Hits and citations keep their flat JSON, fields in the records' order. Pydantic takes a model's
+# fields base by base starting from the last base, so a model names its bases last fields first.
+class _Numbered(BaseModel):
+    n: int
+
+
+class _InDocument(BaseModel):
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+
+
+class HitModel(PlaceModel, _InDocument):
     start: int
     end: int
     text: str
     score: float
 
 
-class CitationModel(BaseModel):
-    n: int
-    chunk_id: str
-    document_id: str
-    source: str
-    title: str
-    heading: str | None
-    page: int | None
-    line_start: int
-    line_end: int
+class CitationModel(PlaceModel, _InDocument, _Numbered):
     start: int
     end: int
     quote: str
