@@ -307,10 +307,14 @@ def test_a_question_the_documents_do_not_answer_looks_different_and_offers_passa
     background = box.evaluate("el => getComputedStyle(el).backgroundColor")
     assert background not in ("rgba(0, 0, 0, 0)", "transparent", "rgb(255, 255, 255)"), background
 
-    # A "see also" passage opens in the viewer too, highlighted whole.
+    # A "see also" card shows the opening of its passage, copies it like a citation card, and opens
+    # it in the viewer, highlighted whole.
     passage = box.locator(".passage-card").first
-    passage.click()
-    expect(page.locator("#sb-viewer mark#cited")).to_have_text(passage.locator(".card-text").inner_text())
+    opening = passage.locator(".card-text").inner_text()
+    assert opening.endswith("…"), opening
+    expect(passage.get_by_role("button", name=re.compile(r"^Copy the passage from .+ as Markdown$"))).to_be_visible()
+    passage.locator(".card-open").click()
+    expect(page.locator("#sb-viewer mark#cited")).to_contain_text(opening.removesuffix("…"))
 
 
 def test_thumbs_up_on_an_answer_is_stored(page, server):

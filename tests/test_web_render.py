@@ -147,6 +147,36 @@ def test_a_declined_answer_is_a_distinct_box_with_see_also_passages():
     assert "citation-card" not in markup and "<mark" not in markup
     # A see-also card opens its whole passage.
     assert 'data-document="d1" data-start="900" data-end="916"' in markup
+    # A short passage is shown whole, with nothing more to open.
+    assert "Another passage." in visible_text(markup) and "Show the whole passage" not in markup
+
+
+def copied_text(card: str, button: str) -> str:
+    """What the copy button with this accessible name puts on the clipboard."""
+    return unescape(re.search(rf'data-copy="([^"]*)" aria-label="{re.escape(button)}"', card).group(1))
+
+
+def test_a_see_also_card_shows_the_opening_of_its_passage_and_copies_it_with_its_citation():
+    text = " ".join(f"Leave request rule {n}: ask your manager a week ahead." for n in range(1, 9))
+    passage = hit(text, start=900, page=2)
+    declined = Answer("How do I request leave?", False, "The documents do not say.", (), (passage,))
+
+    card = web.render_turn(declined, base="http://docs.example")
+
+    shown = visible_text(re.search(r'<p class="card-text">(.*?)</p>', card).group(1))
+    # Its opening, cut at a word, and the rest behind "Show the whole passage".
+    assert shown.startswith("Leave request rule 1: ask your manager") and shown.endswith("…"), shown
+    assert text.startswith(shown.removesuffix("…")) and len(shown) < len(text) / 2, shown
+    assert "Show the whole passage" in visible_text(card)
+    assert visible_text(re.search(r'<p class="card-whole">(.*?)</p>', card).group(1)) == text
+    # Copy and Copy as Markdown, as on a citation card: the passage with where it is.
+    assert copied_text(card, "Copy the passage from Cloud notes with its citation") == (
+        f'"{text}" (Cloud notes, § Hosting, p. 2, lines 4–6, corpus/cloud.txt)'
+    )
+    assert copied_text(card, "Copy the passage from Cloud notes as Markdown") == (
+        f'"{text}" ([Cloud notes](http://docs.example{passage.url}), § Hosting, p. 2, lines 4–6, corpus/cloud.txt)'
+    )
+    assert f'<a class="card-link" href="{passage.url.replace("&", "&amp;")}"' in card
 
 
 def test_untrusted_text_everywhere_in_a_turn_is_escaped():

@@ -32,7 +32,7 @@ from ingest.errors import IngestError
 from ingest.health import DocumentHealth
 from retrieval.errors import DocumentNotFound, NameTaken
 from retrieval.files import disk_full
-from retrieval.records import Answer, Citation, Hit, Place, StoredDocument
+from retrieval.records import Answer, Citation, Hit, Place, StoredDocument, quoted, quoted_markdown
 from ui.api import AskResponse
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
@@ -44,6 +44,8 @@ START_TITLES = 12
 SUGGESTIONS = 5
 # A citation card shows its quote with about this many characters of its passage either side.
 CARD_CONTEXT = 100
+# A "see also" card shows about this much of the opening of its passage.
+CARD_OPENING = 2 * CARD_CONTEXT
 # The viewer shows at most this many characters of a document, centred on the cited span.
 VIEWER_CHARS = 200_000
 TABLE_HEADERS = ["title", "source", "size", "passages", "updated", "health"]
@@ -462,7 +464,10 @@ def copy_button(label: str, text: str, *, describe: str) -> str:
 
 
 def quote_in_context(text: str, start: int, end: int, *, chars: int = CARD_CONTEXT) -> str:
-    """The span [start, end) of `text` marked, with about `chars` of whole words either side ("…" where cut), escaped."""
+    """The span [start, end) of `text` marked, with about `chars` of whole words either side ("…" where cut), escaped.
+
+    An empty span marks nothing: (0, 0) gives the opening of `text`.
+    """
     first, last = max(0, start - chars), min(len(text), end + chars)
     if first > 0 and not text[first - 1].isspace():
         space = text.find(" ", first, start)
@@ -472,11 +477,22 @@ def quote_in_context(text: str, start: int, end: int, *, chars: int = CARD_CONTE
         last = space if space >= 0 else last
     before = ("…" if first > 0 else "") + text[first:start].lstrip("\n")
     after = text[end:last].rstrip("\n") + ("…" if last < len(text) else "")
-    return f"{esc(before)}<mark>{esc(text[start:end])}</mark>{esc(after)}"
+    marked = f"<mark>{esc(text[start:end])}</mark>" if end > start else ""
+    return f"{esc(before)}{marked}{esc(after)}"
 
 
-def _card(place: Citation | Hit, body: str, *, kind: str, label: str = "", actions: str = "", whole: str = "") -> str:
+def _card(
+    place: Citation | Hit, body: str, *, kind: str, copies: tuple[str, str], what: str, label: str = "", whole: str = ""
+) -> str:
+    """A card for a quote or passage: where it is, `body`, the `whole` passage on request, buttons that copy it, its link.
+
+    `copies` is what the buttons copy (plain text, Markdown); `what` names it for them ("quote [1]").
+    """
     number = f'<span class="n">{esc(label)}</span>' if label else ""
+    plain, markdown = copies
+    actions = copy_button("Copy", plain, describe=f"Copy {what} with its citation") + copy_button(
+        "Copy as Markdown", markdown, describe=f"Copy {what} as Markdown"
+    )
     # The link opens the passage here on a plain click; a reader copies it or opens it in a new tab.
     link = (
         f'<a class="card-link" href="{esc(place.url)}" title="A link to this passage, to share or open later" '
@@ -515,15 +531,22 @@ def citation_card(citation: Citation, passages: Sequence[Hit], *, base: str = ""
             whole = ""
     else:
         body = f"<mark>{esc(citation.quote)}</mark>"
-    actions = copy_button("Copy", citation.cite(), describe=f"Copy quote [{citation.n}] with its citation") + copy_button(
-        "Copy as Markdown", citation.cite_markdown(base=base), describe=f"Copy quote [{citation.n}] as Markdown"
+    copies = (citation.cite(), citation.cite_markdown(base=base))
+    return _card(
+        citation, body, kind="citation-card", copies=copies, what=f"quote [{citation.n}]", label=f"[{citation.n}]",
+        whole=whole,
     )
-    return _card(citation, body, kind="citation-card", label=f"[{citation.n}]", actions=actions, whole=whole)
 
 
-def hit_card(hit: Hit) -> str:
-    """A passage shown as a "see also" card (no quote to highlight)."""
-    return _card(hit, esc(hit.text), kind="passage-card")
+def hit_card(hit: Hit, *, base: str = "") -> str:
+    """A passage offered as "see also": its opening, the whole of it on request, and buttons copying it with its citation.
+
+    Nothing in it is quoted, so nothing is highlighted; Markdown links are made at `base`.
+    """
+    body = quote_in_context(hit.text, 0, 0, chars=CARD_OPENING)
+    whole = esc(hit.text) if len(hit.text) > CARD_OPENING else ""
+    copies = (quoted(hit.text, hit), quoted_markdown(hit.text, hit, base=base))
+    return _card(hit, body, kind="passage-card", copies=copies, what=f"the passage from {hit.title}", whole=whole)
 
 
 def answer_text(answer: Answer) -> str:
@@ -532,8 +555,8 @@ def answer_text(answer: Answer) -> str:
     for citation in answer.citations:
         marker = f"[{citation.n}]"
         # The marker follows its quote; looking after the quote skips a "[n]" inside quoted text.
-        quoted = text.find(citation.quote, position)
-        found = text.find(marker, quoted + len(citation.quote) if quoted >= 0 else position)
+        quote_at = text.find(citation.quote, position)
+        found = text.find(marker, quote_at + len(citation.quote) if quote_at >= 0 else position)
         if found < 0:
             continue
         parts.append(esc(text[position:found]))
@@ -591,7 +614,7 @@ def render_turn(answer: Answer, *, base: str = "", rating: Mapping | None = None
             f"{render_rating(answer, rating, turn=turn)}</div>"
         )
     else:
-        see_also = "".join(hit_card(hit) for hit in answer.passages)
+        see_also = "".join(hit_card(hit, base=base) for hit in answer.passages)
         block = (
             f'<div class="answer not-found"><p class="not-found-message">{esc(answer.answer)}</p>'
             + (f'<h4 class="see-also">See also</h4><div class="cards">{see_also}</div>' if see_also else "")
