@@ -31,7 +31,7 @@ from app.pipeline import (
     source_for, store_embedded, vanished,
 )
 from app.suggestions import answers_about, candidate_questions
-from app.uploads import Upload, UploadResult, safe_filename
+from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type, safe_filename
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
@@ -183,11 +183,15 @@ class Sourcebook:
         with self.library.writing():
             return ingest_documents(documents, library=self.library, embedder=self.embedder, chunking=self.chunking)
 
-    def check_upload(self, files: Sequence[Upload], *, refuse_large_files: bool = False) -> None:
+    def check_upload(
+        self, files: Sequence[Upload], *, refuse_large_files: bool = False, refuse_unsupported: bool = False
+    ) -> None:
         """Refuse a whole upload when it is too many files or bytes, before any file is read.
 
         With `refuse_large_files` (the HTTP API), one file over the per-file limit refuses the
         whole upload too; otherwise `upload` reports that file failed and takes the others.
+        With `refuse_unsupported` (the HTTP API), an upload with no file of a type sourcebook
+        reads is refused (NoSupportedFile) rather than answered with a failure per file.
         `upload` calls it again on what it is given.
         """
         settings = self.settings
@@ -209,6 +213,8 @@ class Sourcebook:
                         size=file.size,
                         limit=settings.max_file_bytes,
                     )
+        if refuse_unsupported and not any(of_supported_type(file.name) for file in files):
+            raise NoSupportedFile([file.name for file in files])
 
     def upload(self, files: Sequence[Upload | tuple[str, bytes]]) -> list[UploadResult]:
         """Check, save into the corpus folder and ingest uploaded files; one result per file.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ingest.errors import UnsupportedFormat
+from ingest.loaders import SUPPORTED_SUFFIXES
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -49,6 +52,24 @@ class UploadResult:
     status: str  # "added", "updated", "unchanged" or "failed"
     document_id: str | None = None
     reason: str | None = None
+
+
+class NoSupportedFile(UnsupportedFormat):
+    """Not one file of an upload is of a type sourcebook reads: the upload is refused as a whole."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        listed = ", ".join(names)
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        # Not IngestError's "path: reason": the message names every file of the upload.
+        Exception.__init__(self, f"unsupported file type: {listed} (supported: {supported})")
+        self.path = listed
+        self.reason = f"unsupported file type (supported: {supported})"
+
+
+def of_supported_type(name: str) -> bool:
+    """Whether an uploaded file's name ends in a suffix sourcebook reads (in any case)."""
+    suffix = "." + name.rpartition(".")[2].lower() if "." in name else ""
+    return suffix in SUPPORTED_SUFFIXES
 
 
 def safe_filename(name: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.uploads import Upload
+from ingest.errors import UnsupportedFormat
 from retrieval.errors import UploadTooLarge
 from tests.helpers import write_files
 from ui.api import FORM_FRAMING_BYTES, AskResponse, ErrorResponse, UploadResponse
@@ -167,6 +168,17 @@ def test_the_service_checks_sizes_before_anything_is_read(service):
         service.check_upload(unread(MAX_FILE + 1), refuse_large_files=True)
     [result] = service.upload(unread(MAX_FILE + 1))
     assert (result.status, result.reason) == ("failed", "file is 2,001 bytes, over the 2,000-byte limit")
+
+
+def test_the_service_refuses_an_upload_with_no_file_it_can_read_before_anything_is_read(service):
+    [never_read] = {upload.read for upload in unread(4)}
+    binaries = [Upload(name, 4, never_read) for name in ("tool.exe", "README")]
+    with pytest.raises(UnsupportedFormat, match=r"^unsupported file type: tool.exe, README \(supported: .docx, "):
+        service.check_upload(binaries, refuse_unsupported=True)
+    # One readable file among them and the upload goes on, each file answered for itself.
+    service.check_upload([*binaries, Upload("notes.TXT", 4, never_read)], refuse_unsupported=True)
+    # The page reports each file instead.
+    service.check_upload(binaries)
 
 
 def test_the_total_limit_is_a_setting_with_a_sensible_default(make_service):

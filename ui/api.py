@@ -23,7 +23,6 @@ from app.service import MAX_QUESTION_CHARS, Sourcebook
 from app.uploads import Upload
 from ingest.errors import IngestError, UnsupportedFormat
 from ingest.health import Concern
-from ingest.loaders import SUPPORTED_SUFFIXES
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, IndexMismatch, NameTaken, UploadTooLarge
 from retrieval.files import disk_full
 from retrieval.records import Answer, Citation
@@ -408,16 +407,13 @@ def _body_too_large(measured: str, size: int, limit: int) -> UploadTooLarge:
 
 async def upload_documents(
     request: Request, files: Annotated[list[UploadFile], File(min_length=1)]
-) -> UploadResponse | JSONResponse:
+) -> UploadResponse:
     """Save and ingest the uploaded files; a result per file (the token and body size are checked by UploadRoute)."""
     service = service_of(request)
     # The form's files are on disk by now, their sizes known: the service refuses too many, too
-    # big together, or one too big, before any is read in.
+    # big together, one too big or none of a type it reads, before any is read in.
     uploads = [Upload(upload.filename or "", upload.size or 0, upload.file.read) for upload in files]
-    service.check_upload(uploads, refuse_large_files=True)
-    if all(_unsupported(upload.name) for upload in uploads):
-        names = ", ".join(upload.name for upload in uploads)
-        return _error(415, f"unsupported file type: {names} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})")
+    service.check_upload(uploads, refuse_large_files=True, refuse_unsupported=True)
     # Ingest reads and embeds: off the event loop, like the model-bound routes.
     results = await run_in_threadpool(service.upload, uploads)
     return UploadResponse(results=[UploadResultModel(**asdict(r)) for r in results])
@@ -542,11 +538,6 @@ def _mapped_class(error: Exception) -> type[Exception]:
 
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=ErrorResponse(error=message, detail=detail).model_dump())
-
-
-def _unsupported(filename: str) -> bool:
-    suffix = "." + filename.rpartition(".")[2].lower() if "." in filename else ""
-    return suffix not in SUPPORTED_SUFFIXES
 
 
 def _explain(problem: dict) -> str:
