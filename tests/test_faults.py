@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -354,6 +355,34 @@ def test_an_upload_onto_a_full_disk_is_a_json_507_leaving_no_half_written_file(f
     assert "disk is full" in ErrorResponse.model_validate(response.json()).error
     assert files_in(tmp_path / "corpus") == []
     assert service.counts() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "says"),
+    [
+        (disk_full(Path("/srv/index/store.db")), 507, "the server's disk is full"),
+        (sqlite3.OperationalError("database or disk is full"), 507, "the server's disk is full"),
+        (PermissionError(errno.EACCES, "Permission denied", "/srv/index/store.db"), 500,
+         "the server could not read or write a file (Permission denied)"),
+        (sqlite3.OperationalError("unable to open database file /srv/index/store.db"), 500,
+         "the document store could not be read or written; see the server's log"),
+    ],
+    ids=["file-disk-full", "store-disk-full", "file-other", "store-other"],
+)
+def test_a_file_or_store_failure_is_507_when_the_disk_is_full_and_else_500_naming_no_server_path(
+    full_disk_client, monkeypatch, failure, status, says
+):
+    client, service = full_disk_client
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(service, "search", fail)
+    response = client.post("/api/search", json={"query": "boiler"})
+
+    assert response.status_code == status
+    error = ErrorResponse.model_validate(response.json()).error
+    assert error.startswith(says) and "/srv" not in error
 
 
 def test_an_index_save_onto_a_full_disk_leaves_no_temporary_file_and_the_next_start_catches_up(

@@ -575,19 +575,17 @@ def install_error_handlers(app: FastAPI) -> None:
     for error_class in STATUS_OF:
         app.add_exception_handler(error_class, mapped)
 
-    @app.exception_handler(OSError)
-    async def file_system(request: Request, error: OSError) -> JSONResponse:
+    async def file_or_store_failed(request: Request, error: OSError | sqlite3.OperationalError) -> JSONResponse:
+        """A file or the store could not be read or written: 507 when the disk is full, else 500."""
         if disk_full(error):
             log.error("disk full during %s %s: %s", request.method, request.url.path, error)
             return _error(507, DISK_FULL)
-        # Any other failure to read or write a file: logged in full, answered without server paths.
+        # Any other failure: logged in full, answered without server paths.
+        if isinstance(error, sqlite3.OperationalError):
+            log.error("store error during %s %s", request.method, request.url.path, exc_info=error)
+            return _error(500, "the document store could not be read or written; see the server's log")
         log.error("file system error during %s %s", request.method, request.url.path, exc_info=error)
         return _error(500, f"the server could not read or write a file ({error.strerror or type(error).__name__})")
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def store_error(request: Request, error: sqlite3.OperationalError) -> JSONResponse:
-        if disk_full(error):
-            log.error("disk full during %s %s: %s", request.method, request.url.path, error)
-            return _error(507, DISK_FULL)
-        log.error("store error during %s %s", request.method, request.url.path, exc_info=error)
-        return _error(500, "the document store could not be read or written; see the server's log")
+    app.add_exception_handler(OSError, file_or_store_failed)
+    app.add_exception_handler(sqlite3.OperationalError, file_or_store_failed)
