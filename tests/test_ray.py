@@ -31,7 +31,8 @@ from retrieval.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.helpers import CORPUS, REPO, with_model, write_files
 
-pytestmark = pytest.mark.slow
+# The tests that start a Ray runtime (or a driver process) are marked slow; the embedding actor's
+# own work on a batch runs in this process in milliseconds, in the fast tier.
 
 
 def paragraph(topic: str, n: int) -> str:
@@ -180,6 +181,7 @@ def top_results(service: Sourcebook) -> list[list[tuple[str, float]]]:
 # --- tests -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ray_ingest_stores_exactly_what_a_local_ingest_stores(local_ray, tmp_path):
     folder = write_files(tmp_path / "docs", HANDBOOK)
     local = fake_service(tmp_path / "local")
@@ -210,6 +212,7 @@ def test_ray_ingest_stores_exactly_what_a_local_ingest_stores(local_ray, tmp_pat
     assert report.windows_embedded + report.windows_reused == local_report.windows_embedded + local_report.windows_reused
 
 
+@pytest.mark.slow
 def test_a_second_ray_run_embeds_nothing_and_a_third_only_the_change(local_ray, tmp_path):
     folder = write_files(tmp_path / "docs", HANDBOOK)
     service = fake_service(tmp_path / "ray")
@@ -239,6 +242,7 @@ def test_a_second_ray_run_embeds_nothing_and_a_third_only_the_change(local_ray, 
     assert_consistent(service)
 
 
+@pytest.mark.slow
 def test_an_embedding_worker_killed_mid_batch_is_replaced_and_nothing_is_lost_or_doubled(local_ray, tmp_path):
     folder = write_files(tmp_path / "docs", HANDBOOK)
     log = tmp_path / "model.log"
@@ -365,6 +369,7 @@ print(json.dumps(report.summary()))
 """
 
 
+@pytest.mark.slow
 def test_a_driver_in_another_process_joins_the_running_cluster_by_address(local_ray, tmp_path):
     folder = write_files(tmp_path / "docs", HANDBOOK)
     address = ray.get_runtime_context().gcs_address
@@ -386,6 +391,7 @@ def test_a_driver_in_another_process_joins_the_running_cluster_by_address(local_
     assert snapshot(fake_service(tmp_path / "ray"))["chunks"] == snapshot(local)["chunks"]
 
 
+@pytest.mark.slow
 def test_bad_options_are_refused_naming_the_value(local_ray, tmp_path):
     service = fake_service(tmp_path / "index")
     folder = write_files(tmp_path / "docs", {"a.txt": "A note."})
@@ -407,6 +413,7 @@ def test_bad_options_are_refused_naming_the_value(local_ray, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_model(local_ray, tmp_path, exported_model):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
@@ -439,6 +446,7 @@ def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_mode
 
 
 # Last: it stops the shared runtime, to see the command start and stop its own.
+@pytest.mark.slow
 def test_the_cli_ray_flag_starts_and_stops_its_own_runtime(_ray_module, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
