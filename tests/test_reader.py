@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
-from training import train_reader
+from training import mine, train_reader
 from training.squad import Question, all_pairs, load_articles, near_miss, questions, reworded_miss, split_dev, training_pairs
 
 
@@ -154,6 +154,15 @@ def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable
     scores = reader.score("When was Town3 founded? " * 40, [reader_context("The town was founded in 1803.", title="Town3")] * 2)
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
 
+    # A next stage can start from the export alone (the checkpoints stay where they were made):
+    # read back from model.onnx and exported again untrained, it scores exactly as before.
+    again = tmp_path / "again"
+    stage = ["--data", str(tiny_squad), "--work", str(tmp_path / "work2"), "--out", str(again), "--layers", "1",
+             "--init-from", str(out / "model.onnx"), "--dev-questions", "0", "--threads", "1", "--max-steps", "0"]
+    train_reader.train(train_reader.parse_args(stage))
+    pairs = [reader_context(s, title="Town3") for s in ("The town was founded in 1803.", "Its market opens on Saturday.")]
+    assert np.allclose(Reader(again).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=1e-5)
+
 
 @pytest.mark.integration
 def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long_question():
@@ -167,3 +176,65 @@ def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long
     assert founded > 0.5 > popular
     # A question longer than the reader takes is cut, not an error.
     assert reader.score("why " * 5000, [answering]).shape == (1,)
+
+
+class _ScriptedReader:
+    """Scores a context by the first number it was given for a word the context contains."""
+
+    def __init__(self, by_word: dict[str, float]) -> None:
+        self.by_word = by_word
+
+    def score(self, question, contexts):
+        return np.array([next((v for w, v in self.by_word.items() if w in c), 0.0) for c in contexts], dtype=np.float32)
+
+
+def _two_paragraph_article() -> dict:
+    first = ("Town1 was founded in 1801 by farmers from the hills. The farmers of Town1 built a mill on the river. "
+             "The mill ground grain for the whole valley.")
+    second = ("Town1 farmers also built a school in the town. The Town1 farmers held a fair each autumn. "
+              "The farmers of Town1 founded a bank in 1801 as well.")
+    return {"title": "Town1", "paragraphs": [
+        {"context": first, "qas": [{"id": "q", "question": "When did farmers found Town1?", "is_impossible": False,
+                                    "answers": [{"text": "1801", "answer_start": first.index("1801")}]}]},
+        {"context": second, "qas": []},
+    ]}
+
+
+def test_mining_keeps_the_negatives_the_reader_rates_highest_from_the_paragraph_and_the_article():
+    article = _two_paragraph_article()
+    (paragraph, question), = mine.paragraph_questions(article)
+    negatives = mine.candidates(question, paragraph, mine.article_sentences(article), others=4)
+    texts = [context.split(" [SEP] ")[0] for context, _ in negatives]
+
+    # Its own paragraph's other sentences and other paragraphs' sentences sharing words; never a
+    # sentence that states the answer (the bank sentence says 1801: it may answer too).
+    assert "The farmers of Town1 built a mill on the river." in texts
+    assert "The Town1 farmers held a fair each autumn." in texts
+    assert not any("1801" in text for text in texts)
+    assert [other for _, other in negatives] == sorted(other for _, other in negatives)
+
+    reader = _ScriptedReader({"fair": 0.95, "mill on": 0.6, "school": 0.7, "ground grain": 0.1})
+    pairs = mine.mine_question(reader, question, negatives, keep=2)
+
+    assert [p.label for p in pairs] == [1.0, 0.0, 0.0]
+    assert "founded in 1801" in pairs[0].context
+    # The fair sentence, from another paragraph and rated 0.95, is likelier an answer SQuAD did not
+    # mark than a mistake: skipped. The two highest-rated remaining are kept, highest first.
+    assert [p.context.split(" [SEP] ")[0] for p in pairs[1:]] == [
+        "Town1 farmers also built a school in the town.", "The farmers of Town1 built a mill on the river."]
+
+
+def test_mining_writes_pairs_training_reads_back(tiny_squad, tmp_path):
+    out = tmp_path / "mined.jsonl"
+    reader = _ScriptedReader({"market": 0.8, "mills": 0.3})
+    args = mine.parse_args(["--data", str(tiny_squad), "--out", str(out), "--v1-questions", "0"])
+    counts = mine.mine(args, reader=reader)
+    pairs = mine.read_pairs(out)
+
+    assert counts["pairs"] == len(pairs) and counts["questions"] > 0
+    # Every unanswerable question of the training articles is mined; its kept negatives are the
+    # sentences the reader rated highest (the market one first).
+    unanswerable = [p for p in pairs if p.group.startswith("u")]
+    assert unanswerable and all(p.label == 0.0 for p in unanswerable)
+    assert {p.context.split(" [SEP] ")[0] for p in unanswerable if p.group == unanswerable[0].group} >= {
+        "Its market opens every Saturday morning."}

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.mine import read_pairs
+from training.onnx_weights import load_onnx_weights
 from training.squad import Pair, all_pairs, load_articles, questions, split_dev, training_pairs
 
 log = logging.getLogger("train_reader")
@@ -40,7 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and the training log")
     parser.add_argument("--base", type=Path, default=None, help="starting weights (default: the bundled MiniLM)")
     parser.add_argument("--init-from", type=Path, default=None,
-                        help="a checkpoint.pt of an earlier run to start from (a second stage), with a fresh optimiser")
+                        help="weights to start from (a later stage), with a fresh optimiser: an earlier run's checkpoint.pt "
+                             "or an exported model.onnx such as the shipped models/reader/model.onnx")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--v1-questions", type=int, default=7000, help="SQuAD v1.1 train questions to use")
     parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
@@ -48,6 +51,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="v1.1 questions also reworded into a near miss (an opposite, a negation)")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
+    parser.add_argument("--mined", type=Path, default=None,
+                        help="pairs mined with an earlier reader (python -m training.mine) added to the built ones")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
     parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -80,6 +85,8 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
                 [article], rng=rng, near_miss_share=args.near_miss_share,
                 reworded_share=args.reworded_share, question_limit=per_article,
             )
+    if args.mined:
+        pairs += read_pairs(args.mined)
     rng.shuffle(pairs)
     return pairs, dev["calibrate"]
 
@@ -255,7 +262,10 @@ def train(args: argparse.Namespace) -> dict:
     logfile = args.work / "train.log.jsonl"
     step = 0
     if args.init_from and not checkpoint.exists():
-        model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+        if args.init_from.suffix == ".onnx":
+            load_onnx_weights(model, args.init_from)
+        else:
+            model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
         log.info("starting from the weights in %s", args.init_from)
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
