@@ -483,6 +483,9 @@ def _count_docx_parts(archive: zipfile.ZipFile, source: str, limits: Limits) -> 
 def _docx_blocks(content: Iterable[Paragraph | Table], source: str, limits: Limits) -> Iterable[tuple[str, int | None]]:
     """Yield each non-empty paragraph (with its heading level) and table row, in document order."""
     parts = chars = 0
+    # Heading levels by style id: python-docx finds an unstyled paragraph's default style by
+    # reading every style of the document, milliseconds a paragraph (seconds for a few hundred).
+    levels: dict[str | None, int | None] = {}
     for block in content:
         if isinstance(block, Table):
             for row in block.rows:
@@ -505,7 +508,11 @@ def _docx_blocks(content: Iterable[Paragraph | Table], source: str, limits: Limi
         chars += len(paragraph_text)
         limits.check_text(chars, source)
         if paragraph_text:
-            yield paragraph_text, _docx_heading_level(block.style.name if block.style else None)
+            style_id = block._p.style
+            if style_id not in levels:
+                style = block.style
+                levels[style_id] = _docx_heading_level(style.name if style else None)
+            yield paragraph_text, levels[style_id]
 
 
 def _docx_heading_level(style_name: str | None) -> int | None:
