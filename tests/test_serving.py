@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from fastapi.testclient import TestClient
 
 from retrieval.library import VECTORS_FILE
@@ -17,6 +18,8 @@ DOCS = {
 }
 
 
+# A fresh Python process (the only way to see what importing the API pulls in): slow by its cost.
+@pytest.mark.slow
 def test_the_api_alone_does_not_import_gradio():
     """Gradio takes seconds to import; a server without the chat page must not pay for it."""
     code = "import sys, ui.server; print('gradio' in sys.modules)"

@@ -8,19 +8,28 @@ import shutil
 import numpy as np
 import pytest
 
+from app.service import Sourcebook
 from bench.shards import ShardedIndex, merge_top_k, shard_of
 from retrieval.index import VectorIndex
 from retrieval.search import Searcher
+from retrieval.settings import Settings
 from retrieval.store import WINDOW_SLOTS
+from tests.fakes import FakeEmbedder, FakeReader
 from tests.helpers import CORPUS
 
 
-@pytest.fixture
-def library(make_service, tmp_path):
-    """The default corpus ingested with the fake model, and the same vectors split into four shards."""
-    shutil.copytree(CORPUS, tmp_path / "corpus")
-    service = make_service()
-    service.ingest(tmp_path / "corpus")
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """The default corpus ingested with the fake model, and the same vectors split into four shards.
+
+    Made once for the module (the tests only read it): an ingest of the corpus is most of their cost.
+    """
+    folder = tmp_path_factory.mktemp("shards")
+    shutil.copytree(CORPUS, folder / "corpus")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        service = Sourcebook(Settings(index_dir=folder / "index"), embedder=FakeEmbedder(), reader=FakeReader())
+        service.ingest(folder / "corpus")
     sharded = ShardedIndex.from_store(service.library.store, dim=service.library.dim, shards=4)
     yield service, sharded
     sharded.close()
