@@ -9,12 +9,14 @@ import fnmatch
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from app.progress import Progress
 from ingest.chunking import counted_once, sized_windows, split
 from ingest.errors import IngestError
 from ingest.loaders import parse
@@ -65,7 +67,9 @@ class IngestReport:
         }
 
 
-Progress = Callable[[int, int], None]
+# One file's outcome once read: its document to store (with its file's hash and whether a
+# version of it was stored before), or None when there is nothing to store (unchanged or failed).
+Entry = tuple[Document, str, bool] | None
 
 
 def source_for(path: Path) -> str:
@@ -133,25 +137,22 @@ def ingest_path(
     reread = library.read_by_older_loaders()
     skip_if = {} if reread else stored
 
-    def changed_documents() -> Iterator[tuple[Document, str, bool] | None]:
-        for source, path in sources.items():
-            try:
-                outcome = read_changed(path, source, skip_if.get(source), max_file_bytes)
-            except IngestError as error:
-                log.warning("skipped %s", error)
-                report.failed.append((source, error.reason))
-                yield None
-            else:
-                if outcome is None:
-                    report.unchanged.append(source)
-                    yield None
-                else:
-                    document, file_hash = outcome
-                    yield document, file_hash, source in stored
+    def read(source: str, path: Path) -> Entry:
+        try:
+            outcome = read_changed(path, source, skip_if.get(source), max_file_bytes)
+        except IngestError as error:
+            log.warning("skipped %s", error)
+            report.failed.append((source, error.reason))
+            return None
+        if outcome is None:
+            report.unchanged.append(source)
+            return None
+        document, file_hash = outcome
+        return document, file_hash, source in stored
 
     _store_documents(
-        changed_documents(), report, library=library, embedder=embedder, chunking=chunking,
-        progress=progress, total=len(sources),
+        ((source, partial(read, source, path)) for source, path in sources.items()), report,
+        library=library, embedder=embedder, chunking=chunking, progress=progress, total=len(sources),
     )
     remove_vanished(root, stored, sources, library=library, report=report)
     library.save()
@@ -229,14 +230,16 @@ def ingest_documents(
     report = IngestReport()
     stored = library.store.file_hashes()
 
-    def changed() -> Iterator[tuple[Document, str, bool]]:
-        for document in documents:
-            if stored.get(document.source) == document.content_hash:
-                report.unchanged.append(document.source)
-            else:
-                yield document, document.content_hash, document.source in stored
+    def read(document: Document) -> Entry:
+        if stored.get(document.source) == document.content_hash:
+            report.unchanged.append(document.source)
+            return None
+        return document, document.content_hash, document.source in stored
 
-    _store_documents(changed(), report, library=library, embedder=embedder, chunking=chunking)
+    _store_documents(
+        ((document.source, partial(read, document)) for document in documents), report,
+        library=library, embedder=embedder, chunking=chunking,
+    )
     library.save()
     return report
 
@@ -349,7 +352,7 @@ def embed_by_length(
 
 
 def _store_documents(
-    documents: Iterable[tuple[Document, str, bool] | None],
+    documents: Iterable[tuple[str, Callable[[], Entry]]],
     report: IngestReport,
     *,
     library: Library,
@@ -360,8 +363,9 @@ def _store_documents(
 ) -> None:
     """Chunk, embed (reusing stored vectors for unchanged text) and store, pooling many documents.
 
-    `documents` yields one entry per file, None for a file with nothing to store (unchanged or
-    failed). Progress counts settled files; while a pool is embedded it moves with the batches.
+    `documents` yields each file's source with the function that reads it (into an Entry).
+    Progress counts settled files and names the file being read; while a pool is embedded it
+    moves with the batches, naming no file (the pool's passages are embedded together).
     """
     pending: list[Prepared] = []
     pending_windows = 0
@@ -373,19 +377,18 @@ def _store_documents(
 
         def embedded(done: int, todo: int) -> None:
             if progress:
-                progress(before + pool * done // todo, total)
+                progress(before + pool * done // todo, total, None)
 
         _flush(pending, report, library=library, embedder=embedder, embedded=embedded)
         settled += pool
         pending, pending_windows = [], 0
-        if progress:
-            progress(settled, total)
 
-    for entry in documents:
+    for source, read in documents:
+        if progress:
+            progress(settled, total, source)
+        entry = read()
         if entry is None:
             settled += 1
-            if progress:
-                progress(settled, total)
             continue
         document, file_hash, existed = entry
         item = prepare(document, file_hash, existed=existed, chunking=chunking, count_tokens=embedder.count_tokens)
@@ -395,6 +398,8 @@ def _store_documents(
             flush()
     if pending:
         flush()
+    if progress:
+        progress(settled, total, None)
 
 
 def _flush(

@@ -30,6 +30,7 @@ from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
 )
+from app.progress import AT_START, BY_COMMAND, IngestProgress, ProgressFile, read_progress
 from app.suggestions import answers_about, candidate_questions
 from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type, safe_filename
 from ingest.errors import IngestError
@@ -146,19 +147,22 @@ class Sourcebook:
         use_ray: bool = False,
         ray_address: str | None = None,
         ray_actors: int = 1,
+        origin: str = BY_COMMAND,
     ) -> IngestReport:
         """Ingest the files under `path`: new and changed ones embedded, vanished ones removed.
 
         With `use_ray` (or a `ray_address`, which implies it) the files are read, cut up and
         embedded on Ray: a local runtime, or the cluster at `ray_address`, with `ray_actors`
         embedding actors that each load the model the settings name. Needs the `ray` extra.
+        Progress goes to `progress` and to the index folder's progress file (`ingest_progress`),
+        under `origin`, the words saying who started it.
         """
-        if use_ray or ray_address:
-            # Imported here: Ray is an optional extra.
-            from app.distributed import ingest_path_ray
+        with self.library.writing(), ProgressFile(self.library.directory, origin, forward=progress) as tracked:
+            if use_ray or ray_address:
+                # Imported here: Ray is an optional extra.
+                from app.distributed import ingest_path_ray
 
-            with self.library.writing():
-                return ingest_path_ray(
+                report = ingest_path_ray(
                     Path(path),
                     library=self.library,
                     settings=self.settings,
@@ -166,17 +170,23 @@ class Sourcebook:
                     max_file_bytes=self.settings.max_file_bytes,
                     address=ray_address,
                     num_actors=ray_actors,
-                    progress=progress,
+                    progress=tracked,
                 )
-        with self.library.writing():
-            return ingest_path(
-                Path(path),
-                library=self.library,
-                embedder=self.embedder,
-                chunking=self.chunking,
-                max_file_bytes=self.settings.max_file_bytes,
-                progress=progress,
-            )
+            else:
+                report = ingest_path(
+                    Path(path),
+                    library=self.library,
+                    embedder=self.embedder,
+                    chunking=self.chunking,
+                    max_file_bytes=self.settings.max_file_bytes,
+                    progress=tracked,
+                )
+            tracked.finish(report.summary())
+        return report
+
+    def ingest_progress(self) -> IngestProgress | None:
+        """The latest ingest of files, by this process or another: running, or finished; None if none or stale."""
+        return read_progress(self.library.directory)
 
     def ingest_documents(self, documents: list[Document]) -> IngestReport:
         """Ingest documents that do not come from files (a benchmark corpus)."""
@@ -277,14 +287,14 @@ class Sourcebook:
         status = "added" if report.added else "updated" if report.updated else "unchanged"
         return UploadResult(path.name, status, document_id)
 
-    def reconcile(self) -> IngestReport:
+    def reconcile(self, *, origin: str = AT_START, progress: Progress | None = None) -> IngestReport:
         """Bring the store in line with the corpus folder, the source of truth (a server, at start).
 
         Files not stored, or stored with other bytes, are ingested: an upload or replace cut
         short by a crash is finished. Stored documents whose file is gone are removed, a delete
         cut short is finished, and their text is first written into `.deleted/` unless that
         version of the file is kept there already. Temporary files of uploads never renamed into
-        place (the upload was never answered) are removed.
+        place (the upload was never answered) are removed. Progress is reported as `ingest`'s is.
         """
         folder = self.settings.corpus_dir
         if not folder.is_dir():
@@ -298,10 +308,13 @@ class Sourcebook:
             stored = self.library.store.file_hashes()
             for source in vanished(folder, stored, files_to_consider(folder)):
                 self._keep_text(source, stored[source])
-            return ingest_path(
-                folder, library=self.library, embedder=self.embedder, chunking=self.chunking,
-                max_file_bytes=self.settings.max_file_bytes,
-            )
+            with ProgressFile(self.library.directory, origin, forward=progress) as tracked:
+                report = ingest_path(
+                    folder, library=self.library, embedder=self.embedder, chunking=self.chunking,
+                    max_file_bytes=self.settings.max_file_bytes, progress=tracked,
+                )
+                tracked.finish(report.summary())
+            return report
 
     def _keep_text(self, source: str, file_hash: str) -> None:
         """Write a stored document's text into `.deleted/` unless its file's version is kept there already."""

@@ -4,7 +4,8 @@ Each batch of changes runs the server's own catch-up with the folder (`Sourceboo
 incremental ingest, plus a removed file's text kept in `.deleted/` as at a server's start). It
 compares content hashes, so a file an upload has just stored is unchanged and nothing is embedded
 twice, and it takes the library's write lock, so it never runs beside an upload, a delete or a
-`sourcebook ingest` in another process.
+`sourcebook ingest` in another process. Its progress goes to the index folder's progress file
+(`app/progress.py`), which the page's Sources view shows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import watchfiles
 
 from app.pipeline import IGNORE_FILE, IngestReport, is_temporary
+from app.progress import BY_WATCHER
 from app.service import Sourcebook
 
 # watchfiles gathers changes into one batch until a step passes with no new one, and for at most
@@ -146,7 +148,7 @@ class CorpusWatcher:
         """Bring the store in line with the folder after `changes`; a failure is logged and watching goes on."""
         what = describe(changes, self.root)
         try:
-            report = self.service.reconcile()
+            report = self.service.reconcile(origin=BY_WATCHER)
         except Exception:  # a bad file is reported by the ingest itself; nothing else may end watching
             log.exception("watch: the ingest after %s failed; watching on", what)
             return

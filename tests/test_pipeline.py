@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -192,17 +193,23 @@ def test_progress_counts_settled_files_and_moves_while_a_pool_is_embedded(settin
     Sourcebook(settings, embedder=FakeEmbedder()).ingest(folder)
     write_files(folder, {**{f"b{n}.txt": sentence(f"new{n}", 5) for n in range(4)}, "c.txt": b"\x00\x01\x02" * 50})
     service = Sourcebook(settings, embedder=BatchRecorder(batch_size=1))
-    seen: list[tuple[int, int, int]] = []
+    seen: list[tuple[int, int, str | None, int]] = []
 
-    report = service.ingest(
-        folder, progress=lambda done, total: seen.append((done, total, service.library.store.counts()[0])))
+    def progress(done, total, current=None):
+        seen.append((done, total, current, service.library.store.counts()[0]))
+
+    report = service.ingest(folder, progress=progress)
 
     assert report.summary() == {"added": 4, "updated": 0, "removed": 0, "unchanged": 3, "failed": 1}
-    done = [d for d, _, _ in seen]
-    assert {total for _, total, _ in seen} == {8}
+    done = [d for d, *_ in seen]
+    assert {total for _, total, *_ in seen} == {8}
     assert done == sorted(done) and done[-1] == 8
-    # Unchanged and failed files count as they are read; the four new ones (one pool, one window
-    # each, embedded one per call) count as their batches go, before any of them is stored.
-    assert done == [1, 2, 3, 4, 5, 6, 7, 8, 8]
-    assert [stored for _, _, stored in seen] == [3, 3, 3, 3, 3, 3, 3, 3, 7]
-    assert seen[-1] == (8, 8, 7)
+    # Each file is named as it is read, in order, with the files settled before it: unchanged and
+    # failed ones count once read, the four new ones (one pool) not until they are embedded.
+    reading = [(d, Path(current).name) for d, _, current, _ in seen if current]
+    names = ["a0.txt", "a1.txt", "a2.txt", "b0.txt", "b1.txt", "b2.txt", "b3.txt", "c.txt"]
+    assert reading == list(zip([0, 1, 2, 3, 3, 3, 3, 3], names))
+    # The pool (one window each, embedded one per call) counts as its batches go, naming no file,
+    # before any of it is stored; the last report comes once all is stored.
+    embedding = [(d, stored) for d, _, current, stored in seen if current is None]
+    assert embedding == [(5, 3), (6, 3), (7, 3), (8, 3), (8, 7)]

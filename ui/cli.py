@@ -182,7 +182,7 @@ PROGRESS_LINE_EVERY = 2.0
 
 @contextmanager
 def ingest_progress(*, quiet: bool):
-    """Yield the callback an ingest reports (files done, total) to: a bar on a terminal, else plain lines.
+    """Yield the callback an ingest reports (files done, total, file read) to: a bar on a terminal, else plain lines.
 
     Until the first report the model is being loaded (the first run exports it), so the bar says
     that instead of an unlabelled "0/?".
@@ -191,13 +191,14 @@ def ingest_progress(*, quiet: bool):
         yield None
         return
     if not err.is_terminal:
-        last = [0.0]
+        last = {"at": 0.0, "line": ""}
 
-        def line(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done == total or now - last[0] >= PROGRESS_LINE_EVERY:
-                last[0] = now
-                err.print(f"ingest: {done}/{total} files", soft_wrap=True)
+        def line(done: int, total: int, current: str | None = None) -> None:
+            now, text = time.monotonic(), f"ingest: {done}/{total} files"
+            # The end is always told, once; the embedding and the ingest both report it.
+            if text != last["line"] and (done == total or now - last["at"] >= PROGRESS_LINE_EVERY):
+                last.update(at=now, line=text)
+                err.print(text, soft_wrap=True)
 
         err.print("ingest: loading the embedding model (the first run exports it)", soft_wrap=True)
         yield line
@@ -207,7 +208,13 @@ def ingest_progress(*, quiet: bool):
         console=err, transient=True,
     ) as bar:
         task = bar.add_task("loading the embedding model (the first run exports it)", total=None)
-        yield lambda done, total: bar.update(task, description="ingesting", completed=done, total=total)
+
+        def advance(done: int, total: int, current: str | None = None) -> None:
+            # The bar is one line: the file being read is named by its last part.
+            reading = f"ingesting {escape(Path(current).name)}" if current else "ingesting"
+            bar.update(task, description=reading, completed=done, total=total)
+
+        yield advance
 
 
 def print_hits(hits: list[Hit], *, heading: str | None = None) -> None:
