@@ -7,6 +7,8 @@ builds it, on a loopback port.
 
 from __future__ import annotations
 
+import json
+
 import playwright.sync_api as playwright_api
 import pytest
 
@@ -176,6 +178,34 @@ def test_the_conversation_exports_as_markdown_with_quotes_citations_and_links(si
     assert f"## {QUESTION}\n\n" in exported
     link = f"{url}/?doc={first.citations[0].document_id}&start={first.citations[0].start}"
     assert f'1. "{ANSWER}" ([Lighthouse log]({link}&end={first.citations[0].end}), line ' in exported
+
+
+def test_asking_sends_the_server_the_question_not_the_saved_conversation(tab):
+    sent = {}
+
+    def note(request):
+        if request.method == "POST" and "/gradio_api/queue/join" in request.url:
+            data = json.loads(request.post_data)["data"]
+            if data and isinstance(data[0], str) and data[0]:
+                sent.setdefault(data[0], []).append(len(request.post_data_buffer))
+
+    tab.on("request", note)
+    questions = [f"{question} (asked {n + 1})" for n, question in enumerate(QUESTIONS * 4)][:20]
+    for question in questions:
+        ask(tab, question)
+
+    sizes = [sent[question][0] for question in questions]
+    # What the server needs of the earlier turns is the question before (follow-ups are read with
+    # it), so the 20th ask sends about what the 2nd did, not the 19 turns before it with their passages.
+    assert max(sizes) < 1_000, sizes
+    assert sizes[-1] - sizes[1] < 100, sizes
+    # The browser keeps the whole conversation all the same.
+    turns = tab.locator("#sb-conversation .turn")
+    expect(turns).to_have_count(20)
+    tab.reload()
+    expect(turns).to_have_count(20)
+    expect(turns.nth(19).locator(".question")).to_have_text(questions[19])
+    expect(turns.nth(0).locator(".citation-card mark").first).to_have_text(ANSWER)
 
 
 QUESTIONS = [

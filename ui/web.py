@@ -8,6 +8,7 @@ before it reaches a gr.HTML component, which inserts its value as markup.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import sqlite3
@@ -22,10 +23,10 @@ from gradio.utils import get_upload_folder
 
 from pydantic import ValidationError
 
-from app.export import conversation_markdown
+from app.export import SEPARATOR, TITLE, turn_markdown
 from app.deleted import KeptFile
 from app.gaps import Gap
-from app.service import Deletion, Sourcebook
+from app.service import MAX_QUESTION_CHARS, Deletion, Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
 from ingest.errors import IngestError
@@ -341,12 +342,14 @@ element.addEventListener('keydown', (event) => {
 });
 """
 
-# The conversation's Markdown was made by the service (app/export.py); the browser saves it as a file.
+# Each turn carries its Markdown (app/export.py); joined as conversation_markdown joins them, the
+# browser saves the whole as a file.
 EXPORT_JS = f"""
 () => {{
-  const conversation = document.querySelector('#sb-conversation .sb-conversation');
-  const markdown = conversation && conversation.dataset.markdown;
-  if (!markdown) return [];
+  const turns = [...document.querySelectorAll('#sb-conversation .sb-conversation > .turn')];
+  if (!turns.length) return [];
+  const parts = [{json.dumps(TITLE)}, ...turns.map((turn) => turn.dataset.markdown)];
+  const markdown = parts.join({json.dumps(SEPARATOR)}) + '\\n';
   const link = document.createElement('a');
   link.href = URL.createObjectURL(new Blob([markdown], {{type: 'text/markdown;charset=utf-8'}}));
   link.download = '{EXPORT_FILE}';
@@ -355,6 +358,40 @@ EXPORT_JS = f"""
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   return [];
+}}
+"""
+
+# What the server needs of the earlier turns is the question before this one, which a follow-up is
+# searched for with (app/conversation.py): an ask sends that, not the whole conversation kept here.
+# The kept conversation is the last input of the events that ask.
+ASK_JS = """
+(...inputs) => {
+  const saved = inputs.pop();
+  const before = Array.isArray(saved) && saved.length ? saved[saved.length - 1] : null;
+  return [...inputs, before && typeof before.question === 'string' ? [before.question] : []];
+}
+"""
+
+# The answer comes back alone (its JSON, to keep, and its turn drawn); the browser adds it to the
+# conversation it keeps and to the one shown, the latest turns only.
+ADD_TURN_JS = f"""
+(saved, conversation, added) => {{
+  if (!added || !added.turn) return [saved, conversation];
+  const kept = [...(Array.isArray(saved) ? saved : []), added.turn].slice(-{SAVED_TURNS});
+  // A template parses the markup inert (nothing loads or runs) to add the turn to the rest.
+  const page = document.createElement('template');
+  page.innerHTML = conversation || '';
+  let shown = page.content.querySelector('.sb-conversation');
+  if (!shown) {{
+    shown = document.createElement('div');
+    shown.className = 'sb-conversation';
+    page.content.replaceChildren(shown);
+  }}
+  shown.insertAdjacentHTML('beforeend', added.markup);
+  while (shown.children.length > {SAVED_TURNS}) shown.firstElementChild.remove();
+  // Rating boxes are numbered by their turn's place, as render_conversation numbers them.
+  shown.querySelectorAll('.rating').forEach((box, n) => {{ box.dataset.turn = n; }});
+  return [kept, page.innerHTML];
 }}
 """
 
@@ -620,18 +657,18 @@ def render_turn(answer: Answer, *, base: str = "", rating: Mapping | None = None
             + (f'<h4 class="see-also">See also</h4><div class="cards">{see_also}</div>' if see_also else "")
             + f"{render_rating(answer, rating, turn=turn)}</div>"
         )
-    return f'<div class="turn">{question}{block}</div>'
+    # The turn carries its part of the conversation's Markdown export.
+    return f'<div class="turn" data-markdown="{esc(turn_markdown(answer, base=base))}">{question}{block}</div>'
 
 
 def render_conversation(turns: Sequence[Answer], *, base: str = "", ratings: Mapping[str, Mapping] | None = None) -> str:
-    """The whole conversation, oldest turn first, carrying its Markdown export (links made at `base`).
+    """The whole conversation, oldest turn first, each turn carrying its Markdown export (links made at `base`).
 
     `ratings` holds the stored rating of each rated answer, by the answer's id.
     """
     ratings = ratings or {}
-    export = f' data-markdown="{esc(conversation_markdown(turns, base=base))}"' if turns else ""
     shown = "".join(render_turn(t, base=base, rating=ratings.get(t.id), turn=n) for n, t in enumerate(turns))
-    return f'<div class="sb-conversation"{export}>{shown}</div>'
+    return f'<div class="sb-conversation">{shown}</div>'
 
 
 def saved_turns(saved: object) -> list[Answer]:
@@ -645,9 +682,13 @@ def saved_turns(saved: object) -> list[Answer]:
         return []
 
 
-def to_save(turns: Sequence[Answer]) -> list[dict]:
-    """The conversation as the reader's browser keeps it: the latest turns, in the API's JSON shape."""
-    return [turn.to_dict() for turn in turns[-SAVED_TURNS:]]
+def earlier_questions(sent: object) -> list[str]:
+    """The earlier questions an ask's browser sent (ASK_JS: the one before), checked like any input; empty when not."""
+    if not isinstance(sent, list) or len(sent) > SAVED_TURNS:
+        return []
+    if not all(isinstance(question, str) and len(question) <= MAX_QUESTION_CHARS for question in sent):
+        return []
+    return list(sent)
 
 
 def page_origin(request: gr.Request | None) -> str:
@@ -947,22 +988,27 @@ class PageEvents:
         service = self.service
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
-    def ask(self, question: str, saved: list, request: gr.Request):
+    def ask(self, question: str, earlier: list, request: gr.Request):
+        """Answer a question that follows `earlier` ones; return the new turn alone (ADD_TURN_JS adds it to the rest).
+
+        The turn is its JSON, which the reader's browser keeps, and its markup, with the answer's
+        stored rating (an answer is the same answer, and rated, when asked again).
+        """
         question = (question or "").strip()
         if not question:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        turns = saved_turns(saved)
-        answer = self.service.ask(question, history=[turn.question for turn in turns])
-        turns = [*turns, answer][-SAVED_TURNS:]
-        return "", to_save(turns), self.conversation(turns, request), gr.update(visible=False), gr.update(visible=True)
+            return gr.skip(), None, gr.skip(), gr.skip()
+        answer = self.service.ask(question, history=earlier_questions(earlier))
+        rating = self.service.feedback_for(answer.id)
+        added = {"turn": answer.to_dict(), "markup": render_turn(answer, base=page_origin(request), rating=rating)}
+        return "", added, gr.update(visible=False), gr.update(visible=True)
 
     def conversation(self, turns: Sequence[Answer], request: gr.Request | None) -> str:
         """The conversation drawn with each answer's stored rating."""
         ratings = {turn.id: rating for turn in turns if (rating := self.service.feedback_for(turn.id))}
         return render_conversation(turns, base=page_origin(request), ratings=ratings)
 
-    def ask_suggested(self, saved: list, event: gr.EventData, request: gr.Request):
-        return self.ask(str(getattr(event, "question", "")), saved, request)
+    def ask_suggested(self, earlier: list, event: gr.EventData, request: gr.Request):
+        return self.ask(str(getattr(event, "question", "")), earlier, request)
 
     def restore(self, saved: list, request: gr.Request):
         """Show the conversation the reader's browser kept, as the page loads."""
@@ -1163,6 +1209,8 @@ class ChatTab:
     restart: gr.Button
     export: gr.Button
     viewer: gr.HTML
+    # The turn an ask returns, on its way into the conversation (ADD_TURN_JS); never shown.
+    added: gr.JSON
 
 
 @dataclass(frozen=True)
@@ -1215,7 +1263,9 @@ def chat_tab() -> ChatTab:
                     elem_id="sb-viewer",
                     js_on_load=REVEAL_JS,
                 )
-    return ChatTab(start, conversation, question, ask, actions, restart, export, viewer)
+        # Inside the tab: a Tabs block takes each child for a tab.
+        added = gr.JSON(None, visible=False, elem_id="sb-added")
+    return ChatTab(start, conversation, question, ask, actions, restart, export, viewer, added)
 
 
 @dataclass(frozen=True)
@@ -1284,10 +1334,16 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
 
 def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None:
     """Connect the chat tab's events: asking, suggestions, citations, ratings, a new conversation, the export."""
-    asked = [chat.question, turns, chat.conversation, chat.start, chat.actions]
-    chat.ask.click(events.ask, [chat.question, turns], asked)
-    chat.question.submit(events.ask, [chat.question, turns], asked)
-    chat.start.suggest(events.ask_suggested, [turns], asked)
+    # An ask sends the question and the one before it (ASK_JS); its answer is added to the
+    # conversation in the browser (ADD_TURN_JS), so neither way carries the whole conversation.
+    asked = [chat.question, chat.added, chat.start, chat.actions]
+    answering = {"js": ASK_JS, "show_progress_on": [chat.question, chat.conversation]}
+    for asking in (
+        chat.ask.click(events.ask, [chat.question, turns], asked, **answering),
+        chat.question.submit(events.ask, [chat.question, turns], asked, **answering),
+        chat.start.suggest(events.ask_suggested, [turns], asked, **answering),
+    ):
+        asking.success(None, [turns, chat.conversation, chat.added], [turns, chat.conversation], js=ADD_TURN_JS)
     chat.conversation.cite(events.open_citation, None, chat.viewer)
     chat.conversation.rate(events.rate, [turns], chat.conversation, show_progress="hidden")
     chat.restart.click(
