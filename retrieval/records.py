@@ -60,9 +60,18 @@ def _unflat(cls: type[Hit] | type[Citation], data: Mapping) -> dict:
     }
 
 
-def passage_url(document_id: str, start: int, end: int) -> str:
-    """Return the chat page's link (relative to the server) that opens a document at a span."""
-    return "/?" + urlencode({"doc": document_id, "start": int(start), "end": int(end)})
+def passage_url(document_id: str, start: int, end: int, text: str) -> str:
+    """Return the chat page's link (relative to the server) that opens a document at a span holding `text`.
+
+    The link carries a short hash of the text (`h`), so the page can tell when the document has
+    changed there since the link was made.
+    """
+    return "/?" + urlencode({"doc": document_id, "start": int(start), "end": int(end), "h": span_hash(text)})
+
+
+def span_hash(text: str) -> str:
+    """Return the short hash of a span's text that a link to it carries: 8 hex digits of its SHA-256."""
+    return content_hash(text)[:8]
 
 
 def markdown_text(text: str) -> str:
@@ -133,7 +142,7 @@ class Hit:
     @property
     def url(self) -> str:
         """The chat page's link to the passage in its document."""
-        return passage_url(self.document_id, self.start, self.end)
+        return passage_url(self.document_id, self.start, self.end, self.text)
 
     def page_at(self, offset: int) -> int | None:
         """Return the page holding document offset `offset` of this passage (paginated sources)."""
@@ -172,7 +181,7 @@ class Citation:
     @property
     def url(self) -> str:
         """The chat page's link to the quote in its document."""
-        return passage_url(self.document_id, self.start, self.end)
+        return passage_url(self.document_id, self.start, self.end, self.quote)
 
     def cite(self) -> str:
         """Return the quote with its citation, as plain text to paste: "quote" (Title, § Section, p. 2, lines 4–5, source)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 
 import docx
@@ -167,7 +168,8 @@ def test_a_citation_reads_as_quote_title_section_page_lines_and_source():
     )
     assert citation.cite_markdown() == (
         '"Revenue grew by forty percent in the second quarter." '
-        "([Quarterly report](/?doc=0123456789abcdef&start=1200&end=1262), § Revenue, p. 2, lines 14–15, docs/report.pdf)"
+        "([Quarterly report](/?doc=0123456789abcdef&start=1200&end=1262&h=ae889505), § Revenue, p. 2, lines 14–15, "
+        "docs/report.pdf)"
     )
 
 
@@ -175,7 +177,9 @@ def test_a_citation_without_section_or_page_names_its_line():
     citation = known_citation(heading=None, page=None, line_start=3, line_end=3, source="docs/notes.txt", title="Notes")
 
     assert citation.cite() == '"Revenue grew by forty percent in the second quarter." (Notes, line 3, docs/notes.txt)'
-    assert citation.cite_markdown().endswith("(/?doc=0123456789abcdef&start=1200&end=1262), line 3, docs/notes.txt)")
+    assert citation.cite_markdown().endswith(
+        "(/?doc=0123456789abcdef&start=1200&end=1262&h=ae889505), line 3, docs/notes.txt)"
+    )
 
 
 def test_the_markdown_form_escapes_what_markdown_would_read_as_markup():
@@ -187,7 +191,7 @@ def test_the_markdown_form_escapes_what_markdown_would_read_as_markup():
     assert citation.cite() == '"Ship *two* apps_now, see [here](http://x) <b>" (Plans [draft], line 1, docs/q1_plans.md)'
     assert citation.cite_markdown() == (
         r'"Ship \*two\* apps\_now, see \[here\](http://x) \<b\>" '
-        r"([Plans \[draft\]](/?doc=0123456789abcdef&start=1200&end=1262), line 1, docs/q1\_plans.md)"
+        r"([Plans \[draft\]](/?doc=0123456789abcdef&start=1200&end=1262&h=23eb4d2c), line 1, docs/q1\_plans.md)"
     )
 
 
@@ -207,7 +211,7 @@ def test_the_api_gives_the_texts_to_paste(service, client):
     citation = AskResponse.model_validate(body).citations[0]
     assert citation.cite == service.ask(PARKING_QUESTION).citations[0].cite()
     assert citation.cite.endswith("(Parking, § Parking, lines 4–6, docs/parking.md)")
-    link = f"(/?doc={citation.document_id}&start={citation.start}&end={citation.end})"
+    link = f"(/?doc={citation.document_id}&start={citation.start}&end={citation.end}&h={citation.url[-8:]})"
     assert citation.cite_markdown.endswith(f"([Parking]{link}, § Parking, lines 4–6, docs/parking.md)")
 
 
@@ -221,7 +225,17 @@ def test_an_answer_reads_as_its_quotes_each_with_its_citation_and_survives_its_j
     assert answer.cite_markdown(base="https://x.org") == (
         f"{first.cite_markdown(base='https://x.org')}\n\n{second.cite_markdown(base='https://x.org')}"
     )
-    assert "([Quarterly report](https://x.org/?doc=0123456789abcdef&start=1500&end=1511), p. 3" in answer.cite_markdown(
-        base="https://x.org"
+    assert "([Quarterly report](https://x.org/?doc=0123456789abcdef&start=1500&end=1511&h=5324d720), p. 3" in (
+        answer.cite_markdown(base="https://x.org")
     )
     assert Answer.from_dict(answer.to_dict()) == answer
+
+
+def test_a_citation_link_carries_a_short_hash_of_its_quote():
+    citation = known_citation()
+    digest = hashlib.sha256("Revenue grew by forty percent\nin the second quarter.".encode()).hexdigest()
+
+    assert citation.url == f"/?doc=0123456789abcdef&start=1200&end=1262&h={digest[:8]}"
+    # Another text at the same span gives another link; the same text the same one.
+    assert known_citation(quote="Revenue fell by forty percent\nin the second quarter.").url != citation.url
+    assert known_citation(n=2, score=0.1).url == citation.url

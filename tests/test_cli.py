@@ -94,7 +94,7 @@ def test_ask_json_has_the_shared_contract(corpus, runner):
     assert citation["cite"] == f'"{citation["quote"]}" (Travel, line 2, docs/travel.txt)'
     assert citation["cite_markdown"] == (
         f'"{citation["quote"]}" ([Travel](/?doc={citation["document_id"]}&start={citation["start"]}'
-        f'&end={citation["end"]}), line 2, docs/travel.txt)'
+        f'&end={citation["end"]}&h={citation["url"][-8:]}), line 2, docs/travel.txt)'
     )
 
 

@@ -40,7 +40,7 @@ def test_a_conversation_reads_as_questions_answers_and_linked_citations():
 
     markdown = conversation_markdown([answered, declined], base="http://docs.example:7860")
 
-    link = "http://docs.example:7860/?doc=d1&start=7&end=26"
+    link = "http://docs.example:7860/?doc=d1&start=7&end=26&h=4fe3b09f"
     assert markdown == (
         "# Questions to sourcebook\n\n"
         "## How early do I book flights?\n\n"
@@ -49,7 +49,7 @@ def test_a_conversation_reads_as_questions_answers_and_linked_citations():
         "## Who runs the canteen?\n\n"
         "*The documents do not say.*\n\n"
         "See also:\n\n"
-        "- [Travel \\*policy\\*](http://docs.example:7860/?doc=d1&start=7&end=120), § Flights, lines 2–3, "
+        "- [Travel \\*policy\\*](http://docs.example:7860/?doc=d1&start=7&end=120&h=4fe3b09f), § Flights, lines 2–3, "
         "docs/travel.txt\n"
     )
     assert conversation_markdown([]) == "# Questions to sourcebook\n"
@@ -79,7 +79,7 @@ def test_ask_markdown_prints_what_the_page_exports(corpus):
     citation = Answer.from_dict(json.loads(answer.output)).citations[0]
     assert "two weeks ahead" in citation.quote
     assert f"1. {citation.cite_markdown(base='https://docs.example')}\n" in result.output
-    assert f"](https://docs.example/?doc={citation.document_id}&start={citation.start}&end={citation.end})" in (
+    assert f"](https://docs.example/?doc={citation.document_id}&start={citation.start}&end={citation.end}&h=" in (
         result.output
     )
 

@@ -6,6 +6,7 @@ builds it, on a loopback port.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.request
 
@@ -80,7 +81,8 @@ def test_a_citation_link_opens_the_page_with_the_quote_highlighted_and_in_view(s
     url, service = site
     citation = asked(url, QUESTION).citations[0]
     assert citation.quote == ANSWER
-    assert citation.url == f"/?doc={citation.document_id}&start={citation.start}&end={citation.end}"
+    digest = hashlib.sha256(ANSWER.encode()).hexdigest()[:8]
+    assert citation.url == f"/?doc={citation.document_id}&start={citation.start}&end={citation.end}&h={digest}"
 
     page = opened(url + citation.url)
 
@@ -91,6 +93,31 @@ def test_a_citation_link_opens_the_page_with_the_quote_highlighted_and_in_view(s
     # The whole document is shown, scrolled down to the quote.
     expect(viewer.locator(".viewer-text")).to_contain_text("Entry 1: the keeper")
     assert cited_mark_in_view(page)["scrollTop"] > 0
+    expect(viewer.locator(".viewer-changed")).to_have_count(0)
+
+
+def test_a_link_whose_passage_changed_opens_the_document_and_says_so(site, opened, tmp_path):
+    url, service = site
+    citation = asked(url, QUESTION).citations[0]
+    # The year is corrected: the log keeps its length, so the link's span now holds other text.
+    corrected = ANSWER.replace("1911", "1912")
+    (tmp_path / "corpus" / "lighthouse.txt").write_text(LOG.replace(ANSWER, corrected), encoding="utf-8")
+    service.reconcile()
+
+    page = opened(url + citation.url)
+
+    viewer = page.locator("#sb-viewer")
+    expect(viewer.locator(".viewer-changed")).to_have_text(
+        "This passage has changed since the link was made: the text marked below is what “Lighthouse log” "
+        "holds at its place now, not the text the link was made for."
+    )
+    expect(viewer.locator(".viewer-title")).to_have_text("Lighthouse log")
+    expect(viewer.locator("mark#cited")).to_have_text(corrected)
+    cited_mark_in_view(page)
+    # A link made before links carried the hash opens the span as it did, with nothing to say.
+    unhashed = opened(f"{url}/?doc={citation.document_id}&start={citation.start}&end={citation.end}")
+    expect(unhashed.locator("#sb-viewer mark#cited")).to_have_text(corrected)
+    expect(unhashed.locator("#sb-viewer .viewer-changed")).to_have_count(0)
 
 
 def test_a_link_to_a_deleted_document_says_it_is_gone(site, opened):

@@ -7,6 +7,7 @@ builds it, on a loopback port.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import playwright.sync_api as playwright_api
@@ -92,7 +93,8 @@ def test_a_citation_card_copies_its_quote_with_the_citation_as_text_and_as_markd
     markdown = copied(tab, card.get_by_role("button", name="Copy quote [1] as Markdown"))
 
     # The link is absolute, so it works pasted into a file away from the page.
-    link = f"{url}/?doc={citation.document_id}&start={citation.start}&end={citation.end}"
+    digest = hashlib.sha256(ANSWER.encode()).hexdigest()[:8]
+    link = f"{url}/?doc={citation.document_id}&start={citation.start}&end={citation.end}&h={digest}"
     assert markdown == f'"{ANSWER}" ([Lighthouse log]({link}), line {citation.place.line_start}, corpus/lighthouse.txt)'
     # The card shows the same link to its passage.
     expect(card.locator("a.card-link")).to_have_attribute("href", citation.url)
@@ -177,7 +179,8 @@ def test_the_conversation_exports_as_markdown_with_quotes_citations_and_links(si
     assert exported == conversation_markdown([first, second], base=url)
     assert f"## {QUESTION}\n\n" in exported
     link = f"{url}/?doc={first.citations[0].document_id}&start={first.citations[0].start}"
-    assert f'1. "{ANSWER}" ([Lighthouse log]({link}&end={first.citations[0].end}), line ' in exported
+    digest = hashlib.sha256(ANSWER.encode()).hexdigest()[:8]
+    assert f'1. "{ANSWER}" ([Lighthouse log]({link}&end={first.citations[0].end}&h={digest}), line ' in exported
 
 
 def test_asking_sends_the_server_the_question_not_the_saved_conversation(tab):

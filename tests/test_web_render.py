@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from html import unescape
@@ -195,6 +196,27 @@ def test_untrusted_text_everywhere_in_a_turn_is_escaped():
         assert SCRIPT in visible_text(markup) and IMG in visible_text(markup)
 
 
+def test_a_span_whose_text_changed_since_the_link_opens_with_a_note_saying_so():
+    text = "Title\n\nThe storm of 1912 tore the lantern from the gallery roof.\n"
+    document = Document("corpus/log.txt", "Lighthouse log", text)
+    start = text.index("The storm")
+    end = start + len("The storm of 1911 tore the lantern from the gallery roof.")
+    linked = hashlib.sha256("The storm of 1911 tore the lantern from the gallery roof.".encode()).hexdigest()[:8]
+    now = hashlib.sha256(text[start:end].encode()).hexdigest()[:8]
+
+    changed = web.render_span(document, start, end, opened=3, expected=linked)
+    same = web.render_span(document, start, end, opened=3, expected=now)
+
+    note = re.search(r'<div class="viewer-changed" role="status">([^<]*)</div>', changed).group(1)
+    assert unescape(note) == (
+        "This passage has changed since the link was made: the text marked below is what “Lighthouse log” holds at "
+        "its place now, not the text the link was made for."
+    )
+    # The document is still opened at the span.
+    assert re.search(r'<mark id="cited">([^<]*)</mark>', changed).group(1) == text[start:end]
+    assert "viewer-changed" not in same and "viewer-changed" not in web.render_span(document, start, end, opened=3)
+
+
 def test_the_viewer_shows_the_whole_document_with_the_cited_span_marked():
     text = "Title\n\nHosting\nServers run in Hangzhou. Xiaohongshu relies on Alibaba Cloud.\nMore text.\n"
     start = text.index(QUOTE)
@@ -220,12 +242,16 @@ def test_the_viewer_names_the_page_of_a_paginated_document():
 
 
 def test_a_link_names_a_document_and_a_span_or_nothing():
-    assert web.linked_span({"doc": "d1", "start": "12", "end": "40"}) == ("d1", 12, 40)
+    assert web.linked_span({"doc": "d1", "start": "12", "end": "40", "h": "0a1b2c3d"}) == ("d1", 12, 40, "0a1b2c3d")
+    # A link made before links carried the hash of their text.
+    assert web.linked_span({"doc": "d1", "start": "12", "end": "40"}) == ("d1", 12, 40, None)
     assert web.linked_span({}) is None
     assert web.linked_span({"start": "1", "end": "2"}) is None
     for bad in ({"doc": "d1", "start": "-1", "end": "4"}, {"doc": "d1", "start": "1"}, {"doc": "d1", "start": "1e3", "end": "9"}):
         with pytest.raises(ValueError, match="must be a whole number"):
             web.linked_span(bad)
+    with pytest.raises(ValueError, match="its h must be 8 hexadecimal digits, got '<script>'"):
+        web.linked_span({"doc": "d1", "start": "12", "end": "40", "h": "<script>"})
 
 
 def test_a_span_the_document_no_longer_has_is_a_message_not_a_highlight():
@@ -365,7 +391,8 @@ def test_copy_buttons_carry_the_citation_text_exactly_and_escaped():
     ]
     assert copies[2] == f'"{QUOTE}" (Notes {IMG}, § Hosting, line 5, corpus/cloud.txt)'
     assert "<img" not in markup
-    assert f'href="/?doc=d1&amp;start={cited.start}&amp;end={cited.end}"' in markup
+    digest = hashlib.sha256(QUOTE.encode()).hexdigest()[:8]
+    assert f'href="/?doc=d1&amp;start={cited.start}&amp;end={cited.end}&amp;h={digest}"' in markup
 
 
 class Headers:

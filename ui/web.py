@@ -33,7 +33,7 @@ from ingest.errors import IngestError
 from ingest.health import DocumentHealth
 from retrieval.errors import DocumentNotFound, NameTaken
 from retrieval.files import disk_full
-from retrieval.records import Answer, Citation, Hit, Place, StoredDocument, quoted, quoted_markdown
+from retrieval.records import Answer, Citation, Hit, Place, StoredDocument, quoted, quoted_markdown, span_hash
 from ui.api import AskResponse
 from ui.guard import UPLOAD_TOKEN_COOKIE
 
@@ -139,6 +139,9 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
 .sb-viewer .viewer-head { margin-bottom: .5rem; }
 .sb-viewer .viewer-title { font-weight: 700; font-size: 1.05rem; }
 .sb-viewer .viewer-place, .sb-viewer .viewer-note { color: var(--body-text-color-subdued); font-size: .85rem; }
+.sb-viewer .viewer-changed { margin: .4rem 0 0; padding: .35rem .6rem; border-radius: 6px; font-size: .85rem;
+  font-weight: 600; color: #b45309; background: rgba(245, 158, 11, .12); border: 1px solid rgba(217, 119, 6, .55); }
+.dark .sb-viewer .viewer-changed { color: #fbbf24; }
 .sb-viewer .viewer-scroll { position: relative; height: min(70vh, 720px); overflow-y: auto;
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6rem .8rem;
   background: var(--background-fill-secondary); }
@@ -729,8 +732,11 @@ def render_start(documents: Sequence[StoredDocument], counts: tuple[int, int], s
     )
 
 
-def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) -> str:
-    """The whole document (or a large window of it) with the cited span highlighted as <mark id="cited">."""
+def render_viewer(document: Document, start: int, end: int, *, opened: int = 0, changed: str = "") -> str:
+    """The whole document (or a large window of it) with the cited span highlighted as <mark id="cited">.
+
+    `changed` says, above the text, that the span no longer holds what a link to it was made for.
+    """
     text = document.text
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
@@ -753,25 +759,37 @@ def render_viewer(document: Document, start: int, end: int, *, opened: int = 0) 
         f'<div class="viewer-title">{esc(document.title)}</div>'
         f'<div class="viewer-place">{esc(" · ".join(place.labels()))} · '
         f'<span class="viewer-source">{esc(document.source)}</span></div>'
-        f'{note}</div><div class="viewer-scroll"><div class="viewer-text">{body}</div></div></div>'
+        + (f'<div class="viewer-changed" role="status">{esc(changed)}</div>' if changed else "")
+        + f'{note}</div><div class="viewer-scroll"><div class="viewer-text">{body}</div></div></div>'
     )
 
 
-def render_span(document: Document, start: int, end: int, *, opened: int = 0) -> str:
-    """The viewer at a span of the document, or a plain message when the document no longer has that span."""
+def render_span(document: Document, start: int, end: int, *, opened: int = 0, expected: str | None = None) -> str:
+    """The viewer at a span of the document, or a plain message when the document no longer has that span.
+
+    `expected` is the hash of the span's text a link carries (span_hash): when the text there now
+    has another, the document is opened at the span with a note that the passage has changed.
+    """
     if not 0 <= start < end <= len(document.text):
         return render_viewer_message(
             f"The passage at characters {start:,}–{end:,} is no longer in “{document.title}”, which now has "
             f"{len(document.text):,} characters: the document has changed since the link was made.",
             opened=opened,
         )
-    return render_viewer(document, start, end, opened=opened)
+    changed = ""
+    if expected is not None and span_hash(document.text[start:end]) != expected:
+        changed = (
+            "This passage has changed since the link was made: the text marked below is what "
+            f"“{document.title}” holds at its place now, not the text the link was made for."
+        )
+    return render_viewer(document, start, end, opened=opened, changed=changed)
 
 
-def linked_span(params: Mapping[str, str]) -> tuple[str, int, int] | None:
-    """The document id and span a link to the page names (`?doc=ID&start=N&end=M`), or None when it names no document.
+def linked_span(params: Mapping[str, str]) -> tuple[str, int, int, str | None] | None:
+    """The document id, span and text hash a link to the page names (`?doc=ID&start=N&end=M&h=H`), or None.
 
-    Raises ValueError, naming the bad value, when the span is not two whole numbers.
+    None when it names no document; the hash is None for a link made before links carried one.
+    Raises ValueError, naming the bad value, when the span is not two whole numbers or the hash not 8 hex digits.
     """
     document_id = params.get("doc", "").strip()
     if not document_id:
@@ -782,7 +800,10 @@ def linked_span(params: Mapping[str, str]) -> tuple[str, int, int] | None:
         if not re.fullmatch(r"[0-9]{1,12}", value):
             raise ValueError(f"its {name} must be a whole number of characters, got {value[:40]!r}")
         span.append(int(value))
-    return document_id, span[0], span[1]
+    expected = params.get("h") or None
+    if expected is not None and not re.fullmatch(r"[0-9a-f]{8}", expected):
+        raise ValueError(f"its h must be 8 hexadecimal digits, got {expected[:40]!r}")
+    return document_id, span[0], span[1], expected
 
 
 def render_viewer_message(message: str, *, opened: int = 0) -> str:
@@ -1017,7 +1038,7 @@ class PageEvents:
             return gr.skip(), gr.skip(), gr.skip()
         return self.conversation(turns, request), gr.update(visible=False), gr.update(visible=True)
 
-    def show_passage(self, document_id: str, start: int, end: int) -> str:
+    def show_passage(self, document_id: str, start: int, end: int, expected: str | None = None) -> str:
         # `document_id` is looked up in the library, never used as a path.
         try:
             document = self.service.document(document_id)
@@ -1025,7 +1046,7 @@ class PageEvents:
             return render_viewer_message(
                 "That document is no longer in the library: it may have been deleted.", opened=time.monotonic_ns()
             )
-        return render_span(document, start, end, opened=time.monotonic_ns())
+        return render_span(document, start, end, opened=time.monotonic_ns(), expected=expected)
 
     def open_citation(self, event: gr.EventData) -> str:
         # The event data comes from the browser: checked like any other input.
@@ -1037,7 +1058,7 @@ class PageEvents:
         return self.show_passage(document_id, start, end)
 
     def open_link(self, request: gr.Request):
-        """Open the passage a link to the page names (`/?doc=ID&start=N&end=M`), if it names one."""
+        """Open the passage a link to the page names (`/?doc=ID&start=N&end=M&h=H`), if it names one."""
         try:
             link = linked_span(dict(request.query_params))
         except ValueError as error:
