@@ -1,8 +1,9 @@
-"""Progress of any ingest, whatever started it: told as it goes and kept in the index folder, for any process to read."""
+"""Progress of any ingest, whatever started it: told as it goes, kept in the index folder, shown on the Sources view."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,11 +14,18 @@ from pathlib import Path
 import pytest
 
 from app.progress import AT_START, BY_COMMAND, PROGRESS_FILE, STALE_SECONDS, IngestProgress, read_progress
+from app.service import Sourcebook
+from app.watch import CorpusWatcher
+from retrieval.settings import Settings
+from tests.fakes import FakeReader
 from tests.helpers import REPO, write_files
+from tests.slow_ingest import SlowEmbedder
+from ui.web import PageEvents, render_ingest_status
 
 TOPICS = ["rowing", "chess", "choir", "budget", "garden", "archive", "canteen", "parking", "library", "darkroom"]
 # Bounds on waiting for another process or the watcher; each is far longer than the work takes.
 WAIT_SECONDS = 60.0
+RUNNING = re.compile(r"Indexing, started by the folder watcher: (\d+) of 5 files done")
 
 
 def note(topic: str) -> str:
@@ -138,3 +146,66 @@ def test_a_running_record_not_updated_for_long_is_ignored_though_a_process_of_it
     assert left_by(updated=now - 5, host="elsewhere", pid=2**22 + 1).done == 1
     (tmp_path / PROGRESS_FILE).write_text('{"origin": "sourcebook ingest", "pid": ', encoding="utf-8")
     assert read_progress(tmp_path, now=now) is None
+
+
+# --- on the page's Sources view --------------------------------------------------------------------
+@pytest.fixture
+def watched(settings, tmp_path):
+    """A service over a small corpus with a model slowed at will, its watcher running."""
+    corpus = write_files(tmp_path / "corpus", notes(TOPICS[:1]))
+    embedder = SlowEmbedder(batch_size=1)
+    embedder.delay = 0.0
+    service = Sourcebook(Settings(**{**settings.model_dump(), "corpus_dir": corpus}), embedder=embedder,
+                         reader=FakeReader())
+    service.reconcile()
+    with CorpusWatcher(service, step_ms=50, debounce_ms=300):
+        yield service, corpus, embedder
+
+
+def test_the_sources_view_shows_a_watched_ingest_as_it_goes_and_then_how_it_ended(watched):
+    service, corpus, embedder = watched
+    events = PageEvents(service)
+    status, table, _, seen = events.ingest_status(None)
+    assert "The last ingest, started by the server&#x27;s catch-up at its start, finished" in status
+    embedder.delay = 0.4
+
+    write_files(corpus, notes(TOPICS[1:5]))
+
+    def running():
+        """the view shows the watcher's ingest part-way: n of 5 files"""
+        status, table, _, now_seen = events.ingest_status(seen)
+        found = RUNNING.search(status)
+        return found and int(found[1]) < 5 and (status, table, now_seen)
+
+    status, table, seen = eventually(running, every=0.1)
+    assert '<progress value="' in status and "max=\"5\"" in status
+    assert not isinstance(table, list) and seen == 0.0  # the table is left as it is while the ingest runs
+
+    def ended():
+        """the view says how the watcher's ingest ended"""
+        status, table, _, _ = events.ingest_status(seen)
+        return "finished" in status and (status, table)
+
+    status, table = eventually(ended, every=0.1)
+    assert "The last ingest, started by the folder watcher, finished" in status
+    assert "4 added, 0 updated, 0 removed, 1 unchanged, 0 failed." in status
+    # Once it has finished the table is listed again, with the new documents.
+    assert {row[0] for row in table} == {f"{topic.title()} notes" for topic in TOPICS[:5]}
+
+
+def test_a_running_ingest_is_drawn_with_its_file_escaped_and_the_time_left_at_its_pace():
+    name = 'corpus/<img src=x onerror="alert(1)">.txt'
+    record = IngestProgress(origin=BY_COMMAND, pid=1, host="here", started=100.0, updated=130.0, done=3, total=9,
+                            current=name)
+
+    markup = render_ingest_status(record, now=140.0)
+
+    assert "<img" not in markup and "&lt;img src=x" in markup
+    assert '<progress value="3" max="9">' in markup
+    # 3 files in 30 s: 60 s for the other 6 as the record was written, 10 s of which have passed.
+    assert "Indexing, started by sourcebook ingest: 3 of 9 files done; reading" in markup
+    assert "about 50 s left" in markup
+    ended = IngestProgress(origin=BY_COMMAND, pid=1, host="here", started=100.0, updated=160.0, finished=160.0,
+                           error="OSError: disk full <b>")
+    stopped = render_ingest_status(ended, now=200.0)
+    assert "started by sourcebook ingest, stopped at" in stopped and "after 1 min: OSError: disk full &lt;b&gt;" in stopped

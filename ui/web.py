@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from app.export import SEPARATOR, TITLE, turn_markdown
 from app.deleted import KeptFile
 from app.gaps import Gap
+from app.progress import IngestProgress
 from app.service import MAX_QUESTION_CHARS, Deletion, Sourcebook
 from app.uploads import Upload, UploadResult
 from ingest.records import Document
@@ -59,6 +60,10 @@ CONVERSATION_SECRET = "sourcebook-conversation"
 EXPORT_FILE = "sourcebook-conversation.md"
 # A rating's comment, as long as the HTTP API takes.
 COMMENT_CHARS = 5000
+SOURCES_TAB = "Sources"
+# While the Sources tab is open, the latest ingest (any: the watcher's, `sourcebook ingest` in
+# another process) is read from its progress file this often.
+INGEST_POLL_SECONDS = 1.0
 # An Origin header as browsers send it: scheme, host name or address, optional port.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -155,6 +160,7 @@ mark#cited { background: #fcd34d; color: #1f2937; box-shadow: 0 0 0 2px #f59e0b;
 .sb-results .status-unchanged { color: var(--body-text-color-subdued); }
 .sb-results .status-failed { color: #b91c1c; }
 .sb-results progress { width: 10rem; vertical-align: middle; accent-color: var(--color-accent); }
+.sb-ingest { margin: 0 0 .4rem; font-size: .9rem; }
 .sb-conversation .rating { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .6rem; margin-top: .6rem;
   padding-top: .5rem; border-top: 1px solid var(--border-color-primary); font-size: .85rem; }
 .sb-conversation .rating-ask, .sb-conversation .rating-state { color: var(--body-text-color-subdued); }
@@ -842,6 +848,45 @@ def render_upload_progress(done: Sequence[UploadResult], total: int, current: st
     )
 
 
+def render_ingest_status(progress: IngestProgress | None, *, now: float) -> str:
+    """The latest ingest of files, whatever started it: files done of the total, the file read and the time left, or how it ended."""
+    if progress is None:
+        return '<div class="sb-ingest"></div>'
+    by = esc(progress.origin)
+    if progress.running:
+        done, total = int(progress.done), int(progress.total)
+        doing = (
+            f'reading <span class="filename">{esc(progress.current)}</span>' if progress.current else "embedding passages"
+        )
+        left = progress.seconds_left()
+        # Estimated when the record was written; the time since has gone by.
+        time_left = "" if left is None else f"; about {_duration(max(0.0, left - (now - progress.updated)))} left"
+        return (
+            f'<div class="sb-results sb-ingest" role="status"><progress value="{done}" max="{max(total, 1)}"></progress> '
+            f'<span class="ingest-progress">Indexing, started by {by}: {done} of {_plural(total, "file")} done; '
+            f"{doing}{time_left}…</span></div>"
+        )
+    took = _duration(progress.finished - progress.started)
+    if progress.error:
+        return (
+            f'<div class="sb-results sb-ingest"><span class="ingest-done status status-failed">The last ingest, started by {by}, '
+            f"stopped at {_when(progress.finished)} after {took}: {esc(progress.error)}</span></div>"
+        )
+    outcome = ", ".join(f"{int(count)} {esc(what)}" for what, count in (progress.outcome or {}).items())
+    return (
+        f'<div class="sb-results sb-ingest"><span class="ingest-done">The last ingest, started by {by}, finished at '
+        f"{_when(progress.finished)} in {took}: {outcome}.</span></div>"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def render_message(message: str, *, status: str) -> str:
     """A one-line outcome (deleted, failed) in the Sources tab."""
     return f'<div class="sb-results"><span class="status status-{esc(status)}">{esc(message)}</span></div>'
@@ -1108,6 +1153,21 @@ class PageEvents:
         documents = self.service.documents()
         return document_rows(documents), gr.update(choices=document_choices(documents), value=None)
 
+    def ingest_status(self, seen: float | None):
+        """The latest ingest, whatever started it; the table again once one finishes while the tab is open.
+
+        `seen` (the reader's session) is when the ingest last shown finished: 0.0 for none or a
+        running one, None before the first look (the table was just refreshed as the tab opened).
+        """
+        progress = self.service.ingest_progress()
+        status = render_ingest_status(progress, now=time.time())
+        finished = (progress.finished or 0.0) if progress else 0.0
+        if seen is None or not finished or finished == seen:
+            return status, gr.skip(), gr.skip(), finished
+        documents = self.service.documents()
+        # The choices only: the document a reader chose to delete stays chosen.
+        return status, document_rows(documents), gr.update(choices=document_choices(documents)), finished
+
     def upload(self, paths: list[str] | None, token: str):
         """Add uploaded files, showing which file is being indexed (files done of total) as it goes."""
         if not paths:
@@ -1239,6 +1299,8 @@ class SourcesTab:
     """The sources tab's components that events read or write."""
 
     tab: gr.Tab
+    ingest_status: gr.HTML
+    ingest_timer: gr.Timer
     token: gr.Textbox
     table: gr.Dataframe
     files: gr.File
@@ -1313,7 +1375,7 @@ def gaps_tab() -> GapsTab:
 
 def sources_tab(*, token_needed: bool) -> SourcesTab:
     """Lay out the sources tab: the token (when one is configured), the documents, upload and delete."""
-    with gr.Tab("Sources", id="sources") as tab:
+    with gr.Tab(SOURCES_TAB, id="sources") as tab:
         # Changing the library takes the same token as the HTTP API, when one is configured.
         token = gr.Textbox(
             label="API token (needed to add or delete documents)",
@@ -1321,6 +1383,9 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
             visible=token_needed,
             elem_id="sb-token",
         )
+        # The latest ingest of files, read from its progress file while this tab is open.
+        ingest_status = gr.HTML(render_ingest_status(None, now=0.0), elem_id="sb-ingest-status", js_on_load=None)
+        ingest_timer = gr.Timer(INGEST_POLL_SECONDS, active=False)
         table = gr.Dataframe(
             headers=TABLE_HEADERS,
             datatype=["str", "str", "str", "number", "str", "str"],
@@ -1349,7 +1414,7 @@ def sources_tab(*, token_needed: bool) -> SourcesTab:
                 with gr.Accordion("Deleted documents", open=False, elem_id="sb-deleted-section"):
                     deleted = gr.HTML(elem_id="sb-deleted", js_on_load=RESTORE_JS)
     return SourcesTab(
-        tab, token, table, files, upload_results, chosen, delete, confirm_row, confirm, cancel, delete_result, deleted
+        tab, ingest_status, ingest_timer, token, table, files, upload_results, chosen, delete, confirm_row, confirm, cancel, delete_result, deleted
     )
 
 
@@ -1415,12 +1480,22 @@ def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, tok
     # showing a spinner (Gradio 6.17).
     sources.tab.select(events.sources_view, None, listing, show_progress="hidden", **in_order)
     sources.tab.select(events.deleted_view, [sources.token], sources.deleted, show_progress="hidden")
+    # Not in the "sources" group: the latest ingest shows while an upload is being indexed.
+    seen = gr.State(None)
+    for shown in (sources.tab.select, sources.ingest_timer.tick):
+        shown(events.ingest_status, [seen], [sources.ingest_status, *listing, seen], show_progress="hidden",
+              concurrency_id="ingest-status")
 
 
 def wire_gaps(events: PageEvents, gaps: GapsTab, token: gr.Textbox) -> None:
     """Connect the gaps tab: listed when it opens (not as the page loads: a listing may ask questions again)."""
     gaps.tab.select(events.gaps_view, [token], gaps.listing)
     gaps.refresh.click(events.gaps_view, [token], gaps.listing)
+
+
+def timer_switch(active: bool):
+    """An event function that starts (or stops) a gr.Timer."""
+    return lambda: gr.Timer(active=active)
 
 
 def build_page(service: Sourcebook) -> gr.Blocks:
@@ -1437,7 +1512,7 @@ def build_page(service: Sourcebook) -> gr.Blocks:
             head=STYLE,
             js_on_load=None,
         )
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             chat = chat_tab()
             sources = sources_tab(token_needed=token_needed)
             gaps = gaps_tab()
@@ -1446,6 +1521,10 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         wire_chat(events, chat, turns)
         wire_sources(events, sources, chat.start, token_needed=token_needed)
         wire_gaps(events, gaps, sources.token)
+        # The latest ingest is read while the Sources tab is open, and not while another tab is.
+        for tab in tabs.children:
+            if isinstance(tab, gr.Tab):
+                tab.select(timer_switch(tab is sources.tab), None, sources.ingest_timer, queue=False, show_progress="hidden")
         page.load(events.sources_view, None, [sources.table, sources.chosen], show_progress="hidden").then(
             events.start_screen, None, chat.start
         )
