@@ -95,6 +95,7 @@ def slow_ingest(index_dir: Path, folder: Path, *, seconds_per_batch: float) -> s
     return process
 
 
+@pytest.mark.slow  # starts an ingest process and kills it
 def test_an_ingest_in_another_process_is_read_as_it_goes_and_a_killed_one_ignored(settings, tmp_path):
     folder = write_files(tmp_path / "docs", notes(TOPICS))
     index = settings.index_dir
