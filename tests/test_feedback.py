@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from tests.helpers import write_files
 from ui.api import AskResponse, ErrorResponse, FeedbackRecord, FeedbackResponse
 from ui.cli import app
 from ui.server import create_app
+from ui.web import PageEvents
 
 DOCS = {
     "travel.txt": "Travel\nBook flights through the travel desk at least two weeks ahead. "
@@ -191,6 +193,29 @@ def test_an_exported_file_of_the_old_format_still_reads(tmp_path):
 def client(service):
     with TestClient(create_app(service, with_page=False)) as client:
         yield client
+
+
+def test_the_pages_rating_takes_the_turn_rated_and_gives_back_its_rating_box_alone(service):
+    answer, other = service.ask(TRAVEL), service.ask(PHISHING)
+    # The turn as the page's RATE_JS sends it: the kept turn without the passages it offered.
+    turn = {**answer.to_dict(), "passages": []}
+    events = PageEvents(service)
+
+    rated = events.rate(turn, SimpleNamespace(answer_id=answer.id, rating="down", comment=" too vague "))
+
+    assert rated["answer_id"] == answer.id
+    box = rated["markup"]
+    assert box.count('class="rating"') == 1 and "two weeks ahead" not in box
+    assert 'class="sb-rate down" data-rating="down" aria-pressed="true"' in box and ">too vague</textarea>" in box
+    [record] = service.feedback()
+    assert (record["answer_id"], record["question"], record["answer"], record["rating"], record["comment"]) == (
+        answer.id, TRAVEL, answer.answer, "down", "too vague"
+    )
+    assert [c["quote"] for c in record["citations"]] == [c.quote for c in answer.citations]
+    # A turn that does not say what the rated answer said, or another answer's, rates nothing.
+    for sent in ({**turn, "answer": "Book flights a day ahead."}, other.to_dict(), None, [turn]):
+        assert events.rate(sent, SimpleNamespace(answer_id=answer.id, rating="up", comment=None)) is None
+    assert [(r["rating"], r["comment"]) for r in service.feedback()] == [("down", "too vague")]
 
 
 def test_the_api_rates_an_answer_by_its_id_and_changes_the_rating(client, service):

@@ -211,6 +211,57 @@ def test_asking_sends_the_server_the_question_not_the_saved_conversation(tab):
     expect(turns.nth(0).locator(".citation-card mark").first).to_have_text(ANSWER)
 
 
+def rate(turn, thumb: str, state: str) -> None:
+    """Click a turn's thumb and wait until the page says what was stored."""
+    turn.get_by_role("button", name=thumb, exact=True).click()
+    expect(turn.locator(".rating-state")).to_have_text(state)
+
+
+def test_rating_sends_the_server_that_answer_not_the_saved_conversation(site, tab):
+    _, service = site
+    sent = []
+
+    def note(request):
+        if request.method == "POST" and "/gradio_api/queue/join" in request.url:
+            event = json.loads(request.post_data).get("event_data")
+            if isinstance(event, dict) and "rating" in event:
+                sent.append(len(request.post_data_buffer))
+
+    tab.on("request", note)
+    questions = [f"{question} (asked {n + 1})" for n, question in enumerate(QUESTIONS * 4)][:20]
+    turns = tab.locator("#sb-conversation .turn")
+    comment = "It was the storm of 1911."
+    ask(tab, questions[0]).get_by_label("Comment on this answer (optional)").fill(comment)
+    rate(turns.first, "Not helpful", "You rated this answer not helpful, with a comment.")
+    for question in questions[1:]:
+        ask(tab, question)
+
+    rate(turns.first, "Helpful", "You rated this answer helpful, with a comment.")
+    rate(turns.nth(19), "Not helpful", "You rated this answer not helpful.")
+
+    # A rating needs the one answer rated, so rating the first answer of 20 sends what it did
+    # when it was the only one, not the 19 turns after it with their passages.
+    assert len(sent) == 3, sent
+    assert max(sent) < 3_000, sent
+    assert abs(sent[1] - sent[0]) < 50, sent
+    # One record an answer, the last rating standing, with the answer's question and citations.
+    records = {record["question"]: record for record in service.feedback()}
+    assert sorted(records) == sorted([questions[0], questions[19]])
+    first = records[questions[0]]
+    assert (first["rating"], first["comment"]) == ("up", comment)
+    assert [citation["quote"] for citation in first["citations"]] == [ANSWER]
+    assert records[questions[19]]["rating"] == "down"
+    # Only the rated answers changed on the page, and they stay rated across a reload.
+    expect(turns.locator(".rating-state")).to_have_text(
+        ["You rated this answer helpful, with a comment.", *["Not rated yet."] * 18, "You rated this answer not helpful."]
+    )
+    tab.reload()
+    expect(turns).to_have_count(20)
+    expect(turns.first.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
+    expect(turns.first.get_by_label("Comment on this answer (optional)")).to_have_value(comment)
+    expect(turns.nth(19).get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
+
+
 QUESTIONS = [
     QUESTION,
     SECOND,

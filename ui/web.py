@@ -304,9 +304,10 @@ const copy = async (button) => {
   clearTimeout(button.restore);
   button.restore = setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
 };
-// A thumb (or Save comment) sends the answer's id, the rating and the comment box as it stands.
-// The conversation is drawn again with the rating set: the focus goes back to the control
-// clicked, and comments being typed under other answers are put back.
+// A thumb (or Save comment) sends the answer's id, the rating and the comment box as it stands;
+// RATE_JS adds that answer from the kept conversation. The conversation is drawn again with the
+// rating set (SET_RATING_JS): the focus goes back to the control clicked, and comments being
+// typed under other answers are put back.
 const rate = (button) => {
   const box = button.closest('.rating');
   const rating = button.dataset.rating || box.dataset.rated || '';
@@ -314,7 +315,9 @@ const rate = (button) => {
   element.querySelectorAll('.rating').forEach((other) => {
     drafts[other.dataset.turn] = other.querySelector('.rating-comment').value;
   });
-  window.sourcebookRating = {turn: box.dataset.turn, control: button.dataset.rating || 'comment', drafts};
+  window.sourcebookRating = {
+    answer: box.dataset.answer, turn: box.dataset.turn, control: button.dataset.rating || 'comment', drafts,
+  };
   trigger('rate', {answer_id: box.dataset.answer, rating, comment: box.querySelector('.rating-comment').value});
 };
 watch('value', () => {
@@ -402,6 +405,41 @@ ADD_TURN_JS = f"""
   shown.querySelectorAll('.rating').forEach((box, n) => {{ box.dataset.turn = n; }});
   return [kept, page.innerHTML];
 }}
+"""
+
+# A rating's record keeps the answer's question, text and citations (app/service.py rate): the
+# rating sends that turn of the kept conversation (the one CITE_JS's rate() names), without the
+# passages it offered, not the whole conversation. The kept conversation is the event's input.
+RATE_JS = """
+(saved) => {
+  const rating = window.sourcebookRating;
+  const turn = rating && Array.isArray(saved) ? saved.find((kept) => kept && kept.answer_id === rating.answer) : null;
+  return [turn ? {...turn, passages: []} : null];
+}
+"""
+
+# The rating comes back as the rated answer's rating box alone; it takes the place of that
+# answer's box (of each turn that gave it), keeping the turn's number.
+SET_RATING_JS = """
+(conversation, rated) => {
+  // Not rated (a warning says why) or rated as it was, the conversation is not drawn again:
+  // there is no focus or comment to put back (CITE_JS's watch).
+  if (!rated || !rated.answer_id) {
+    window.sourcebookRating = null;
+    return [conversation];
+  }
+  const page = document.createElement('template');
+  page.innerHTML = conversation || '';
+  page.content.querySelectorAll('.rating').forEach((box) => {
+    if (box.dataset.answer !== rated.answer_id) return;
+    const turn = box.dataset.turn;
+    box.insertAdjacentHTML('afterend', rated.markup);
+    box.nextElementSibling.dataset.turn = turn;
+    box.remove();
+  });
+  if (page.innerHTML === conversation) window.sourcebookRating = null;
+  return [page.innerHTML];
+}
 """
 
 SUGGEST_JS = """
@@ -1115,27 +1153,32 @@ class PageEvents:
     def new_conversation(self):
         return [], render_conversation([]), gr.update(visible=True), gr.update(visible=False)
 
-    def rate(self, saved: list, event: gr.EventData, request: gr.Request):
-        """Rate an answer of this reader's conversation (the last rating stands), with its comment box as it stands."""
-        # The event data comes from the browser: the answer is looked up in the reader's own
-        # conversation by its id, and the rating and comment are checked like any input.
-        turns = saved_turns(saved)
+    def rate(self, sent: object, event: gr.EventData) -> dict | None:
+        """Rate an answer of this reader's conversation (the last rating stands), with its comment box as it stands.
+
+        `sent` is that answer's turn (RATE_JS); what comes back is its rating box alone, for
+        SET_RATING_JS to put in place, or None when nothing was rated (a warning says why).
+        """
+        # The turn and the event data come from the browser: the turn is checked like the kept
+        # conversation, its id made again from what it says must be the one rated, and the rating
+        # and comment are checked like any input.
         answer_id = str(getattr(event, "answer_id", ""))
-        answer = next((turn for turn in turns if turn.id == answer_id), None)
+        answer = next((turn for turn in saved_turns([sent]) if turn.id == answer_id), None)
         if answer is None:
             gr.Warning("That answer is no longer in this conversation: it was not rated.")
-            return gr.skip()
+            return None
         rating = str(getattr(event, "rating", ""))
         if rating not in RATING_WORDS:
             gr.Warning("Choose Helpful or Not helpful first, then the comment is saved with it.")
-            return gr.skip()
+            return None
         comment = getattr(event, "comment", None)
         comment = comment.strip() if isinstance(comment, str) else None
         if comment is not None and len(comment) > COMMENT_CHARS:
             gr.Warning(f"A comment is at most {COMMENT_CHARS:,} characters, this one {len(comment):,}: it was not saved.")
-            return gr.skip()
-        self.service.rate(answer, rating, comment=comment)
-        return self.conversation(turns, request)
+            return None
+        record = self.service.rate(answer, rating, comment=comment)
+        # Its place in the conversation is the page's to keep (SET_RATING_JS).
+        return {"answer_id": answer.id, "markup": render_rating(answer, record, turn=0)}
 
     # --- the gaps tab ---
     def gaps_view(self, token: str) -> str:
@@ -1292,6 +1335,8 @@ class ChatTab:
     viewer: gr.HTML
     # The turn an ask returns, on its way into the conversation (ADD_TURN_JS); never shown.
     added: gr.JSON
+    # The rating box a rating returns, on its way into the conversation (SET_RATING_JS); never shown.
+    rated: gr.JSON
 
 
 @dataclass(frozen=True)
@@ -1348,7 +1393,8 @@ def chat_tab() -> ChatTab:
                 )
         # Inside the tab: a Tabs block takes each child for a tab.
         added = gr.JSON(None, visible=False, elem_id="sb-added")
-    return ChatTab(start, conversation, question, ask, actions, restart, export, viewer, added)
+        rated = gr.JSON(None, visible=False, elem_id="sb-rated")
+    return ChatTab(start, conversation, question, ask, actions, restart, export, viewer, added, rated)
 
 
 @dataclass(frozen=True)
@@ -1431,7 +1477,10 @@ def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None
     ):
         asking.success(None, [turns, chat.conversation, chat.added], [turns, chat.conversation], js=ADD_TURN_JS)
     chat.conversation.cite(events.open_citation, None, chat.viewer)
-    chat.conversation.rate(events.rate, [turns], chat.conversation, show_progress="hidden")
+    # A rating sends the rated turn (RATE_JS) and gets back its rating box (SET_RATING_JS).
+    chat.conversation.rate(events.rate, [turns], chat.rated, js=RATE_JS, show_progress="hidden").success(
+        None, [chat.conversation, chat.rated], chat.conversation, js=SET_RATING_JS
+    )
     chat.restart.click(
         events.new_conversation, None, [turns, chat.conversation, chat.start, chat.actions]
     )
