@@ -1,13 +1,16 @@
 """How far an ingest is, whatever started it: one small record in the index folder, written as the ingest goes.
 
-Every ingest of files (`sourcebook ingest`, the server's catch-up at its start, the folder watcher)
-writes its progress there whole, through the one atomic-write helper; the page's Sources view
-reads it, so an ingest run in another process shows as well as one run by the server. Only one
-ingest writes at a time: each holds the library's write lock while it runs.
+Every ingest of files (`sourcebook ingest`, the server's catch-up at its start, the folder watcher,
+an upload from the page or the HTTP API) writes its progress there whole, through the one
+atomic-write helper; the page's Sources view reads it, so an ingest run in another process shows
+as well as one run by the server. Ingests of a folder hold the library's write lock, one at a
+time; an upload embeds outside it, so its record may be written beside another ingest's: each
+writer has a temporary file of its own, and the latest write is the one read.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -26,6 +29,7 @@ PROGRESS_FILE = "ingest-progress.json"
 BY_COMMAND = "sourcebook ingest"
 AT_START = "the server's catch-up at its start"
 BY_WATCHER = "the folder watcher"
+BY_UPLOAD = "an upload"
 # Progress is written at most this often (each write is synced to disk); the first report and the
 # end are always written.
 WRITE_EVERY = 0.25
@@ -33,6 +37,8 @@ WRITE_EVERY = 0.25
 # (the id may have been reused). One file read takes a few minutes at most (OCR reads at most 200
 # pages of one, a second or two each), and the model reports every batch.
 STALE_SECONDS = 15 * 60
+# Numbers each progress file of this process a temporary name, as two may write at once (uploads).
+_writers = itertools.count()
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +164,7 @@ class ProgressFile:
         self.every = every
         now = clock()
         self.record = IngestProgress(origin=origin, pid=os.getpid(), host=socket.gethostname(), started=now, updated=now)
+        self._owner = f"{self.record.pid}.{next(_writers)}"
         self._lock = threading.Lock()
         self._changed = False
         self._stop = threading.Event()
@@ -190,6 +197,10 @@ class ProgressFile:
         """Write the end: the ingest's counts (added, updated, removed, unchanged, failed)."""
         self._end(outcome=outcome)
 
+    def stop(self, reason: str) -> None:
+        """Write the end of an ingest cut short without an exception of its own (an upload its caller gave up on)."""
+        self._end(error=reason)
+
     def _end(self, *, outcome: dict[str, int] | None = None, error: str | None = None) -> None:
         with self._lock:
             now = self.clock()
@@ -208,7 +219,7 @@ class ProgressFile:
                 return
             self._changed = False
             try:
-                write_atomically(self.path, self.record.to_json(), owner=str(self.record.pid))
+                write_atomically(self.path, self.record.to_json(), owner=self._owner)
             except OSError as error:
                 if not self._write_failed:
                     log.warning("cannot write the ingest progress to %s: %s", self.path, error)

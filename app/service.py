@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from app.pipeline import (
     Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
     source_for, store_embedded, vanished,
 )
-from app.progress import AT_START, BY_COMMAND, IngestProgress, ProgressFile, read_progress
+from app.progress import AT_START, BY_COMMAND, BY_UPLOAD, IngestProgress, ProgressFile, read_progress
 from app.suggestions import answers_about, candidate_questions
 from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type, safe_filename
 from ingest.errors import IngestError
@@ -233,28 +233,57 @@ class Sourcebook:
         read. A file over the per-file limit, or one that cannot be read, is refused before it is
         written, so the corpus folder only ever holds files that were indexed. Each file is read
         and parsed once; parsing and embedding happen outside the write lock. `files` may also be
-        (name, bytes) pairs.
+        (name, bytes) pairs. Its progress goes to the index folder's progress file, as every
+        ingest's does, started by BY_UPLOAD.
+        """
+        return list(self.upload_each(files))
+
+    def upload_each(self, files: Sequence[Upload | tuple[str, bytes]]) -> Iterator[UploadResult]:
+        """`upload`, giving each file's result as soon as it is indexed (a page shows how far the upload is).
+
+        The whole upload is checked at the first `next`. One progress record covers the upload:
+        files done of the total and the file being indexed, then its counts, or why it stopped
+        (an error, or the caller closing this before the last file).
         """
         uploads = [file if isinstance(file, Upload) else Upload.of_bytes(*file) for file in files]
         self.check_upload(uploads)
+        if not uploads:
+            return
+        total = len(uploads)
+        # Every count at 0, in the order the Sources view shows an ingest's.
+        outcome = IngestReport().summary()
+        with ProgressFile(self.library.directory, BY_UPLOAD) as tracked:
+            for done, upload in enumerate(uploads, start=1):
+                tracked(done - 1, total, upload.name)
+                result = self._upload_one(upload)
+                outcome[result.status] += 1
+                tracked(done, total)
+                if done == total:
+                    # Before the last result is given: a caller that stops once it has them all ends it well.
+                    tracked.finish(outcome)
+                try:
+                    yield result
+                except GeneratorExit:
+                    if done < total:
+                        tracked.stop(f"the upload was given up after {done} of {total} files")
+                    raise
+
+    def _upload_one(self, upload: Upload) -> UploadResult:
+        """Check, read, parse, save and index one uploaded file; a file refused or unreadable is a failed result."""
         limit = self.settings.max_file_bytes
-        results = []
-        for upload in uploads:
-            try:
-                filename = safe_filename(upload.name)
-                # The size the front end gave first, so a big file is never read; then the bytes.
-                if (reason := over_file_limit(upload.size, limit)) is not None:
-                    raise IngestError(filename, reason)
-                data = upload.read(limit + 1)
-                if (reason := over_file_limit(len(data), limit)) is not None:
-                    raise IngestError(filename, reason)
-                path = self.settings.corpus_dir / filename
-                document = parse(data, path.suffix, source=source_for(path))
-            except (ValueError, IngestError) as error:
-                results.append(UploadResult(upload.name, "failed", reason=getattr(error, "reason", str(error))))
-                continue
-            results.append(self._save_and_ingest(path, data, document))
-        return results
+        try:
+            filename = safe_filename(upload.name)
+            # The size the front end gave first, so a big file is never read; then the bytes.
+            if (reason := over_file_limit(upload.size, limit)) is not None:
+                raise IngestError(filename, reason)
+            data = upload.read(limit + 1)
+            if (reason := over_file_limit(len(data), limit)) is not None:
+                raise IngestError(filename, reason)
+            path = self.settings.corpus_dir / filename
+            document = parse(data, path.suffix, source=source_for(path))
+        except (ValueError, IngestError) as error:
+            return UploadResult(upload.name, "failed", reason=getattr(error, "reason", str(error)))
+        return self._save_and_ingest(path, data, document)
 
     def _save_and_ingest(self, path: Path, data: bytes, document: Document) -> UploadResult:
         """Put an upload's bytes at `path` and store its parsed document, in an order no crash can undo.

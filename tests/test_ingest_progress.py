@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from app.progress import AT_START, BY_COMMAND, PROGRESS_FILE, STALE_SECONDS, IngestProgress, read_progress
+from app.progress import AT_START, BY_COMMAND, BY_UPLOAD, PROGRESS_FILE, STALE_SECONDS, IngestProgress, read_progress
 from app.service import Sourcebook
+from app.uploads import UploadResult
 from app.watch import CorpusWatcher
 from retrieval.settings import Settings
 from tests.fakes import FakeReader
 from tests.helpers import REPO, write_files
 from tests.slow_ingest import SlowEmbedder
-from ui.web import PageEvents, render_ingest_status
+from ui.web import PageEvents, render_ingest_status, render_upload_progress
 
 TOPICS = ["rowing", "chess", "choir", "budget", "garden", "archive", "canteen", "parking", "library", "darkroom"]
 # Bounds on waiting for another process or the watcher; each is far longer than the work takes.
@@ -81,6 +82,96 @@ def test_an_ingest_that_fails_is_kept_as_stopped_with_its_reason_not_as_running(
     record = service.ingest_progress()
     assert (record.origin, record.running, record.outcome) == (BY_COMMAND, False, None)
     assert record.error == "RuntimeError: the model went away"
+
+
+# --- an upload, from the page or the HTTP API ------------------------------------------------------
+def test_an_upload_names_each_file_as_it_is_indexed_and_counts_to_the_end(make_service, embedder):
+    service = make_service()
+    files = [("rowing.txt", note("rowing").encode()), ("minutes.xyz", b"not a kind of file read"),
+             ("chess.txt", note("chess").encode())]
+    seen: list[tuple] = []
+    encode = embedder.encode
+
+    def watched(texts):
+        def told():
+            """the progress record names the file whose text is being embedded"""
+            record = read_progress(service.library.directory)
+            return record and record.current and any(Path(record.current).stem in text for text in texts) and record
+
+        # The record is written by a thread every quarter of a second: read it once it names this file.
+        record = eventually(told)
+        entry = (record.origin, record.running, record.done, record.total, record.current)
+        if entry not in seen:
+            seen.append(entry)
+        return encode(texts)
+
+    embedder.encode = watched
+    results = service.upload(files)
+
+    assert [result.status for result in results] == ["added", "failed", "added"]
+    # Read by any Sources view while it went: the upload's files done of all three, the file indexed.
+    assert seen == [(BY_UPLOAD, True, 0, 3, "rowing.txt"), (BY_UPLOAD, True, 2, 3, "chess.txt")]
+    record = service.ingest_progress()
+    assert (record.origin, record.running, record.done, record.total, record.current) == (BY_UPLOAD, False, 3, 3, None)
+    assert record.outcome == {"added": 2, "updated": 0, "removed": 0, "unchanged": 0, "failed": 1}
+    assert record.pid == os.getpid() and record.error is None
+    status, *_ = PageEvents(service).ingest_status(None)
+    assert "The last ingest, started by an upload, finished" in status
+    assert "2 added, 0 updated, 0 removed, 0 unchanged, 1 failed." in status
+
+
+def test_an_upload_that_fails_is_kept_as_stopped_with_its_reason(make_service, embedder):
+    service = make_service()
+
+    def broken(texts):
+        raise RuntimeError("the model went away")
+
+    embedder.encode = broken
+    with pytest.raises(RuntimeError, match="went away"):
+        service.upload([("rowing.txt", note("rowing").encode()), ("chess.txt", note("chess").encode())])
+
+    record = service.ingest_progress()
+    assert (record.origin, record.running, record.outcome) == (BY_UPLOAD, False, None)
+    assert (record.done, record.total) == (0, 2)
+    assert record.error == "RuntimeError: the model went away"
+    assert service.documents() == []
+
+
+def test_an_upload_given_up_part_way_is_kept_as_stopped_not_running(make_service):
+    service = make_service()
+    each = service.upload_each([("rowing.txt", note("rowing").encode()), ("chess.txt", note("chess").encode())])
+
+    assert next(each).status == "added"
+    each.close()
+
+    record = service.ingest_progress()
+    assert (record.origin, record.running, record.done, record.total) == (BY_UPLOAD, False, 1, 2)
+    assert record.error == "the upload was given up after 1 of 2 files"
+
+
+def test_a_page_upload_shows_its_uploader_each_file_and_is_one_record_for_every_sources_view(
+    make_service, tmp_path, monkeypatch
+):
+    received = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(received))
+    topics = TOPICS[:3]
+    # Gradio keeps each uploaded file in a folder of its own.
+    paths = [
+        write_files(received / str(n), {f"{topic}.txt": note(topic)}) / f"{topic}.txt" for n, topic in enumerate(topics)
+    ]
+    events = PageEvents(make_service())
+    events.uploaded.update(str(path) for path in paths)
+
+    shown = [markup for markup, *_ in events.upload([str(path) for path in paths], "")]
+
+    # The uploader's page, as before: the file being indexed and those done, one by one, then the results.
+    added = [UploadResult(f"{topic}.txt", "added") for topic in topics]
+    assert shown[:3] == [render_upload_progress(added[:n], 3, f"{topic}.txt") for n, topic in enumerate(topics)]
+    assert len(shown) == 4 and shown[3].count("status-added") == 3
+    # One record for the whole upload, which every Sources view reads.
+    record = events.service.ingest_progress()
+    assert (record.origin, record.running, record.done, record.total) == (BY_UPLOAD, False, 3, 3)
+    assert record.outcome == {"added": 3, "updated": 0, "removed": 0, "unchanged": 0, "failed": 0}
 
 
 # --- read by the server, from another process ------------------------------------------------------

@@ -413,7 +413,7 @@ def test_a_page_upload_onto_a_full_disk_says_so_and_adds_nothing(service, upload
     def full(files):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(service, "upload", full)
+    monkeypatch.setattr(service, "upload_each", full)
     app = create_app(service)
     with TestClient(app) as client:
         [path] = client.post("/gradio_api/upload", files=[("files", ("parking.txt", b"Parking\nGarage B.\n"))]).json()

@@ -1245,11 +1245,15 @@ class PageEvents:
         except ValueError as error:
             yield render_message(f"Nothing was added: {error}.", status="failed"), gr.skip(), gr.skip(), None
             return
-        # One file at a time (the upload as a whole was checked above), so the page shows how far it is.
+        # One upload (one progress record for every Sources view), its results taken as each file
+        # is indexed, so this page shows how far it is: the file being indexed, and those done.
         results: list[UploadResult] = []
-        for upload in uploads:
-            yield render_upload_progress(results, len(uploads), upload.name), gr.skip(), gr.skip(), gr.skip()
-            results.extend(service.upload([upload]))
+        yield render_upload_progress(results, len(uploads), uploads[0].name), gr.skip(), gr.skip(), gr.skip()
+        for result in service.upload_each(uploads):
+            results.append(result)
+            if len(results) < len(uploads):
+                upload = uploads[len(results)]
+                yield render_upload_progress(results, len(uploads), upload.name), gr.skip(), gr.skip(), gr.skip()
         rows, choices = self.sources_view()
         # Clearing the file box makes room for the next drop; the results stay listed below it.
         yield render_upload_results(results), rows, choices, None
