@@ -147,6 +147,10 @@ class ProgressFile:
     (each write is synced), so a thread writes the latest one every `every` seconds while they
     change: a reader sees the file being read within that time, however long it takes. A write
     that fails (a full disk) is logged, never raised: progress is not worth an ingest.
+
+    With `keep_if_idle`, a run that ends having changed nothing (every file unchanged) puts back
+    the record it found: the watcher's pass over a file an upload has just indexed, or a start-up
+    catch-up with nothing to catch up, does not hide how the last real ingest went.
     """
 
     def __init__(
@@ -157,8 +161,15 @@ class ProgressFile:
         forward: Progress | None = None,
         clock: Callable[[], float] = time.time,
         every: float = WRITE_EVERY,
+        keep_if_idle: bool = False,
     ) -> None:
         self.path = Path(directory) / PROGRESS_FILE
+        self._found: str | None = None
+        if keep_if_idle:
+            try:
+                self._found = self.path.read_text(encoding="utf-8")
+            except OSError:
+                pass  # none yet (or unreadable): an idle run's own record is then the one to show
         self.forward = forward
         self.clock = clock
         self.every = every
@@ -195,6 +206,16 @@ class ProgressFile:
 
     def finish(self, outcome: dict[str, int]) -> None:
         """Write the end: the ingest's counts (added, updated, removed, unchanged, failed)."""
+        idle = not any(count for name, count in outcome.items() if name != "unchanged")
+        if idle and self._found is not None:
+            with self._lock:
+                self.record = replace(self.record, current=None, finished=self.clock(), outcome=outcome)
+                self._changed = False
+                try:
+                    write_atomically(self.path, self._found, owner=self._owner)
+                except OSError as error:
+                    log.warning("cannot put back the ingest progress in %s: %s", self.path, error)
+            return
         self._end(outcome=outcome)
 
     def stop(self, reason: str) -> None:

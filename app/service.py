@@ -337,7 +337,7 @@ class Sourcebook:
             stored = self.library.store.file_hashes()
             for source in vanished(folder, stored, files_to_consider(folder)):
                 self._keep_text(source, stored[source])
-            with ProgressFile(self.library.directory, origin, forward=progress) as tracked:
+            with ProgressFile(self.library.directory, origin, forward=progress, keep_if_idle=True) as tracked:
                 report = ingest_path(
                     folder, library=self.library, embedder=self.embedder, chunking=self.chunking,
                     max_file_bytes=self.settings.max_file_bytes, progress=tracked,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.progress import AT_START, BY_COMMAND, BY_UPLOAD, PROGRESS_FILE, STALE_SECONDS, IngestProgress, read_progress
+from app.progress import AT_START, BY_COMMAND, BY_UPLOAD, BY_WATCHER, PROGRESS_FILE, STALE_SECONDS, IngestProgress, read_progress
 from app.service import Sourcebook
 from app.uploads import UploadResult
 from app.watch import CorpusWatcher
@@ -301,3 +301,24 @@ def test_a_running_ingest_is_drawn_with_its_file_escaped_and_the_time_left_at_it
                            error="OSError: disk full <b>")
     stopped = render_ingest_status(ended, now=200.0)
     assert "started by sourcebook ingest, stopped at" in stopped and "after 1 min: OSError: disk full &lt;b&gt;" in stopped
+
+
+def test_a_catch_up_that_changes_nothing_leaves_the_last_real_ingest_shown(make_service, tmp_path):
+    corpus = write_files(tmp_path / "corpus", notes(TOPICS[:2]))
+    service = make_service(corpus_dir=corpus)
+    service.reconcile()
+    (corpus / "choir.txt").write_text(note("choir"))
+    service.reconcile(origin=BY_WATCHER)
+    shown = service.ingest_progress()
+    assert (shown.origin, shown.outcome["added"]) == (BY_WATCHER, 1)
+
+    # The watcher's next pass finds every file as stored (the file an upload just indexed, say):
+    # the record of the pass that added choir.txt stays, not "0 added, 3 unchanged".
+    report = service.reconcile(origin=BY_WATCHER)
+
+    assert report.summary()["unchanged"] == 3
+    assert service.ingest_progress() == shown
+    # A pass that does change something is shown as ever.
+    (corpus / "chess.txt").unlink()
+    service.reconcile(origin=BY_WATCHER)
+    assert service.ingest_progress().outcome["removed"] == 1
