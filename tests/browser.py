@@ -54,3 +54,24 @@ def ask(page, question: str):
     expect(turns).to_have_count(before + 1)
     settled(page, "sb-conversation")
     return turns.last
+
+
+# Every distinct text an element inside a container shows, in order, as the page changes it.
+_WATCH_TEXTS = """([container, selector]) => {
+  window.sourcebookSeen = [];
+  const root = document.querySelector(container);
+  new MutationObserver(() => {
+    const text = root.querySelector(selector);
+    if (text && !window.sourcebookSeen.includes(text.textContent)) window.sourcebookSeen.push(text.textContent);
+  }).observe(root, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def watch_texts(page, container: str, selector: str) -> None:
+    """Start recording each distinct text of `selector` inside `container` (read with seen_texts)."""
+    page.evaluate(_WATCH_TEXTS, [container, selector])
+
+
+def seen_texts(page) -> list[str]:
+    """The texts recorded since watch_texts, in the order the page showed them."""
+    return page.evaluate("window.sourcebookSeen")

@@ -15,6 +15,7 @@ import pytest
 from app.service import Sourcebook
 from app.watch import CorpusWatcher
 from retrieval.settings import Settings
+from tests.browser import seen_texts, watch_texts
 from tests.fakes import FakeReader
 from tests.helpers import write_files
 from tests.servers import serving
@@ -34,14 +35,6 @@ LATER = {
 }
 # Each text the model embeds takes this long while the watcher ingests: four files, a few seconds.
 SECONDS_PER_TEXT = 0.8
-SEEN_STATUS = """() => {
-  window.sourcebookIngest = [];
-  const status = document.querySelector('#sb-ingest-status');
-  new MutationObserver(() => {
-    const text = status.querySelector('.ingest-progress, .ingest-done');
-    if (text && !window.sourcebookIngest.includes(text.textContent)) window.sourcebookIngest.push(text.textContent);
-  }).observe(status, {subtree: true, childList: true, characterData: true});
-}"""
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ def test_the_sources_view_shows_a_watched_ingest_going_and_ended_while_it_is_ope
     tab.get_by_role("tab", name="Sources").click()
     status = tab.locator("#sb-ingest-status")
     expect(status).to_contain_text("The last ingest, started by the server's catch-up at its start, finished")
-    tab.evaluate(SEEN_STATUS)
+    watch_texts(tab, "#sb-ingest-status", ".ingest-progress, .ingest-done")
     embedder.delay = SECONDS_PER_TEXT
 
     write_files(corpus, LATER)
@@ -76,7 +69,7 @@ def test_the_sources_view_shows_a_watched_ingest_going_and_ended_while_it_is_ope
         "The last ingest, started by the folder watcher, finished", timeout=60_000
     )
     expect(status).to_contain_text("4 added, 0 updated, 0 removed, 1 unchanged, 0 failed.")
-    seen = tab.evaluate("window.sourcebookIngest")
+    seen = seen_texts(tab)
     going = [re.match(r"Indexing, started by the folder watcher: (\d) of 5 files done; ", text) for text in seen]
     assert any(found and int(found[1]) < 5 for found in going), seen
     # The table is listed again once the ingest has finished, without a reload: it shows what the

@@ -12,7 +12,7 @@ import re
 import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import ask
+from tests.browser import ask, seen_texts, watch_texts
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
@@ -242,14 +242,6 @@ def test_a_deleted_document_is_restored_from_the_list_and_a_taken_name_is_refuse
 
 
 # --- an upload's progress -----------------------------------------------------------------------
-SEEN_PROGRESS = """() => {
-  window.sourcebookProgress = [];
-  const results = document.querySelector('#sb-upload-results');
-  new MutationObserver(() => {
-    const text = results.querySelector('.upload-progress');
-    if (text && !window.sourcebookProgress.includes(text.textContent)) window.sourcebookProgress.push(text.textContent);
-  }).observe(results, {subtree: true, childList: true, characterData: true});
-}"""
 
 
 def test_an_upload_shows_which_file_is_indexed_and_how_many_are_done(site, tab):
@@ -259,7 +251,7 @@ def test_an_upload_shows_which_file_is_indexed_and_how_many_are_done(site, tab):
         for name, day in (("rowing", "first"), ("chess", "second"), ("choir", "third"))
     }
     open_sources(tab)
-    tab.evaluate(SEEN_PROGRESS)
+    watch_texts(tab, "#sb-upload-results", ".upload-progress")
 
     tab.set_input_files(
         "#sb-upload input[type=file]",
@@ -271,7 +263,7 @@ def test_an_upload_shows_which_file_is_indexed_and_how_many_are_done(site, tab):
     expect(tab.locator("#sb-upload-results .sb-progress")).to_have_count(0)
     for name in files:
         expect(results.filter(has_text=name)).to_contain_text("added")
-    seen = tab.evaluate("window.sourcebookProgress")
+    seen = seen_texts(tab)
     assert seen == [
         "0 of 3 files done; indexing rowing.txt…",
         "1 of 3 files done; indexing chess.txt…",
