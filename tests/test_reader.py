@@ -238,3 +238,14 @@ def test_mining_writes_pairs_training_reads_back(tiny_squad, tmp_path):
     assert unanswerable and all(p.label == 0.0 for p in unanswerable)
     assert {p.context.split(" [SEP] ")[0] for p in unanswerable if p.group == unanswerable[0].group} >= {
         "Its market opens every Saturday morning."}
+
+
+def test_mined_questions_of_different_paragraphs_keep_different_ids():
+    article = _two_paragraph_article()
+    article["paragraphs"][1]["qas"] = [{"question": "What did the farmers hold each autumn?", "is_impossible": False,
+                                        "answers": [{"text": "a fair", "answer_start": article["paragraphs"][1]["context"].index("a fair")}]}]
+    del article["paragraphs"][0]["qas"][0]["id"]
+
+    ids = [question.id for _, question in mine.paragraph_questions(article)]
+
+    assert ids == ["Town1/0/0", "Town1/1/0"]

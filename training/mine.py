@@ -61,7 +61,10 @@ def article_sentences(article: dict) -> list[tuple[int, str, str]]:
 def paragraph_questions(article: dict) -> Iterator[tuple[int, Question]]:
     """The article's questions with the index of the paragraph each is about."""
     for p, paragraph in enumerate(article["paragraphs"]):
-        for question in questions([{"title": article["title"], "paragraphs": [paragraph]}]):
+        # Read one paragraph at a time, with the ids questions() would give them in the whole
+        # article (SQuAD v1.1 train has none of its own), so no two paragraphs' questions share one.
+        qas = [{**qa, "id": qa.get("id") or f"{article['title']}/{p}/{q}"} for q, qa in enumerate(paragraph["qas"])]
+        for question in questions([{"title": article["title"], "paragraphs": [{**paragraph, "qas": qas}]}]):
             yield p, question
 
 
