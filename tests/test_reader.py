@@ -249,3 +249,18 @@ def test_mined_questions_of_different_paragraphs_keep_different_ids():
     ids = [question.id for _, question in mine.paragraph_questions(article)]
 
     assert ids == ["Town1/0/0", "Town1/1/0"]
+
+
+@pytest.mark.integration
+def test_a_smaller_reader_starts_from_the_shipped_ones_first_layers():
+    from retrieval.embedder import bundled_model_path
+    from training.onnx_weights import load_onnx_weights, onnx_state_dict
+
+    model, _ = train_reader.load_model(bundled_model_path(), 4)
+    load_onnx_weights(model, READER_DIR / "model.onnx")
+    shipped = onnx_state_dict(READER_DIR / "model.onnx")
+
+    state = model.state_dict()
+    assert model.config.num_hidden_layers == 4 and not any(".layer.4." in name for name in state)
+    for name in ("bert.encoder.layer.3.output.dense.weight", "bert.encoder.layer.0.attention.self.query.weight", "classifier.weight"):
+        assert np.array_equal(state[name].numpy(), shipped[name])

@@ -44,11 +44,13 @@ def onnx_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_onnx_weights(model, path: Path) -> None:
-    """Load the weights of the ONNX export at `path` into a transformers BERT classifier, strictly."""
+    """Load the weights of the ONNX export at `path` into a transformers BERT classifier: every
+    weight the model has must be there (an export with more layers gives its first ones)."""
     import torch
 
-    state = {name: torch.from_numpy(np.array(value)) for name, value in onnx_state_dict(path).items()}
     expected = model.state_dict()
+    # Layers past the model's own are left out: a smaller reader can start from a larger one's first layers.
+    state = {name: torch.from_numpy(np.array(value)) for name, value in onnx_state_dict(path).items() if name in expected}
     # Buffers the export folds away (position ids) keep the model's own values.
     for name, value in expected.items():
         if name not in state and not name.endswith("position_ids"):
