@@ -25,13 +25,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ingest.sentences import sentence_spans
+from retrieval.reader import reader_context
 from training.squad import (
     Pair,
     Question,
-    _mentions_answer,
     article_vocabulary,
     context_of,
     load_articles,
+    mentions_answer,
     near_miss,
     questions,
     readable_title,
@@ -39,7 +40,6 @@ from training.squad import (
     shared_words,
     split_dev,
 )
-from retrieval.reader import reader_context
 
 # A negative from another paragraph scored above this is more likely an answer SQuAD did not mark
 # (an article states a fact more than once) than a mistake: left out, not learnt as "no".
@@ -74,11 +74,11 @@ def candidates(question: Question, paragraph: int, sentences: Sequence[tuple[int
     own = [
         (context_of(question, i), False)
         for i, sentence in enumerate(question.sentences)
-        if i not in question.answering and len(sentence.split()) >= 4 and not _mentions_answer(sentence, question.answers)
+        if i not in question.answering and len(sentence.split()) >= 4 and not mentions_answer(sentence, question.answers)
     ]
     scored = []
     for p, sentence, context in sentences:
-        if p == paragraph or len(sentence.split()) < 4 or _mentions_answer(sentence, question.answers):
+        if p == paragraph or len(sentence.split()) < 4 or mentions_answer(sentence, question.answers):
             continue
         shared = shared_words(question.text, sentence)
         if shared >= 2:

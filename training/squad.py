@@ -113,7 +113,8 @@ def shared_words(question: str, sentence: str) -> int:
     return sum(1 for word in keyword_terms(question) if word[:5] in stems)
 
 
-def _mentions_answer(sentence: str, answers: Sequence[str]) -> bool:
+def mentions_answer(sentence: str, answers: Sequence[str]) -> bool:
+    """Whether the sentence contains one of the answer texts (it may answer too: never a negative)."""
     lowered = sentence.lower()
     return any(answer.lower() in lowered for answer in answers)
 
@@ -123,7 +124,7 @@ def nearest_sentences(question: Question, limit: int, rng: random.Random) -> lis
     others = [
         i
         for i, sentence in enumerate(question.sentences)
-        if i not in question.answering and not _mentions_answer(sentence, question.answers) and len(sentence.split()) >= 4
+        if i not in question.answering and not mentions_answer(sentence, question.answers) and len(sentence.split()) >= 4
     ]
     rng.shuffle(others)
     others.sort(key=lambda i: -shared_words(question.text, question.sentences[i]))
