@@ -87,6 +87,7 @@ def test_pairs_mark_the_answering_sentence_and_take_near_misses_as_negatives(tin
     positives = [p for p in pairs if p.label == 1.0]
     assert [p.question for p in positives] == ["When was Town0 founded?"]
     assert positives[0].context.startswith("The town was founded in 1800 by farmers. [SEP] Article 0. Town0 is")
+    assert positives[0].answer == "1800"
     unanswerable = [p for p in pairs if p.question == "When was the Town0 mill closed?"]
     # Its two nearest sentences (most shared words first): the mills, the town's name.
     assert len(unanswerable) == 2 and all(p.label == 0.0 for p in unanswerable)
@@ -162,6 +163,58 @@ def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable
     train_reader.train(train_reader.parse_args(stage))
     pairs = [reader_context(s, title="Town3") for s in ("The town was founded in 1803.", "Its market opens on Saturday.")]
     assert np.allclose(Reader(again).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=1e-5)
+
+
+def test_the_answer_task_points_at_the_answers_word_pieces_in_the_sentence_only():
+    from transformers import AutoTokenizer
+
+    from retrieval.embedder import bundled_model_path
+    from training.squad import Pair
+
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    context = reader_context("The mill was founded in 1803 by Ann Lee.", title="Ann Lee")
+    pairs = [
+        Pair("Who founded the mill?", context, 1.0, "q", "Ann Lee"),
+        Pair("Who founded the mill?", context, 0.0, "q"),  # a negative: nothing to point at
+        Pair("Who founded the mill?", context, 1.0, "q", "Bo"),  # not in the sentence
+        Pair("Who founded the mill? " * 3, reader_context("Long ago " * 20 + "Ann Lee did.", title="T"), 1.0, "q", "Ann Lee"),
+    ]
+    inputs = train_reader.encode(tokenizer, pairs, 40, offsets=True)
+
+    starts, ends, context_mask = train_reader.answer_tokens(inputs, pairs)
+
+    ids = inputs["input_ids"][0]
+    # The first "Ann Lee" of the context, the sentence's, not the title's after [SEP].
+    assert tokenizer.decode(ids[starts[0] : ends[0] + 1]) == "ann lee"
+    assert starts[0] < list(ids).index(tokenizer.sep_token_id, int(context_mask[0].nonzero()[0]))
+    # No answer, an answer not there, an answer cut off by the length limit: nothing to learn.
+    assert starts[1:].tolist() == [-100] * 3 and ends[1:].tolist() == [-100] * 3
+    # Only the context's pieces may be pointed at: never the question's or the special tokens.
+    question_pieces = [i for i, sequence in enumerate(inputs.sequence_ids(0)) if sequence != 1]
+    assert not context_mask[0, question_pieces].any() and context_mask[0].sum() > 0
+
+
+@pytest.mark.integration
+def test_training_with_the_answer_task_resumes_and_exports_the_one_score_reader(tiny_squad, tmp_path):
+    import torch
+
+    work, out = tmp_path / "work", tmp_path / "reader"
+    args = ["--data", str(tiny_squad), "--work", str(work), "--out", str(out), "--layers", "1", "--batch-size", "8",
+            "--lr", "3e-4", "--epochs", "30", "--checkpoint-every", "10", "--dev-questions", "0", "--threads", "1",
+            "--span-weight", "0.5"]
+
+    train_reader.train(train_reader.parse_args([*args, "--max-steps", "10"]))
+    head = torch.load(work / "checkpoint.pt", weights_only=False)["span_head"]
+    train_reader.train(train_reader.parse_args([*args, "--max-steps", "20"]))
+
+    log = [json.loads(line) for line in (work / "train.log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log if entry["event"] == "checkpoint"] == [10, 20]
+    # The answer head came back from the checkpoint and went on learning.
+    resumed = torch.load(work / "checkpoint.pt", weights_only=False)["span_head"]
+    assert head["weight"].shape == resumed["weight"].shape == (2, 384) and not torch.equal(head["weight"], resumed["weight"])
+    # The export is the usual one-score reader.
+    scores = Reader(out).score("When was Town3 founded?", [reader_context("The town was founded in 1803.", title="Town3")])
+    assert scores.shape == (1,) and 0 <= scores[0] <= 1
 
 
 @pytest.mark.integration

@@ -40,6 +40,7 @@ class Pair:
     context: str  # the candidate sentence, then what helps read it (reader_context)
     label: float  # 1.0 when the sentence holds the answer
     group: str  # the question's id: its pairs are scored together when measuring
+    answer: str = ""  # a positive's answer text as it stands in the sentence (for --span-weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ def mentions_answer(sentence: str, answers: Sequence[str]) -> bool:
     """Whether the sentence contains one of the answer texts (it may answer too: never a negative)."""
     lowered = sentence.lower()
     return any(answer.lower() in lowered for answer in answers)
+
+
+def answer_in(sentence: str, answers: Sequence[str]) -> str:
+    """The first answer text that stands in the sentence as written, or "" when none does."""
+    return next((answer for answer in answers if answer and answer in sentence), "")
 
 
 def nearest_sentences(question: Question, limit: int, rng: random.Random) -> list[int]:
@@ -264,7 +270,8 @@ def training_pairs(
         for question in chosen:
             if question.answering:
                 for i in sorted(question.answering)[:1]:
-                    pairs.append(Pair(question.text, context_of(question, i), 1.0, question.id))
+                    answer = answer_in(question.sentences[i], question.answers)
+                    pairs.append(Pair(question.text, context_of(question, i), 1.0, question.id, answer))
                 for i in nearest_sentences(question, negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
                 if near_miss_share and rng.random() < near_miss_share:

@@ -53,6 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
     parser.add_argument("--mined", type=Path, default=None,
                         help="pairs mined with an earlier reader (python -m training.mine) added to the built ones")
+    parser.add_argument("--span-weight", type=float, default=0.0,
+                        help="weight of a second task while training: point at the answer's first and last word "
+                             "piece in a positive's sentence (the export keeps only the one score)")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
     parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -120,7 +123,7 @@ def load_model(base: Path, layers: int):
     return model, tokenizer
 
 
-def encode(tokenizer, pairs: Sequence[Pair], max_length: int):
+def encode(tokenizer, pairs: Sequence[Pair], max_length: int, *, offsets: bool = False):
     """Tokenise (question, context) pairs; the context is cut first, never the question."""
     return tokenizer(
         [p.question for p in pairs],
@@ -129,7 +132,44 @@ def encode(tokenizer, pairs: Sequence[Pair], max_length: int):
         max_length=max_length,
         padding=True,
         return_tensors="pt",
+        return_offsets_mapping=offsets,
     )
+
+
+def answer_tokens(inputs, pairs: Sequence[Pair]):
+    """Per pair, the word pieces where its answer starts and ends in the context (-100: none).
+
+    The sentence opens the context, so the answer's place in the sentence is its place there.
+    Also a mask of the context's word pieces, the only places an answer may be pointed at.
+    """
+    import torch
+
+    offsets = inputs.pop("offset_mapping")
+    starts = torch.full((len(pairs),), -100, dtype=torch.long)
+    ends = torch.full((len(pairs),), -100, dtype=torch.long)
+    context = torch.zeros(offsets.shape[:2], dtype=torch.bool)
+    for row, pair in enumerate(pairs):
+        pieces = [i for i, sequence in enumerate(inputs.sequence_ids(row)) if sequence == 1]
+        context[row, pieces] = True
+        first = pair.context.find(pair.answer) if pair.answer and pair.label else -1
+        if first < 0:
+            continue
+        last = first + len(pair.answer)
+        covering = [i for i in pieces if offsets[row, i, 1] > first and offsets[row, i, 0] < last]
+        if covering and offsets[row, covering[-1], 1] >= last:  # the whole answer survived the cut
+            starts[row], ends[row] = covering[0], covering[-1]
+    return starts, ends, context
+
+
+def span_loss(head, hidden, starts, ends, context):
+    """Cross-entropy of the answer's first and last word piece among the context's pieces."""
+    import torch
+
+    if not bool((starts >= 0).any()):
+        return hidden.new_zeros(())
+    logits = head(hidden).masked_fill(~context.unsqueeze(-1), -1e4)
+    loss = torch.nn.functional.cross_entropy
+    return (loss(logits[..., 0], starts, ignore_index=-100) + loss(logits[..., 1], ends, ignore_index=-100)) / 2
 
 
 def score(model, tokenizer, pairs: Sequence[Pair], max_length: int, batch_size: int = 64) -> np.ndarray:
@@ -252,7 +292,11 @@ def train(args: argparse.Namespace) -> dict:
 
     base = args.base or bundled_model_path()
     model, tokenizer = load_model(base, args.layers)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
+    # The second task's head reads the last layer's word pieces; it trains with the model and is
+    # not exported.
+    span_head = torch.nn.Linear(model.config.hidden_size, 2) if args.span_weight else None
+    trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
+    optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     warmup = max(1, total // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
@@ -270,6 +314,8 @@ def train(args: argparse.Namespace) -> dict:
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(state["model"])
+        if span_head is not None:
+            span_head.load_state_dict(state["span_head"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step = state["step"]
@@ -286,11 +332,17 @@ def train(args: argparse.Namespace) -> dict:
     bar = tqdm(total=total, initial=step, desc="training the reader", unit="step", file=sys.stderr)
     while step < total:
         batch = plan[step]
-        inputs = encode(tokenizer, batch, args.max_length)
+        inputs = encode(tokenizer, batch, args.max_length, offsets=span_head is not None)
         labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
-        loss = loss_fn(model(**inputs).logits[:, 0], labels)
+        if span_head is None:
+            loss = loss_fn(model(**inputs).logits[:, 0], labels)
+        else:
+            spans = answer_tokens(inputs, batch)
+            output = model(**inputs, output_hidden_states=True)
+            loss = loss_fn(output.logits[:, 0], labels)
+            loss = loss + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
@@ -309,7 +361,8 @@ def train(args: argparse.Namespace) -> dict:
             running, seen, started = 0.0, 0, time.monotonic()
             staging = checkpoint.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "step": step}, staging)
+                        "schedule": schedule.state_dict(), "step": step,
+                        **({"span_head": span_head.state_dict()} if span_head is not None else {})}, staging)
             os.replace(staging, checkpoint)
     bar.close()
     onnx_file = export_onnx(model, tokenizer, args.out, max_length=args.max_length)
