@@ -73,3 +73,4 @@ train-reader: install
 	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage3 --out models/reader \
 		--init-from $(READER_WORK)/stage2/checkpoint.pt --seed 15 --v1-questions 4000 --near-miss-share 0.5 \
 		--reworded-share 1.0 --unanswerable-negatives 3 --lr 1.5e-5 --epochs 0.7
+	$(BIN)/python -m training.quantise models/reader

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # fitted on the SQuAD 2.0 calibration articles to decline the most unanswerable questions
     # while declining at most 5% of the answerable ones (README, "Quality").
     reader_dir: Path | None = None
-    abstain_below: float = Field(default=0.3122, ge=0.0, le=1.0)
+    abstain_below: float = Field(default=0.2878, ge=0.0, le=1.0)
     # Sentences of the answering passages the reader reads (the best by shared words first).
     reader_candidates: int = Field(default=12, ge=1, le=200)
     answer_passages: int = Field(default=5, ge=1, le=50)

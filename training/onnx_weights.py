@@ -19,6 +19,11 @@ def onnx_state_dict(path: Path) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
     graph = onnx.load(str(path)).graph
+    if any(init.name.endswith("_quantized") for init in graph.initializer):
+        raise ValueError(
+            f"{path} is quantised to int8 (training.quantise): its weights are rounded; start from the fp32 "
+            "export a stage writes before quantising, or from a checkpoint.pt"
+        )
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     weights = {name: value for name, value in constants.items() if not name.startswith("onnx::")}
     consumers: dict[str, list] = {}
