@@ -26,7 +26,7 @@ def quantise(directory: Path) -> Path:
     model, config_file = directory / "model.onnx", directory / "reader.json"
     config = json.loads(config_file.read_text())
     if config.get("weights") == "int8":
-        raise SystemExit(f"{model} is already int8")
+        raise ValueError(f"{model} is already int8")
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         prepared, quantised = Path(scratch) / "prepared.onnx", Path(scratch) / "model.onnx"
         # Graph clean-up first (constant folding, shapes), as ONNX Runtime advises before quantising;
@@ -43,7 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, nargs="?", default=DEFAULT_DIR)
     args = parser.parse_args()
-    path = quantise(args.directory)
+    try:
+        path = quantise(args.directory)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     print(f"{path}: int8, {path.stat().st_size / 1e6:.1f} MB")
 
 

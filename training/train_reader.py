@@ -140,7 +140,8 @@ def answer_tokens(inputs, pairs: Sequence[Pair]):
     """Per pair, the word pieces where its answer starts and ends in the context (-100: none).
 
     The sentence opens the context, so the answer's place in the sentence is its place there.
-    Also a mask of the context's word pieces, the only places an answer may be pointed at.
+    Also a mask of the context's word pieces, the only places an answer may be pointed at. Takes
+    the offsets out of `inputs`, which the model does not read.
     """
     import torch
 
