@@ -41,7 +41,7 @@ from retrieval.embedder import Embedder, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import Library
-from retrieval.reader import READER_DIR, Reader
+from retrieval.reader import Reader
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
@@ -125,7 +125,7 @@ class Sourcebook:
         if self._reader is None:
             with self._reader_lock:
                 if self._reader is None:
-                    self._reader = Reader(self.settings.reader_dir or READER_DIR, turns=getattr(self.embedder, "turns", None))
+                    self._reader = Reader(self.settings.reader_dir, turns=getattr(self.embedder, "turns", None))
         return self._reader
 
     @property

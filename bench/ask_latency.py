@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.queries import http_figures
 from retrieval.evaluation import load_qa
-from retrieval.reader import READER_DIR, Reader
+from retrieval.reader import Reader
 from retrieval.settings import Settings
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--asks", type=int, default=122)
     args = parser.parse_args()
     started = time.perf_counter()
-    Reader(Settings().reader_dir or READER_DIR)  # the one the server loads (SOURCEBOOK_READER_DIR)
+    Reader(Settings().reader_dir)  # the one the server loads (SOURCEBOOK_READER_DIR)
     reader_load_s = round(time.perf_counter() - started, 3)
     questions = [item.question for item in load_qa(args.qa)]
     figures = http_figures(args.index, questions, searches=len(questions), asks=args.asks)

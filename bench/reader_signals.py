@@ -50,15 +50,14 @@ def table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([signals(r) for r in records]), np.array([r["answerable"] for r in records])
 
 
-def held_out_auc(fit: Path, measure: list[Path], columns: tuple[int, ...]) -> list[float]:
-    """Fit on `fit` with the chosen signals; the AUC on `fit` and on each of `measure`."""
+def held_out_auc(tables: list[tuple[np.ndarray, np.ndarray]], columns: tuple[int, ...]) -> list[float]:
+    """Fit on the first table with the chosen signals; the AUC on it and on each of the others."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = table(fit)
-    model = LogisticRegression(max_iter=2000).fit(x[:, columns], y)
+    x, y = tables[0]
+    model = LogisticRegression(max_iter=2000).fit(x[:, list(columns)], y)
     figures = []
-    for path in [fit, *measure]:
-        x, y = table(path)
+    for x, y in tables:
         decision = model.decision_function(x[:, list(columns)])
         figures.append(auc(decision[y].tolist(), decision[~y].tolist()))
     return figures
@@ -67,11 +66,12 @@ def held_out_auc(fit: Path, measure: list[Path], columns: tuple[int, ...]) -> li
 def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__.strip())
-    fit, *measure = (Path(arg) for arg in sys.argv[1:])
-    print("signals | " + " | ".join(path.name for path in [fit, *measure]))
+    paths = [Path(arg) for arg in sys.argv[1:]]
+    tables = [table(path) for path in paths]
+    print("signals | " + " | ".join(path.name for path in paths))
     for columns in TRIED:
         names = "all" if len(columns) == len(SIGNALS) else " + ".join(SIGNALS[c] for c in columns)
-        print(f"{names} | " + " | ".join(f"{value:.3f}" for value in held_out_auc(fit, measure, columns)))
+        print(f"{names} | " + " | ".join(f"{value:.3f}" for value in held_out_auc(tables, columns)))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.embedder import ModelTurns, _cores, private_tokenizer
+from retrieval.settings import READER_DIR
 
 
 def reader_context(sentence: str, *, title: str, heading: str | None = None, previous: str = "") -> str:
@@ -29,7 +30,6 @@ def reader_context(sentence: str, *, title: str, heading: str | None = None, pre
     return f"{sentence} [SEP] {where}. {previous}".strip()
 
 
-READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 # A question keeps at most this share of the input; the rest is the sentence and its context.
 QUESTION_SHARE = 0.5
 

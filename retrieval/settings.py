@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.fusion import FusionMethod
 
+# The reader's export committed with the repository (`make train-reader` makes it).
+READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+
 
 class Settings(BaseSettings):
     """Everything sourcebook can be configured with; env vars use the SOURCEBOOK_ prefix."""
@@ -40,11 +43,11 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=0.7, ge=0.0)
     keyword_weight: float = Field(default=0.3, ge=0.0)
 
-    # Answering: the reader's export (None: models/reader/ in the repository), and the reader's
-    # probability below which the best sentence does not answer and the question is declined:
-    # fitted on the SQuAD 2.0 calibration articles to decline the most unanswerable questions
-    # while declining at most 5% of the answerable ones (README, "Quality").
-    reader_dir: Path | None = None
+    # Answering: the reader's export, and the reader's probability below which the best sentence
+    # does not answer and the question is declined: fitted on the SQuAD 2.0 calibration articles
+    # to decline the most unanswerable questions while declining at most 5% of the answerable
+    # ones (README, "Quality").
+    reader_dir: Path = READER_DIR
     abstain_below: float = Field(default=0.2878, ge=0.0, le=1.0)
     # Sentences of the answering passages the reader reads (the best by shared words first).
     reader_candidates: int = Field(default=12, ge=1, le=200)
