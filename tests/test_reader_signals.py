@@ -29,7 +29,8 @@ def test_a_signal_that_separates_the_questions_shows_on_files_it_was_not_fitted_
         return [_record(answerable, 0.3 + 0.1 * (i % 5), 0.2 + shift + (0.6 if answerable else 0.0))
                 for i in range(40) for answerable in (True, False)]
 
-    tables = [table(_write(tmp_path / name, records(shift))) for name, shift in (("fit.jsonl", 0.0), ("other.jsonl", 0.05))]
+    files = (("fit.jsonl", 0.0), ("other.jsonl", 0.05))
+    tables = [table(_write(tmp_path / name, records(shift))) for name, shift in files]
 
     assert held_out_auc(tables, (0,)) == [0.5, 0.5]
     assert held_out_auc(tables, (0, 5)) == [1.0, 1.0]
