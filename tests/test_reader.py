@@ -136,6 +136,53 @@ def test_a_reworded_near_miss_asks_for_the_opposite_or_the_negation_of_what_the_
     assert reworded_miss(_question("Who came first?", "Ann came first and Bo came last."), rng) is None
 
 
+def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_most_alike_question():
+    import random
+
+    context = "Town0 lies by the river. The mill was founded in 1800 by farmers. It closed after a fire."
+    article = {"title": "Town0", "paragraphs": [{"context": context, "qas": [
+        {"id": "a", "question": "When was the Town0 mill founded?",
+         "answers": [{"text": "1800", "answer_start": context.index("1800")}]},
+        {"id": "b", "question": "What lies by the river?", "answers": [{"text": "Town0", "answer_start": 0}]},
+        {"id": "u", "question": "When was the Town0 mill sold?", "is_impossible": True, "answers": []},
+    ]}]}
+
+    plain = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1)
+    pairs = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1, paired_unanswerable=True)
+
+    added = [p for p in pairs if p not in plain]
+    # The question sharing "Town0" and "mill" with it, not the one about the river; its answering
+    # sentence, as a negative in that question's group.
+    assert [(p.question, p.label, p.group) for p in added] == [("When was the Town0 mill sold?", 0.0, "a/swapped")]
+    assert added[0].context.startswith("The mill was founded in 1800 by farmers. [SEP]")
+
+
+def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_below_its_answer():
+    import random
+
+    import torch
+
+    from training.squad import Pair
+
+    pairs = []
+    for n in range(40):
+        pairs += [Pair(f"q{n}", f"answer {n}", 1.0, f"q{n}"), Pair(f"q{n}", f"other {n}", 0.0, f"q{n}"),
+                  Pair(f"not q{n}", f"answer {n}", 0.0, f"q{n}/swapped")]
+
+    batches = train_reader.question_batches(pairs, 8, random.Random(0))
+
+    assert sorted((p.question, p.context) for batch in batches for p in batch) == sorted((p.question, p.context) for p in pairs)
+    for batch in batches:
+        assert len(batch) <= 8
+        assert {p.group.removesuffix("/swapped") for p in batch} == {p.group for p in batch if p.label}
+    batch = pairs[:6]
+    # The near misses (rows 2 and 5) against their answers (rows 0 and 3); the other negatives do not count.
+    below = train_reader.pair_loss(torch.tensor([2.0, 0.0, -2.0, 2.0, 9.0, -2.0]), batch)
+    above = train_reader.pair_loss(torch.tensor([-2.0, 0.0, 2.0, -2.0, -9.0, 2.0]), batch)
+    assert float(below) < 0.05 < 4.0 < float(above)
+    assert float(train_reader.pair_loss(torch.tensor([1.0, 0.0]), pairs[:2])) == 0.0
+
+
 @pytest.mark.integration
 def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable_reader(tiny_squad, tmp_path):
     work, out = tmp_path / "work", tmp_path / "reader"

@@ -232,6 +232,12 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
     return None
 
 
+def most_alike(question: Question, others: Sequence[Question]) -> Question | None:
+    """The other question sharing the most content words with this one (at least two), or None."""
+    best = max(others, key=lambda other: shared_words(question.text, other.text), default=None)
+    return best if best is not None and shared_words(question.text, best.text) >= 2 else None
+
+
 def article_vocabulary(article: dict) -> dict[str, list[str]]:
     """The article's years, numbers and names, by kind, for near misses."""
     vocabulary: dict[str, set[str]] = {"year": set(), "number": set(), "name": set()}
@@ -253,6 +259,7 @@ def training_pairs(
     near_miss_share: float = 0.0,
     reworded_share: float = 0.0,
     question_limit: int | None = None,
+    paired_unanswerable: bool = False,
 ) -> list[Pair]:
     """Pairs for training from the articles' questions.
 
@@ -260,13 +267,19 @@ def training_pairs(
     per unanswerable question its `unanswerable_negatives` nearest sentences; and, for a
     `near_miss_share` of answerable questions, the question with a fact swapped, against the
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
-    or a negation) against it too.
+    or a negation) against it too. With `paired_unanswerable`, each unanswerable question is also
+    read against the answering sentence of its paragraph's most alike answerable question (a real
+    near miss; grouped with that question's pairs, as made-up near misses are: `/swapped`).
     """
     pairs: list[Pair] = []
     for article in articles:
         vocabulary = article_vocabulary(article) if near_miss_share else {}
         chosen = list(questions([article]))
         rng.shuffle(chosen)
+        answerable: dict[tuple[str, ...], list[Question]] = {}
+        for question in chosen:
+            if question.answering:
+                answerable.setdefault(question.sentences, []).append(question)
         for question in chosen:
             if question.answering:
                 for i in sorted(question.answering)[:1]:
@@ -287,6 +300,10 @@ def training_pairs(
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
+                twin = most_alike(question, answerable.get(question.sentences, [])) if paired_unanswerable else None
+                if twin:
+                    i = min(twin.answering)
+                    pairs.append(Pair(question.text, context_of(twin, i), 0.0, twin.id + "/swapped"))
     if question_limit is not None:
         # Keep whole questions: every pair of the first `question_limit` groups.
         keep: dict[str, None] = {}

@@ -56,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--span-weight", type=float, default=0.0,
                         help="weight of a second task while training: point at the answer's first and last word "
                              "piece in a positive's sentence (the export keeps only the one score)")
+    parser.add_argument("--pair-weight", type=float, default=0.0,
+                        help="weight of a ranking loss putting each near miss below the answering pair it was made "
+                             "from (batches then hold whole questions)")
+    parser.add_argument("--paired-unanswerable", action="store_true",
+                        help="read each unanswerable question also against the answer of its paragraph's most alike "
+                             "answerable question")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
     parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -72,10 +78,11 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     """The training pairs, shuffled, and the calibration articles (for dev figures)."""
     data = args.data
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
-    pairs = training_pairs(dev["train"], rng=rng, unanswerable_negatives=args.unanswerable_negatives)
+    real = {"unanswerable_negatives": args.unanswerable_negatives, "paired_unanswerable": args.paired_unanswerable}
+    pairs = training_pairs(dev["train"], rng=rng, **real)
     first10 = data / "train-v2.0-first10.json.gz"
     if first10.exists():
-        pairs += training_pairs(load_articles(first10), rng=rng, unanswerable_negatives=args.unanswerable_negatives)
+        pairs += training_pairs(load_articles(first10), rng=rng, **real)
     v1 = data / "train-v1.1.json.gz"
     if v1.exists() and args.v1_questions:
         articles = load_articles(v1)
@@ -106,6 +113,54 @@ def batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[P
         out += [chunk[i : i + size] for i in range(0, len(chunk), size)]
     rng.shuffle(out)
     return out
+
+
+def question_batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
+    """Batches of whole questions (a question's pairs with its near misses), of similar length, in random order.
+
+    A question with more pairs than `size` makes a batch of its own.
+    """
+    units: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        units.setdefault(pair.group.removesuffix("/swapped"), []).append(pair)
+    order = list(units.values())
+    rng.shuffle(order)
+    out: list[list[Pair]] = []
+    # A question has about three pairs: pools of about 50 batches, as in `batches`.
+    pool = 50 * size // 3
+    for first in range(0, len(order), pool):
+        chunk = sorted(order[first : first + pool], key=_mean_length)
+        batch: list[Pair] = []
+        for unit in chunk:
+            if batch and len(batch) + len(unit) > size:
+                out.append(batch)
+                batch = []
+            batch += unit
+        if batch:
+            out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def _mean_length(unit: Sequence[Pair]) -> float:
+    return sum(len(p.question) + len(p.context) for p in unit) / len(unit)
+
+
+def pair_loss(logits, batch: Sequence[Pair]):
+    """Logistic ranking loss over the batch's near misses: each should score below the answering pair
+    of the question it was made from, on the same sentence. Zero when the batch has none."""
+    import torch
+
+    answering = {(p.group, p.context): row for row, p in enumerate(batch) if p.label}
+    rows = [
+        (answering[key], row)
+        for row, p in enumerate(batch)
+        if p.group.endswith("/swapped") and (key := (p.group.removesuffix("/swapped"), p.context)) in answering
+    ]
+    if not rows:
+        return logits.new_zeros(())
+    good, bad = zip(*rows)
+    return torch.nn.functional.softplus(logits[list(bad)] - logits[list(good)]).mean()
 
 
 def load_model(base: Path, layers: int):
@@ -282,13 +337,14 @@ def train(args: argparse.Namespace) -> dict:
     dev_questions = list(questions(calibration))
     dev_rng.shuffle(dev_questions)
     dev_questions = dev_questions[: args.dev_questions]
-    plan = batches(pairs, args.batch_size, rng)
+    make_batches = question_batches if args.pair_weight else batches
+    plan = make_batches(pairs, args.batch_size, rng)
     total = math.ceil(len(plan) * args.epochs)
     if args.max_steps is not None:
         total = min(total, args.max_steps)
     # Later epochs reuse the pairs in a new order.
     while len(plan) < total:
-        plan += batches(pairs, args.batch_size, rng)
+        plan += make_batches(pairs, args.batch_size, rng)
     plan = plan[:total]
 
     base = args.base or bundled_model_path()
@@ -336,12 +392,15 @@ def train(args: argparse.Namespace) -> dict:
         inputs = encode(tokenizer, batch, args.max_length, offsets=span_head is not None)
         labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
         if span_head is None:
-            loss = loss_fn(model(**inputs).logits[:, 0], labels)
+            logits = model(**inputs).logits[:, 0]
+            loss = loss_fn(logits, labels)
         else:
             spans = answer_tokens(inputs, batch)
             output = model(**inputs, output_hidden_states=True)
-            loss = loss_fn(output.logits[:, 0], labels)
-            loss = loss + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
+            logits = output.logits[:, 0]
+            loss = loss_fn(logits, labels) + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
+        if args.pair_weight:
+            loss = loss + args.pair_weight * pair_loss(logits, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
