@@ -60,9 +60,11 @@ clean:
 	rm -rf $(VENV) $(INDEX)
 
 # The reader (models/reader/): trained from the bundled MiniLM weights and SQuAD, not part of
-# `make run` or `make test`. Two stages, about an hour each on two cores; a stopped stage resumes
-# from its checkpoint in $(READER_WORK). The second starts from the first's weights and leans on
-# near misses (every v1.1 question also made into one; three negatives per unanswerable question).
+# `make run` or `make test`. Four stages, about two and a half hours on two cores; a stopped stage
+# resumes from its checkpoint in $(READER_WORK). Each starts from the one before: the second leans
+# on near misses (every v1.1 question also made into one; three negatives per unanswerable
+# question), the third rewords questions into near misses, the fourth ranks each near miss below
+# the answer it was made from and reads real unanswerable questions against the nearest answer.
 SQUAD ?= ../shared/datasets/squad
 READER_WORK ?= .reader-training
 train-reader: install
@@ -70,7 +72,10 @@ train-reader: install
 	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage2 --out $(READER_WORK)/stage2-model \
 		--init-from $(READER_WORK)/stage1/checkpoint.pt --seed 14 --v1-questions 3000 --near-miss-share 1.0 \
 		--unanswerable-negatives 3 --lr 2e-5 --epochs 0.75
-	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage3 --out models/reader \
+	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage3 --out $(READER_WORK)/stage3-model \
 		--init-from $(READER_WORK)/stage2/checkpoint.pt --seed 15 --v1-questions 4000 --near-miss-share 0.5 \
 		--reworded-share 1.0 --unanswerable-negatives 3 --lr 1.5e-5 --epochs 0.7
+	$(BIN)/python -m training.train_reader --data $(SQUAD) --work $(READER_WORK)/stage4 --out models/reader \
+		--init-from $(READER_WORK)/stage3/checkpoint.pt --seed 16 --v1-questions 4000 --near-miss-share 0.5 \
+		--reworded-share 1.0 --unanswerable-negatives 3 --lr 1.5e-5 --epochs 0.7 --pair-weight 1.0 --paired-unanswerable
 	$(BIN)/python -m training.quantise models/reader

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # to decline the most unanswerable questions while declining at most 5% of the answerable
     # ones (README, "Quality").
     reader_dir: Path = READER_DIR
-    abstain_below: float = Field(default=0.2878, ge=0.0, le=1.0)
+    abstain_below: float = Field(default=0.2373, ge=0.0, le=1.0)
     # Sentences of the answering passages the reader reads (the best by shared words first).
     reader_candidates: int = Field(default=12, ge=1, le=200)
     answer_passages: int = Field(default=5, ge=1, le=50)
