@@ -103,16 +103,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
 
 def batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
     """Batches of pairs of similar length (little padding), in random order."""
-    order = list(pairs)
-    rng.shuffle(order)
-    out = []
-    # Sort within pools of 50 batches: near-uniform lengths per batch, still a random stream.
-    pool = size * 50
-    for first in range(0, len(order), pool):
-        chunk = sorted(order[first : first + pool], key=lambda p: len(p.question) + len(p.context))
-        out += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(out)
-    return out
+    return _packed([[pair] for pair in pairs], size, rng, pool=size * 50)
 
 
 def question_batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
@@ -123,15 +114,21 @@ def question_batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> li
     units: dict[str, list[Pair]] = {}
     for pair in pairs:
         units.setdefault(pair.group.removesuffix("/swapped"), []).append(pair)
-    order = list(units.values())
-    rng.shuffle(order)
-    out: list[list[Pair]] = []
     # A question has about three pairs: pools of about 50 batches, as in `batches`.
-    pool = 50 * size // 3
-    for first in range(0, len(order), pool):
-        chunk = sorted(order[first : first + pool], key=_mean_length)
+    return _packed(list(units.values()), size, rng, pool=size * 50 // 3)
+
+
+def _packed(units: list[list[Pair]], size: int, rng: random.Random, *, pool: int) -> list[list[Pair]]:
+    """Units of pairs packed whole into batches of at most `size` pairs, in random order.
+
+    Units are sorted by length within pools of `pool` units: near-uniform lengths per batch,
+    still a random stream.
+    """
+    rng.shuffle(units)
+    out: list[list[Pair]] = []
+    for first in range(0, len(units), pool):
         batch: list[Pair] = []
-        for unit in chunk:
+        for unit in sorted(units[first : first + pool], key=_mean_length):
             if batch and len(batch) + len(unit) > size:
                 out.append(batch)
                 batch = []
