@@ -156,6 +156,12 @@ def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_mos
     assert [(p.question, p.label, p.group) for p in added] == [("When was the Town0 mill sold?", 0.0, "a/swapped")]
     assert added[0].context.startswith("The mill was founded in 1800 by farmers. [SEP]")
 
+    # Asked for two, it is read against the answers of the two most alike (two shared words each).
+    article["paragraphs"][0]["qas"].append({"id": "c", "question": "Why did the Town0 mill close?",
+                                            "answers": [{"text": "a fire", "answer_start": context.index("a fire")}]})
+    two = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1, paired_unanswerable=2)
+    assert sorted(p.group for p in two if p.question.endswith("sold?") and p.group != "u") == ["a/swapped", "c/swapped"]
+
 
 def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_below_its_answer():
     import random
@@ -366,7 +372,7 @@ def test_mined_questions_of_different_paragraphs_keep_different_ids():
 
 
 @pytest.mark.integration
-def test_a_smaller_reader_starts_from_a_six_layer_exports_first_layers_and_never_from_int8(tmp_path):
+def test_a_reader_starts_from_a_six_layer_exports_first_layers_or_from_the_shipped_int8(tmp_path):
     from retrieval.embedder import bundled_model_path
     from training.onnx_weights import load_onnx_weights, onnx_state_dict
 
@@ -381,6 +387,19 @@ def test_a_smaller_reader_starts_from_a_six_layer_exports_first_layers_and_never
     assert model.config.num_hidden_layers == 4 and not any(".layer.4." in name for name in state)
     for name in ("bert.encoder.layer.3.output.dense.weight", "bert.encoder.layer.0.attention.self.query.weight", "classifier.weight"):
         assert np.array_equal(state[name].numpy(), shipped[name])
-    # The shipped export is int8: its rounded weights are no starting point, and it says so.
-    with pytest.raises(ValueError, match="quantised to int8"):
-        load_onnx_weights(model, READER_DIR / "model.onnx")
+    # The shipped export is int8 (the only weights a fresh clone has): read back as int8 times
+    # scale, the torch model scores as the file does, give or take rounding, the frozen word-piece
+    # table staying the base model's.
+    import torch
+
+    from training.squad import Pair
+
+    shipped_six, _ = train_reader.load_model(bundled_model_path(), 6)
+    base_words = shipped_six.bert.embeddings.word_embeddings.weight.detach().clone()
+    load_onnx_weights(shipped_six, READER_DIR / "model.onnx")
+    assert torch.equal(shipped_six.bert.embeddings.word_embeddings.weight, base_words)
+    question = "Who founded the mill?"
+    contexts = [reader_context(s, title="Town3") for s in ("Ann Lee founded the mill in 1803.", "The mill grinds wheat.")]
+    torch_scores = train_reader.score(shipped_six.eval(), tokenizer, [Pair(question, c, 0.0, "q") for c in contexts], 96)
+    onnx_scores = Reader(READER_DIR).score(question, contexts)
+    assert np.allclose(torch_scores, onnx_scores, atol=0.08) and torch_scores[0] > torch_scores[1]
