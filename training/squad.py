@@ -232,10 +232,10 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
     return None
 
 
-def most_alike(question: Question, others: Sequence[Question]) -> Question | None:
-    """The other question sharing the most content words with this one (at least two), or None."""
-    best = max(others, key=lambda other: shared_words(question.text, other.text), default=None)
-    return best if best is not None and shared_words(question.text, best.text) >= 2 else None
+def most_alike(question: Question, others: Sequence[Question], count: int = 1) -> list[Question]:
+    """The `count` other questions sharing the most content words with this one (at least two each)."""
+    ranked = sorted(others, key=lambda other: -shared_words(question.text, other.text))
+    return [other for other in ranked[:count] if shared_words(question.text, other.text) >= 2]
 
 
 def article_vocabulary(article: dict) -> dict[str, list[str]]:
@@ -259,7 +259,7 @@ def training_pairs(
     near_miss_share: float = 0.0,
     reworded_share: float = 0.0,
     question_limit: int | None = None,
-    paired_unanswerable: bool = False,
+    paired_unanswerable: int = 0,
 ) -> list[Pair]:
     """Pairs for training from the articles' questions.
 
@@ -269,7 +269,8 @@ def training_pairs(
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
     or a negation) against it too. With `paired_unanswerable`, each unanswerable question is also
     read against the answering sentence of its paragraph's most alike answerable question (a real
-    near miss; grouped with that question's pairs, as made-up near misses are: `/swapped`).
+    near miss; grouped with that question's pairs, as made-up near misses are: `/swapped`); a
+    number reads it against that many of the most alike.
     """
     pairs: list[Pair] = []
     for article in articles:
@@ -300,8 +301,7 @@ def training_pairs(
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
-                twin = most_alike(question, answerable.get(question.sentences, [])) if paired_unanswerable else None
-                if twin:
+                for twin in most_alike(question, answerable.get(question.sentences, []), int(paired_unanswerable)):
                     i = min(twin.answering)
                     pairs.append(Pair(question.text, context_of(twin, i), 0.0, twin.id + "/swapped"))
     if question_limit is not None:

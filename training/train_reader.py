@@ -59,9 +59,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pair-weight", type=float, default=0.0,
                         help="weight of a ranking loss putting each near miss below the answering pair it was made "
                              "from (batches then hold whole questions)")
-    parser.add_argument("--paired-unanswerable", action="store_true",
-                        help="read each unanswerable question also against the answer of its paragraph's most alike "
-                             "answerable question")
+    parser.add_argument("--paired-unanswerable", type=int, nargs="?", const=1, default=0, metavar="N",
+                        help="read each unanswerable question also against the answers of its paragraph's N (default "
+                             "1) most alike answerable questions")
     parser.add_argument("--layers", type=int, default=6, help="transformer layers kept from the base model")
     parser.add_argument("--max-length", type=int, default=96, help="tokens per (question, sentence) input")
     parser.add_argument("--batch-size", type=int, default=16)
