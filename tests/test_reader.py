@@ -187,6 +187,11 @@ def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_belo
     above = train_reader.pair_loss(torch.tensor([-2.0, 0.0, 2.0, -2.0, -9.0, 2.0]), batch)
     assert float(below) < 0.05 < 4.0 < float(above)
     assert float(train_reader.pair_loss(torch.tensor([1.0, 0.0]), pairs[:2])) == 0.0
+    # The question's other sentences (rows 1 and 4) against its answering one; the near misses do not count.
+    below = train_reader.sentence_loss(torch.tensor([2.0, -2.0, 9.0, 2.0, -2.0, 9.0]), batch)
+    above = train_reader.sentence_loss(torch.tensor([-2.0, 2.0, -9.0, -2.0, 2.0, -9.0]), batch)
+    assert float(below) < 0.05 < 4.0 < float(above)
+    assert float(train_reader.sentence_loss(torch.tensor([1.0, 0.0]), [pairs[0], pairs[2]])) == 0.0
 
 
 @pytest.mark.integration

@@ -59,6 +59,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pair-weight", type=float, default=0.0,
                         help="weight of a ranking loss putting each near miss below the answering pair it was made "
                              "from (batches then hold whole questions)")
+    parser.add_argument("--sentence-weight", type=float, default=0.0,
+                        help="weight of a ranking loss putting each of a question's other sentences below its answering "
+                             "one (batches then hold whole questions)")
+    parser.add_argument("--negatives", type=int, default=1,
+                        help="other sentences of its paragraph taken as negatives for each answerable question")
     parser.add_argument("--paired-unanswerable", type=int, nargs="?", const=1, default=0, metavar="N",
                         help="read each unanswerable question also against the answers of its paragraph's N (default "
                              "1) most alike answerable questions")
@@ -78,7 +83,8 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     """The training pairs, shuffled, and the calibration articles (for dev figures)."""
     data = args.data
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
-    real = {"unanswerable_negatives": args.unanswerable_negatives, "paired_unanswerable": args.paired_unanswerable}
+    real = {"negatives": args.negatives, "unanswerable_negatives": args.unanswerable_negatives,
+            "paired_unanswerable": args.paired_unanswerable}
     pairs = training_pairs(dev["train"], rng=rng, **real)
     first10 = data / "train-v2.0-first10.json.gz"
     if first10.exists():
@@ -92,7 +98,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
         for article in articles:
             article = {**article, "paragraphs": rng.sample(article["paragraphs"], min(len(article["paragraphs"]), per_article))}
             pairs += training_pairs(
-                [article], rng=rng, near_miss_share=args.near_miss_share,
+                [article], rng=rng, negatives=args.negatives, near_miss_share=args.near_miss_share,
                 reworded_share=args.reworded_share, question_limit=per_article,
             )
     if args.mined:
@@ -146,14 +152,25 @@ def _mean_length(unit: Sequence[Pair]) -> float:
 def pair_loss(logits, batch: Sequence[Pair]):
     """Logistic ranking loss over the batch's near misses: each should score below the answering pair
     of the question it was made from, on the same sentence. Zero when the batch has none."""
-    import torch
-
     answering = {(p.group, p.context): row for row, p in enumerate(batch) if p.label}
-    rows = [
+    return _ranking(logits, [
         (answering[key], row)
         for row, p in enumerate(batch)
         if p.group.endswith("/swapped") and (key := (p.group.removesuffix("/swapped"), p.context)) in answering
-    ]
+    ])
+
+
+def sentence_loss(logits, batch: Sequence[Pair]):
+    """Logistic ranking loss over the batch's answerable questions: each of a question's other
+    sentences should score below its answering one. Zero when the batch has none."""
+    answering = {p.group: row for row, p in enumerate(batch) if p.label}
+    return _ranking(logits, [(answering[p.group], row) for row, p in enumerate(batch) if not p.label and p.group in answering])
+
+
+def _ranking(logits, rows: Sequence[tuple[int, int]]):
+    """Mean softplus(worse - better) over (better, worse) rows of the logits; zero for none."""
+    import torch
+
     if not rows:
         return logits.new_zeros(())
     good, bad = zip(*rows)
@@ -334,7 +351,7 @@ def train(args: argparse.Namespace) -> dict:
     dev_questions = list(questions(calibration))
     dev_rng.shuffle(dev_questions)
     dev_questions = dev_questions[: args.dev_questions]
-    make_batches = question_batches if args.pair_weight else batches
+    make_batches = question_batches if args.pair_weight or args.sentence_weight else batches
     plan = make_batches(pairs, args.batch_size, rng)
     total = math.ceil(len(plan) * args.epochs)
     if args.max_steps is not None:
@@ -398,6 +415,8 @@ def train(args: argparse.Namespace) -> dict:
             loss = loss_fn(logits, labels) + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
         if args.pair_weight:
             loss = loss + args.pair_weight * pair_loss(logits, batch)
+        if args.sentence_weight:
+            loss = loss + args.sentence_weight * sentence_loss(logits, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
