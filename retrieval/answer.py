@@ -32,6 +32,13 @@ EXTRA_SENTENCE_MARGIN = 0.1
 # passage's retrieval score, mixed. Fitted on SQuAD calibration articles (recall@1 0.903 by
 # retrieval alone, 0.947 at 0.25, 0.941 at 0.5, 0.919 by the reader alone); README, "Quality".
 READER_WEIGHT = 0.25
+# Which accepted sentence the quote starts from: the reader's log-odds, plus WORDS_WEIGHT times the
+# share of the question's words the sentence holds, less RANK_WEIGHT per rank of its passage.
+# The reader alone too often prefers a sentence about the subject to the one stating the fact
+# asked for. Fitted on SQuAD calibration articles (the quote's first sentence holds the answer:
+# 0.825 of answerable questions by the reader alone, 0.840 mixed); README, "Quality".
+WORDS_WEIGHT = 4.0
+RANK_WEIGHT = 0.25
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"
@@ -120,13 +127,14 @@ def numbers_in(text: str) -> set[str]:
 def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple[list[Sentence], bool]:
     """Pick the sentences to quote; report whether they are differing figures from several documents.
 
-    The best sentence; for a how-many question, the best sentence of each other document giving
+    The best sentence (`quote_order`); for a how-many question, the best sentence of each other document giving
     another figure that the reader also accepts (sources disagree: show each); else the best
     one's neighbours when rated nearly as high (a two-sentence answer).
     """
-    best = scored[0]
+    ordered = quote_order(question, scored, threshold)
+    best = ordered[0]
     floor = max(threshold, best.score - EXTRA_SENTENCE_MARGIN)
-    good = [s for s in scored[1:] if s.score >= floor]
+    good = [s for s in ordered[1:] if s.score >= floor]
     if _QUANTITY_QUESTION.search(question) and numbers_in(best.text):
         per_document: dict[str, Sentence] = {best.hit.document_id: best}
         figures = [numbers_in(best.text)]
@@ -148,6 +156,19 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
     # Quotes read in document order.
     chosen.sort(key=lambda s: s.start)
     return chosen, False
+
+
+def quote_order(question: str, scored: Sequence[Sentence], threshold: float) -> list[Sentence]:
+    """The sentences the reader accepts (at least `threshold`; else its best one), the quote's best first:
+    by the reader's log-odds, the share of the question's words held, and the passage's rank."""
+    accepted = [s for s in scored if s.score >= threshold] or list(scored[:1])
+    terms = set(keyword_terms(question))
+
+    def merit(sentence: Sentence) -> float:
+        p = min(max(sentence.score, 1e-4), 1 - 1e-4)
+        return float(np.log(p / (1 - p))) + WORDS_WEIGHT * shared_words(terms, sentence.text) - RANK_WEIGHT * sentence.rank
+
+    return sorted(accepted, key=lambda s: (-merit(s), s.rank, s.start))
 
 
 def _adjacent(a: Sentence, b: Sentence) -> bool:

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from retrieval.answer import NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, rerank, select
+from retrieval.answer import (NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, quote_order, rerank,
+                              select)
 from retrieval.records import Hit, Place
 from tests.helpers import write_files
 
@@ -187,6 +188,25 @@ def test_a_sentence_far_from_the_best_one_does_not_join_the_quote_however_high()
     chosen, _ = select("How much leave do staff get?", [best, far], threshold=0.5)
 
     assert [s.text for s in chosen] == ["Staff get thirty days."]
+
+
+def test_the_quote_starts_from_the_accepted_sentence_holding_the_questions_words():
+    hit = _hit("Ann Lee and Bo Chen founded the firm in 2013. Who founded it is told in the firm's history. "
+               "The firm grew fast in its first years.")
+    subject, founders, echo = (_sentence(hit, t, p) for t, p in [
+        ("The firm grew fast in its first years.", 0.85),
+        ("Ann Lee and Bo Chen founded the firm in 2013.", 0.75),
+        ("Who founded it is told in the firm's history.", 0.3),
+    ])
+
+    chosen, _ = select("Who founded the firm?", [subject, founders, echo], threshold=0.5)
+    # Rated a little lower, it holds "founded" and "firm" both; the subject sentence only "firm".
+    # The sentence below the threshold is never quoted, however many words it shares.
+    assert [s.text for s in chosen] == ["Ann Lee and Bo Chen founded the firm in 2013."]
+    assert [s.text for s in quote_order("Who founded the firm?", [subject, founders, echo], 0.5)] == [
+        "Ann Lee and Bo Chen founded the firm in 2013.", "The firm grew fast in its first years."]
+    # With nothing accepted, the reader's best one stands first (compose declines before quoting).
+    assert quote_order("Who founded the firm?", [subject, founders, echo], 0.9) == [subject]
 
 
 def test_passages_are_reranked_by_the_reader_and_retrieval_together():
