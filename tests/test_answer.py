@@ -214,10 +214,14 @@ def test_passages_are_reranked_by_the_reader_and_retrieval_together():
     second = _hit("Visitors park in the garage for free.", chunk="b", score=0.8)
     scored = [_sentence(second, second.text, 0.95), _sentence(first, first.text, 0.05)]
 
-    assert [h.chunk_id for h in rerank([first, second], scored)] == ["b", "a"]
+    assert [h.chunk_id for h in rerank("Where do visitors park?", [first, second], scored)] == ["b", "a"]
     # A passage the reader did not read keeps its place by retrieval score alone.
     unread = _hit("Nothing here.", chunk="c", score=0.1)
-    assert [h.chunk_id for h in rerank([first, second, unread], scored)] == ["b", "a", "c"]
+    assert [h.chunk_id for h in rerank("Where do visitors park?", [first, second, unread], scored)] == ["b", "a", "c"]
+    # Rated alike by the reader and by retrieval, the passage whose sentence holds the question's words leads.
+    level = [_hit(first.text, chunk="a", score=0.8), _hit(second.text, chunk="b", score=0.8)]
+    alike = [_sentence(level[0], first.text, 0.6), _sentence(level[1], second.text, 0.5)]
+    assert [h.chunk_id for h in rerank("Where do visitors park?", level, alike)] == ["b", "a"]
 
 
 def test_passages_without_a_sentence_to_quote_decline_even_with_abstention_off(make_service, tmp_path):
