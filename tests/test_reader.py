@@ -408,3 +408,30 @@ def test_a_reader_starts_from_a_six_layer_exports_first_layers_or_from_the_shipp
     torch_scores = train_reader.score(shipped_six.eval(), tokenizer, [Pair(question, c, 0.0, "q") for c in contexts], 96)
     onnx_scores = Reader(READER_DIR).score(question, contexts)
     assert np.allclose(torch_scores, onnx_scores, atol=0.08) and torch_scores[0] > torch_scores[1]
+
+
+@pytest.mark.integration
+def test_averaging_two_readers_exports_the_mean_of_their_weights(tmp_path):
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+    from training.average import average
+    from training.onnx_weights import onnx_state_dict
+
+    exports = []
+    for n, shift in enumerate((0.0, 0.2)):
+        model, tokenizer = train_reader.load_model(bundled_model_path(), 1)
+        with torch.no_grad():
+            model.classifier.weight.fill_(shift)
+            model.bert.encoder.layer[0].output.dense.bias.add_(shift)
+        exports.append(train_reader.export_onnx(model, tokenizer, tmp_path / f"r{n}", max_length=32))
+
+    averaged = average(exports, tmp_path / "mean", layers=1, max_length=32)
+
+    first, second, mean = (onnx_state_dict(path) for path in (*exports, averaged))
+    assert np.allclose(mean["classifier.weight"], 0.1)
+    name = "bert.encoder.layer.0.output.dense.bias"
+    assert np.allclose(mean[name], (first[name] + second[name]) / 2, atol=1e-6)
+    assert Reader(tmp_path / "mean").score("Who founded the mill?", ["Ann Lee founded it."]).shape == (1,)
+    with pytest.raises(ValueError, match="at least two"):
+        average(exports[:1], tmp_path / "one", layers=1)

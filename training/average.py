@@ -1,0 +1,56 @@
+"""Average the weights of readers fine-tuned from one start: python -m training.average --out DIR CHECKPOINT...
+
+Stages trained from the same weights with different data and seeds land in one basin of the
+loss; their mean is often a better reader than either (a "model soup", Wortsman et al. 2022),
+at no cost when it runs. Each input is a train_reader checkpoint.pt or an fp32 model.onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from training.onnx_weights import load_onnx_weights
+from training.train_reader import export_onnx, load_model, sha256
+
+
+def average(sources: list[Path], out: Path, *, layers: int = 6, max_length: int = 96) -> Path:
+    """Export the mean of the sources' weights to `out` (model.onnx, tokenizer, reader.json); return the file."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+
+    if len(sources) < 2:
+        raise ValueError(f"averaging needs at least two readers, got {len(sources)}")
+    states = []
+    for source in sources:
+        model, tokenizer = load_model(bundled_model_path(), layers)
+        if source.suffix == ".onnx":
+            load_onnx_weights(model, source)
+        else:
+            model.load_state_dict(torch.load(source, weights_only=False)["model"])
+        states.append(model.state_dict())
+    mean = {name: sum(state[name].double() for state in states).div(len(states)).to(value.dtype)
+            if value.is_floating_point() else value for name, value in states[0].items()}
+    model.load_state_dict(mean)
+    return export_onnx(model, tokenizer, out, max_length=max_length)
+
+
+def main() -> None:
+    """Command-line entry: average, export, print the file and its sha256."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="where the averaged reader's export goes")
+    parser.add_argument("sources", type=Path, nargs="+", help="checkpoint.pt or fp32 model.onnx files")
+    args = parser.parse_args()
+    try:
+        path = average(args.sources, args.out)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    print(json.dumps({"file": str(path), "sha256": sha256(path), "sources": [str(s) for s in args.sources]}))
+
+
+if __name__ == "__main__":
+    main()
