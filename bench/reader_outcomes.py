@@ -64,7 +64,8 @@ def main() -> None:
             quote = " ".join(s.text for s in chosen)
             ranks = {}
             for weight in WEIGHTS:
-                order = [*answering.rerank(item.question, answering_passages, scored, reader_weight=weight), *passages[settings.answer_passages :]]
+                reranked = answering.rerank(item.question, answering_passages, scored, reader_weight=weight)
+                order = [*reranked, *passages[settings.answer_passages :]]
                 ranks[str(weight)] = first_relevant_rank([contains_answer(p.text, item.answers) for p in order])
             out.write(json.dumps({
                 "question": item.question, "answerable": item.answerable, "evidence": best,

@@ -2,8 +2,9 @@
 
 Retrieval finds passages; the reader (retrieval/reader.py, a cross-encoder trained here) reads the
 question beside each candidate sentence and gives the probability that it answers. The answer
-quotes the best sentence, verbatim, when that probability clears one calibrated threshold, and
-declines otherwise.
+declines unless the best probability clears one calibrated threshold; otherwise it quotes,
+verbatim, the accepted sentence of most merit (that probability, the question's words it holds,
+its passage's rank).
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def numbers_in(text: str) -> set[str]:
 def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple[list[Sentence], bool]:
     """Pick the sentences to quote; report whether they are differing figures from several documents.
 
-    The best sentence (`quote_order`); for a how-many question, the best sentence of each other document giving
-    another figure that the reader also accepts (sources disagree: show each); else the best
+    The best sentence by merit (`quote_order`); for a how-many question, the best sentence of each
+    other document giving another figure that the reader also accepts (sources disagree: show each); else the best
     one's neighbours when rated nearly as high (a two-sentence answer).
     """
     ordered = quote_order(question, scored, threshold)
@@ -162,7 +163,8 @@ def merit(sentence: Sentence, question_terms: set[str]) -> float:
     """How well a read sentence answers: the reader's log-odds, the share of the question's words it
     holds, and its passage's rank, mixed (a log-odds scale)."""
     p = min(max(sentence.score, 1e-4), 1 - 1e-4)
-    return float(np.log(p / (1 - p))) + WORDS_WEIGHT * shared_words(question_terms, sentence.text) - RANK_WEIGHT * sentence.rank
+    words = shared_words(question_terms, sentence.text)
+    return float(np.log(p / (1 - p))) + WORDS_WEIGHT * words - RANK_WEIGHT * sentence.rank
 
 
 def quote_order(question: str, scored: Sequence[Sentence], threshold: float) -> list[Sentence]:

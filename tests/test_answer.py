@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from retrieval.answer import (NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, quote_order, rerank,
-                              select)
+from retrieval.answer import (
+    NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, quote_order, rerank, select,
+)
 from retrieval.records import Hit, Place
 from tests.helpers import write_files
 
