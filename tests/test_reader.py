@@ -148,7 +148,7 @@ def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_mos
     ]}]}
 
     plain = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1)
-    pairs = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1, paired_unanswerable=True)
+    pairs = training_pairs([article], rng=random.Random(0), unanswerable_negatives=1, paired_unanswerable=1)
 
     added = [p for p in pairs if p not in plain]
     # The question sharing "Town0" and "mill" with it, not the one about the river; its answering

@@ -25,14 +25,15 @@ def average(sources: list[Path], out: Path, *, layers: int = 6, max_length: int 
 
     if len(sources) < 2:
         raise ValueError(f"averaging needs at least two readers, got {len(sources)}")
+    model, tokenizer = load_model(bundled_model_path(), layers)
     states = []
     for source in sources:
-        model, tokenizer = load_model(bundled_model_path(), layers)
         if source.suffix == ".onnx":
             load_onnx_weights(model, source)
         else:
             model.load_state_dict(torch.load(source, weights_only=False)["model"])
-        states.append(model.state_dict())
+        # Copies: the next source is loaded into the same tensors.
+        states.append({name: value.clone() for name, value in model.state_dict().items()})
     mean = {name: sum(state[name].double() for state in states).div(len(states)).to(value.dtype)
             if value.is_floating_point() else value for name, value in states[0].items()}
     model.load_state_dict(mean)

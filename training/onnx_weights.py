@@ -23,11 +23,18 @@ FROZEN = "bert.embeddings.word_embeddings.weight"
 
 def onnx_state_dict(path: Path) -> dict[str, np.ndarray]:
     """The PyTorch state dict (name -> array) of a BERT sequence classifier exported to ONNX (fp32 or int8)."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[dict[str, np.ndarray], bool]:
+    """The export's state dict, and whether its weights were quantised (and are read back rounded)."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(str(path)).graph
-    constants = _dequantised({init.name: numpy_helper.to_array(init) for init in graph.initializer})
+    stored = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    quantised = any(name.endswith("_quantized") for name in stored)
+    constants = _dequantised(stored)
     weights = {name: value for name, value in constants.items() if not name.startswith("onnx::")}
     # Quantising turns the pooler's and the classifier's Gemm into a MatMul by the transposed weight.
     for name in [name for name in weights if name.endswith("_Transposed")]:
@@ -48,14 +55,7 @@ def onnx_state_dict(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: the MatMul on {constant} is not followed by a named bias; not a reader export")
         # torch.nn.Linear keeps (out, in); the export multiplies by its transpose.
         weights[bias.removesuffix(".bias") + ".weight"] = constants[constant].T.copy()
-    return weights
-
-
-def is_int8(path: Path) -> bool:
-    """Whether the export's weights are quantised (training.quantise)."""
-    import onnx
-
-    return any(init.name.endswith("_quantized") for init in onnx.load(str(path)).graph.initializer)
+    return weights, quantised
 
 
 def _dequantised(constants: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -92,8 +92,8 @@ def load_onnx_weights(model, path: Path) -> None:
     import torch
 
     expected = model.state_dict()
-    weights = onnx_state_dict(path)
-    if is_int8(path):
+    weights, quantised = _read(path)
+    if quantised:
         log.warning("%s is int8: starting from its weights as rounded; the frozen word-piece table stays the base's", path)
         weights.pop(FROZEN, None)
     # Layers past the model's own are left out: a smaller reader can start from a larger one's first layers.

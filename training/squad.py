@@ -301,7 +301,7 @@ def training_pairs(
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
-                for twin in most_alike(question, answerable.get(question.sentences, []), int(paired_unanswerable)):
+                for twin in most_alike(question, answerable.get(question.sentences, []), paired_unanswerable):
                     i = min(twin.answering)
                     pairs.append(Pair(question.text, context_of(twin, i), 0.0, twin.id + "/swapped"))
     if question_limit is not None:

@@ -164,7 +164,9 @@ def sentence_loss(logits, batch: Sequence[Pair]):
     """Logistic ranking loss over the batch's answerable questions: each of a question's other
     sentences should score below its answering one. Zero when the batch has none."""
     answering = {p.group: row for row, p in enumerate(batch) if p.label}
-    return _ranking(logits, [(answering[p.group], row) for row, p in enumerate(batch) if not p.label and p.group in answering])
+    return _ranking(logits, [
+        (answering[p.group], row) for row, p in enumerate(batch) if not p.label and p.group in answering
+    ])
 
 
 def _ranking(logits, rows: Sequence[tuple[int, int]]):
