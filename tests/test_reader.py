@@ -192,6 +192,17 @@ def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_belo
     above = train_reader.sentence_loss(torch.tensor([-2.0, 2.0, -9.0, -2.0, 2.0, -9.0]), batch)
     assert float(below) < 0.05 < 4.0 < float(above)
     assert float(train_reader.sentence_loss(torch.tensor([1.0, 0.0]), [pairs[0], pairs[2]])) == 0.0
+    # The choice loss: a question of one sentence is plain binary cross-entropy; with more, the
+    # answering sentence must beat both the others and "none", and a near miss must lose to "none".
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    one = torch.tensor([0.7])
+    assert float(train_reader.list_loss(one, pairs[2:3])) == pytest.approx(float(bce(one, torch.zeros(1))))
+    assert float(train_reader.list_loss(one, pairs[:1])) == pytest.approx(float(bce(one, torch.ones(1))))
+    right = train_reader.list_loss(torch.tensor([6.0, -6.0, -6.0]), pairs[:3])
+    wrong = train_reader.list_loss(torch.tensor([-6.0, 6.0, 6.0]), pairs[:3])
+    assert float(right) < 0.05 < 6.0 < float(wrong)
+    # "none" is the answer to beat: an answering sentence scored at 0 loses half the choice.
+    assert float(train_reader.list_loss(torch.tensor([0.0, -30.0]), pairs[:2])) == pytest.approx(float(np.log(2)))
 
 
 @pytest.mark.integration

@@ -62,6 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sentence-weight", type=float, default=0.0,
                         help="weight of a ranking loss putting each of a question's other sentences below its answering "
                              "one (batches then hold whole questions)")
+    parser.add_argument("--list-weight", type=float, default=0.0,
+                        help="weight of a choice loss per question: its answering sentence among its sentences and "
+                             "'none' (logit 0), or 'none' when it has no answer (batches then hold whole questions)")
     parser.add_argument("--negatives", type=int, default=1,
                         help="other sentences of its paragraph taken as negatives for each answerable question")
     parser.add_argument("--paired-unanswerable", type=int, nargs="?", const=1, default=0, metavar="N",
@@ -167,6 +170,26 @@ def sentence_loss(logits, batch: Sequence[Pair]):
     return _ranking(logits, [
         (answering[p.group], row) for row, p in enumerate(batch) if not p.label and p.group in answering
     ])
+
+
+def list_loss(logits, batch: Sequence[Pair]):
+    """Mean over the batch's questions of the cross-entropy of choosing, among the question's
+    sentences and "none" (a fixed logit 0), its answering sentence, or "none" when it has none.
+
+    A question of one sentence makes this the usual binary cross-entropy; with more, the loss
+    weighs most the sentences scored highest, as the answer-or-decline test (the best one) does.
+    """
+    import torch
+
+    groups: dict[str, list[int]] = {}
+    for row, pair in enumerate(batch):
+        groups.setdefault(pair.group, []).append(row)
+    losses = []
+    for rows in groups.values():
+        choices = torch.cat([logits.new_zeros(1), logits[rows]])
+        target = next((k + 1 for k, row in enumerate(rows) if batch[row].label), 0)
+        losses.append(torch.logsumexp(choices, 0) - choices[target])
+    return torch.stack(losses).mean()
 
 
 def _ranking(logits, rows: Sequence[tuple[int, int]]):
@@ -353,7 +376,7 @@ def train(args: argparse.Namespace) -> dict:
     dev_questions = list(questions(calibration))
     dev_rng.shuffle(dev_questions)
     dev_questions = dev_questions[: args.dev_questions]
-    make_batches = question_batches if args.pair_weight or args.sentence_weight else batches
+    make_batches = question_batches if args.pair_weight or args.sentence_weight or args.list_weight else batches
     plan = make_batches(pairs, args.batch_size, rng)
     total = math.ceil(len(plan) * args.epochs)
     if args.max_steps is not None:
@@ -419,6 +442,8 @@ def train(args: argparse.Namespace) -> dict:
             loss = loss + args.pair_weight * pair_loss(logits, batch)
         if args.sentence_weight:
             loss = loss + args.sentence_weight * sentence_loss(logits, batch)
+        if args.list_weight:
+            loss = loss + args.list_weight * list_loss(logits, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
