@@ -47,6 +47,21 @@ _QUANTITY_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d[\d,.]*\s*(?:%|percent|million|billion|thousand|k\b|m\b|bn\b)?", re.IGNORECASE)
+# The kind of figure a question asks for, by its wording, and how a sentence states one: a
+# duration, a share or change, or a sum of money. A differing figure from another document joins
+# the quote only when it is of the kind asked for ("how much time" is not answered by a count of
+# users). Checked in that order: "how much time" is a duration before it is anything else.
+_FIGURE_KINDS = (
+    (re.compile(r"\bhow (long|much time|many (seconds|minutes|hours|days|weeks|months|years))\b", re.IGNORECASE),
+     re.compile(r"\d[\d,.]*\s*(seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b", re.IGNORECASE)),
+    (re.compile(r"\b(share|percent(age)?|proportion|grow|grew|growth|increase[ds]?|rise|rose|fall|fell|decline[ds]?|"
+                r"drop(ped)?|go up|went up|go down|went down)\b", re.IGNORECASE),
+     re.compile(r"\d\s*%|\d\s*percent\b", re.IGNORECASE)),
+    (re.compile(r"\bhow much\b.*\b(spend|spent|cost|costs|pay|paid|earn|earned|make|made|revenue|money|budget|"
+                r"invest(ed)?|worth|charge[ds]?|price)\b", re.IGNORECASE),
+     re.compile(r"[$€£¥]\s*\d|\d[\d,.]*\s*(?:million |billion |thousand )?(dollars|yuan|rmb|euros?|pounds|usd)\b",
+                re.IGNORECASE)),
+)
 
 
 class Scorer(Protocol):
@@ -125,12 +140,19 @@ def numbers_in(text: str) -> set[str]:
     return {re.sub(r"\s+", " ", match.group().strip(" .,")).lower() for match in _NUMBER.finditer(text)}
 
 
+def figure_kind(question: str) -> re.Pattern | None:
+    """How a sentence states the kind of figure the question asks for (a duration, a share, a sum of
+    money); None when the question does not say, or asks for a count."""
+    return next((stated for asks, stated in _FIGURE_KINDS if asks.search(question)), None)
+
+
 def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple[list[Sentence], bool]:
     """Pick the sentences to quote; report whether they are differing figures from several documents.
 
     The best sentence by merit (`quote_order`); for a how-many question, the best sentence of each
-    other document giving another figure that the reader also accepts (sources disagree: show each); else the best
-    one's neighbours when rated nearly as high (a two-sentence answer).
+    other document giving another figure, of the kind asked for, that the reader also accepts
+    (sources disagree: show each); else the best one's neighbours when rated nearly as high (a
+    two-sentence answer).
     """
     ordered = quote_order(question, scored, threshold)
     best = ordered[0]
@@ -139,9 +161,11 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
     if _QUANTITY_QUESTION.search(question) and numbers_in(best.text):
         per_document: dict[str, Sentence] = {best.hit.document_id: best}
         figures = [numbers_in(best.text)]
+        kind = figure_kind(question)
         for sentence in good:
             found = numbers_in(sentence.text)
-            if sentence.hit.document_id not in per_document and found and found not in figures:
+            of_kind = kind is None or kind.search(sentence.text)
+            if sentence.hit.document_id not in per_document and found and found not in figures and of_kind:
                 per_document[sentence.hit.document_id] = sentence
                 figures.append(found)
             if len(per_document) == MAX_SENTENCES:

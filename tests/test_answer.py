@@ -7,7 +7,8 @@ import re
 import pytest
 
 from retrieval.answer import (
-    NOT_ANSWERED, Sentence, candidate_sentences, first_cut, names_in, numbers_in, quote_order, rerank, select,
+    NOT_ANSWERED, Sentence, candidate_sentences, figure_kind, first_cut, names_in, numbers_in, quote_order, rerank,
+    select,
 )
 from retrieval.records import Hit, Place
 from tests.helpers import write_files
@@ -180,6 +181,34 @@ def test_a_neighbouring_sentence_rated_nearly_as_high_joins_the_quote():
     chosen, differing = select("How much leave do staff get?", [best, neighbour, far], threshold=0.5)
 
     assert [s.text for s in chosen] == ["Staff get thirty days.", "They may carry five over."] and not differing
+
+
+def test_another_documents_figure_joins_the_quote_only_when_of_the_kind_asked_for():
+    time_a, time_b, users = (_hit(t, chunk=c, document=c) for t, c in [
+        ("Users spend 76 minutes a day in the app.", "a"),
+        ("The average session adds up to 58 minutes a day.", "b"),
+        ("The app had 225 million monthly users.", "c"),
+    ])
+    best = _sentence(time_a, time_a.text, 0.95)
+    other_time, count = _sentence(time_b, time_b.text, 0.9), _sentence(users, users.text, 0.96)
+
+    chosen, differing = select("How much time does the average user spend on the app?", [count, best, other_time], 0.5)
+
+    assert differing and {s.text for s in chosen} == {time_a.text, time_b.text}
+    # Asked for a count, a count from another document is of the kind asked for.
+    count_a = _sentence(_hit("The app had 310 million monthly users.", chunk="a", document="a"),
+                        "The app had 310 million monthly users.", 0.95)
+    chosen, differing = select("How many monthly users does the app have?", [count_a, count], 0.5)
+    assert differing and len(chosen) == 2
+
+
+def test_the_kind_of_figure_asked_for_is_read_from_the_question():
+    assert figure_kind("How much time do users spend?").search("about 76.4 minutes")
+    assert not figure_kind("How long is a session?").search("225 million users")
+    assert figure_kind("By how much did users grow year on year?").search("up 30.5%")
+    assert not figure_kind("What share of users are women?").search("women aged 18 to 35")
+    assert figure_kind("How much did Lemon8 spend on ads?").search("$8.75 million")
+    assert figure_kind("How many users does it have?") is None
 
 
 def test_a_sentence_far_from_the_best_one_does_not_join_the_quote_however_high():
