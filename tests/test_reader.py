@@ -446,3 +446,30 @@ def test_averaging_two_readers_exports_the_mean_of_their_weights(tmp_path):
     assert Reader(tmp_path / "mean").score("Who founded the mill?", ["Ann Lee founded it."]).shape == (1,)
     with pytest.raises(ValueError, match="at least two"):
         average(exports[:1], tmp_path / "one", layers=1)
+
+
+def test_the_paragraph_reader_scores_each_whole_sentence_and_none_and_skips_cut_off_answers():
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+    from training.passage_reader import Example, PassageReader, encode, targets
+
+    classifier, tokenizer = train_reader.load_model(bundled_model_path(), 1)
+    sentences = ("The mill opened in 1803.", "Ann Lee founded it.", "It grinds wheat and rye every day of the week.")
+    examples = [Example("Who founded the mill?", sentences, 1), Example("When did the mill close?", sentences, -1),
+                Example("What does it grind?", sentences, 2)]
+
+    inputs, masks = encode(tokenizer, examples, 24)
+
+    # Each sentence's mask covers exactly its own word pieces; the third is cut off at 24 pieces.
+    pieces = [tokenizer.decode(inputs["input_ids"][0][masks[0, i]]) for i in range(2)]
+    assert pieces == ["the mill opened in 1803.", "ann lee founded it."]
+    assert 0 < int(masks[0, 2].sum()) < len(tokenizer.tokenize(sentences[2]))
+    # The answer's choice: 1 + its sentence, 0 for none, ignored when its sentence was cut.
+    cut = masks.clone()
+    cut[2, 2] = False
+    assert targets(examples, cut).tolist() == [2, 0, -100]
+    with torch.no_grad():
+        logits = PassageReader(classifier.bert)(inputs, cut)
+    assert logits.shape == (3, 4) and float(logits[2, 3]) < -1e3 < float(logits[2, 2])
+    assert torch.isfinite(logits[:, :3]).all()
