@@ -232,6 +232,28 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
     return None
 
 
+# A verb carried by an auxiliary or a modal takes a "not" cleanly: "was founded" -> "was not founded".
+_CARRIER = re.compile(r"\b(?:is|was|are|were|has|have|had|can|could|will|would|should|may|might|must)\b (?=([a-z]+)\b)")
+
+
+def negated_sentence(question: Question) -> str | None:
+    """The question's answering sentence made to deny what the question asks: a "not" after the
+    auxiliary or modal carrying a verb the question uses ("Who was the mill founded by?" against
+    "The mill was not founded by Ann Lee."). SQuAD 2.0's writers often asked, without the "not",
+    about a sentence that denies it; the other rewordings only negate the question. None when the
+    sentence or the question already negates, or no carried verb is one the question uses.
+    """
+    i = min(question.answering)
+    sentence = question.sentences[i]
+    if _NEGATION.search(sentence) or _NEGATION.search(question.text):
+        return None
+    asked = {word[:5] for word in keyword_terms(question.text)}
+    for match in _CARRIER.finditer(sentence):
+        if match.group(1)[:5] in asked:
+            return f"{sentence[: match.end()]}not {sentence[match.end() :]}"
+    return None
+
+
 def most_alike(question: Question, others: Sequence[Question], count: int = 1) -> list[Question]:
     """The `count` other questions sharing the most content words with this one (at least two each)."""
     ranked = sorted(others, key=lambda other: -shared_words(question.text, other.text))
@@ -250,6 +272,11 @@ def article_vocabulary(article: dict) -> dict[str, list[str]]:
     return {kind: sorted(values) for kind, values in vocabulary.items()}
 
 
+def question_of(pair: Pair) -> str:
+    """The id of the question a pair was made from (a made-up near miss is grouped apart from it)."""
+    return pair.group.removesuffix("/swapped").removesuffix("/negated")
+
+
 def training_pairs(
     articles: Sequence[dict],
     *,
@@ -258,6 +285,7 @@ def training_pairs(
     unanswerable_negatives: int = 2,
     near_miss_share: float = 0.0,
     reworded_share: float = 0.0,
+    negated_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -267,7 +295,8 @@ def training_pairs(
     per unanswerable question its `unanswerable_negatives` nearest sentences; and, for a
     `near_miss_share` of answerable questions, the question with a fact swapped, against the
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
-    or a negation) against it too. With `paired_unanswerable`, each unanswerable question is also
+    or a negation) against it too; for a `negated_share`, the question against its answering
+    sentence made to deny it (`negated_sentence`; grouped as `/negated`). With `paired_unanswerable`, each unanswerable question is also
     read against the answering sentence of its paragraph's most alike answerable question (a real
     near miss; grouped with that question's pairs, as made-up near misses are: `/swapped`); a
     number reads it against that many of the most alike.
@@ -298,6 +327,13 @@ def training_pairs(
                     if reworded:
                         i = min(question.answering)
                         pairs.append(Pair(reworded, context_of(question, i), 0.0, question.id + "/swapped"))
+                if negated_share and rng.random() < negated_share:
+                    denied = negated_sentence(question)
+                    if denied:
+                        i = min(question.answering)
+                        previous = question.sentences[i - 1] if i > 0 else ""
+                        context = reader_context(denied, title=question.title, previous=previous)
+                        pairs.append(Pair(question.text, context, 0.0, question.id + "/negated"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))
@@ -308,8 +344,8 @@ def training_pairs(
         # Keep whole questions: every pair of the first `question_limit` groups.
         keep: dict[str, None] = {}
         for pair in pairs:
-            group = pair.group.removesuffix("/swapped")
+            group = question_of(pair)
             if group in keep or len(keep) < question_limit:
                 keep[group] = None
-        pairs = [p for p in pairs if p.group.removesuffix("/swapped") in keep]
+        pairs = [p for p in pairs if question_of(p) in keep]
     return pairs

@@ -25,7 +25,7 @@ import numpy as np
 
 from training.mine import read_pairs
 from training.onnx_weights import load_onnx_weights
-from training.squad import Pair, all_pairs, load_articles, questions, split_dev, training_pairs
+from training.squad import Pair, all_pairs, load_articles, question_of, questions, split_dev, training_pairs
 
 log = logging.getLogger("train_reader")
 
@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
     parser.add_argument("--reworded-share", type=float, default=0.0,
                         help="v1.1 questions also reworded into a near miss (an opposite, a negation)")
+    parser.add_argument("--negated-share", type=float, default=0.0,
+                        help="v1.1 questions also read against their answering sentence made to deny it")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
     parser.add_argument("--mined", type=Path, default=None,
@@ -102,7 +104,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
             article = {**article, "paragraphs": rng.sample(article["paragraphs"], min(len(article["paragraphs"]), per_article))}
             pairs += training_pairs(
                 [article], rng=rng, negatives=args.negatives, near_miss_share=args.near_miss_share,
-                reworded_share=args.reworded_share, question_limit=per_article,
+                reworded_share=args.reworded_share, negated_share=args.negated_share, question_limit=per_article,
             )
     if args.mined:
         pairs += read_pairs(args.mined)
@@ -122,7 +124,7 @@ def question_batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> li
     """
     units: dict[str, list[Pair]] = {}
     for pair in pairs:
-        units.setdefault(pair.group.removesuffix("/swapped"), []).append(pair)
+        units.setdefault(question_of(pair), []).append(pair)
     # A question has about three pairs: pools of about 50 batches, as in `batches`.
     return _packed(list(units.values()), size, rng, pool=size * 50 // 3)
 
@@ -154,12 +156,18 @@ def _mean_length(unit: Sequence[Pair]) -> float:
 
 def pair_loss(logits, batch: Sequence[Pair]):
     """Logistic ranking loss over the batch's near misses: each should score below the answering pair
-    of the question it was made from, on the same sentence. Zero when the batch has none."""
+    of the question it was made from (a changed question on the same sentence, or the question on
+    its sentence made to deny it). Zero when the batch has none."""
     answering = {(p.group, p.context): row for row, p in enumerate(batch) if p.label}
+    answer_of = {p.group: row for row, p in enumerate(batch) if p.label}
     return _ranking(logits, [
         (answering[key], row)
         for row, p in enumerate(batch)
         if p.group.endswith("/swapped") and (key := (p.group.removesuffix("/swapped"), p.context)) in answering
+    ] + [
+        (answer_of[group], row)
+        for row, p in enumerate(batch)
+        if p.group.endswith("/negated") and (group := p.group.removesuffix("/negated")) in answer_of
     ])
 
 
