@@ -11,7 +11,7 @@ import pytest
 from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
 from training import mine, train_reader
 from training.squad import (
-    Question, all_pairs, load_articles, near_miss, negated_sentence, questions, reworded_miss, split_dev, training_pairs,
+    Question, all_pairs, load_articles, near_miss, denied_sentence, questions, reworded_miss, split_dev, training_pairs,
 )
 
 
@@ -138,18 +138,22 @@ def test_a_reworded_near_miss_asks_for_the_opposite_or_the_negation_of_what_the_
     assert reworded_miss(_question("Who came first?", "Ann came first and Bo came last."), rng) is None
 
 
-def test_a_negated_sentence_denies_the_verb_the_question_asks_about():
-    assert negated_sentence(_question("Who was the mill founded by?", "The mill was founded by Ann Lee in 1803.")) == (
+def test_a_denied_sentence_denies_the_verb_the_question_asks_about():
+    assert denied_sentence(_question("Who was the mill founded by?", "The mill was founded by Ann Lee in 1803.")) == (
         "The mill was not founded by Ann Lee in 1803."
     )
     # The first carried verb the question uses, not merely the first auxiliary.
-    assert negated_sentence(_question("What can the mill grind?", "It was rebuilt and can grind wheat.")) == (
+    assert denied_sentence(_question("What can the mill grind?", "It was rebuilt and can grind wheat.")) == (
         "It was rebuilt and can not grind wheat."
     )
     # Nothing the question asks about is carried, or something already negates: none is made.
-    assert negated_sentence(_question("Who owns the mill?", "The mill was founded by Ann Lee.")) is None
-    assert negated_sentence(_question("Who was the mill founded by?", "It was never founded by Ann.")) is None
-    assert negated_sentence(_question("Who was the mill not founded by?", "It was founded by Ann.")) is None
+    assert denied_sentence(_question("Who owns the mill?", "The mill was founded by Ann Lee.")) is None
+    assert denied_sentence(_question("Who was the mill founded by?", "It was never founded by Ann.")) is None
+    assert denied_sentence(_question("Who was the mill not founded by?", "It was founded by Ann.")) is None
+    # A word the question uses that has an opposite is turned first.
+    assert denied_sentence(_question("Which mill was the largest?", "The old mill was the largest in town.")) == (
+        "The old mill was the smallest in town."
+    )
 
 
 def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_most_alike_question():
@@ -204,7 +208,7 @@ def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_belo
     assert float(below) < 0.05 < 4.0 < float(above)
     assert float(train_reader.pair_loss(torch.tensor([1.0, 0.0]), pairs[:2])) == 0.0
     # A question read against its answering sentence made to deny it ranks below its answer too.
-    denied = [pairs[0], Pair("q0", "answer 0 was not", 0.0, "q0/negated")]
+    denied = [pairs[0], Pair("q0", "answer 0 was not", 0.0, "q0/denied")]
     assert float(train_reader.pair_loss(torch.tensor([3.0, -3.0]), denied)) < 0.01 < 6.0 < float(
         train_reader.pair_loss(torch.tensor([-3.0, 3.0]), denied))
     # The question's other sentences (rows 1 and 4) against its answering one; the near misses do not count.

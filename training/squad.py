@@ -236,20 +236,27 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
 _CARRIER = re.compile(r"\b(?:is|was|are|were|has|have|had|can|could|will|would|should|may|might|must)\b (?=([a-z]+)\b)")
 
 
-def negated_sentence(question: Question) -> str | None:
-    """The question's answering sentence made to deny what the question asks: a "not" after the
-    auxiliary or modal carrying a verb the question uses ("Who was the mill founded by?" against
-    "The mill was not founded by Ann Lee."). SQuAD 2.0's writers often asked, without the "not",
-    about a sentence that denies it; the other rewordings only negate the question. None when the
-    sentence or the question already negates, or no carried verb is one the question uses.
+def denied_sentence(question: Question) -> str | None:
+    """The question's answering sentence made to deny what the question asks: a word the question
+    uses swapped for its opposite ("the largest mill" -> "the smallest mill"), else a "not" after
+    the auxiliary or modal carrying a verb the question uses ("was founded" -> "was not founded").
+    SQuAD 2.0's writers often asked, without the "not" or with the other word, about a sentence
+    that denies it; the reworded near misses only change the question. None when the sentence or
+    the question already negates, or nothing the question uses can be turned.
     """
     i = min(question.answering)
     sentence = question.sentences[i]
     if _NEGATION.search(sentence) or _NEGATION.search(question.text):
         return None
-    asked = {word[:5] for word in keyword_terms(question.text)}
+    words = set(re.findall(r"[a-z]+", sentence.lower()))
+    asked = set(re.findall(r"[a-z]+", question.text.lower()))
+    for match in re.finditer(r"\b[a-z]+\b(?!-)", sentence):
+        opposite = OPPOSITES.get(match.group())
+        if opposite and match.group() in asked and opposite not in words:
+            return sentence[: match.start()] + opposite + sentence[match.end() :]
+    stems = {word[:5] for word in keyword_terms(question.text)}
     for match in _CARRIER.finditer(sentence):
-        if match.group(1)[:5] in asked:
+        if match.group(1)[:5] in stems:
             return f"{sentence[: match.end()]}not {sentence[match.end() :]}"
     return None
 
@@ -274,7 +281,7 @@ def article_vocabulary(article: dict) -> dict[str, list[str]]:
 
 def question_of(pair: Pair) -> str:
     """The id of the question a pair was made from (a made-up near miss is grouped apart from it)."""
-    return pair.group.removesuffix("/swapped").removesuffix("/negated")
+    return pair.group.removesuffix("/swapped").removesuffix("/denied")
 
 
 def training_pairs(
@@ -285,7 +292,7 @@ def training_pairs(
     unanswerable_negatives: int = 2,
     near_miss_share: float = 0.0,
     reworded_share: float = 0.0,
-    negated_share: float = 0.0,
+    denied_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -295,11 +302,12 @@ def training_pairs(
     per unanswerable question its `unanswerable_negatives` nearest sentences; and, for a
     `near_miss_share` of answerable questions, the question with a fact swapped, against the
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
-    or a negation) against it too; for a `negated_share`, the question against its answering
-    sentence made to deny it (`negated_sentence`; grouped as `/negated`). With `paired_unanswerable`, each unanswerable question is also
-    read against the answering sentence of its paragraph's most alike answerable question (a real
-    near miss; grouped with that question's pairs, as made-up near misses are: `/swapped`); a
-    number reads it against that many of the most alike.
+    or a negation) against it too; for a `denied_share`, the question against its answering
+    sentence made to deny it (`denied_sentence`; grouped as `/denied`). With
+    `paired_unanswerable`, each unanswerable question is also read against the answering sentence
+    of its paragraph's most alike answerable question (a real near miss; grouped with that
+    question's pairs, as made-up near misses are: `/swapped`); a number reads it against that many
+    of the most alike.
     """
     pairs: list[Pair] = []
     for article in articles:
@@ -327,13 +335,13 @@ def training_pairs(
                     if reworded:
                         i = min(question.answering)
                         pairs.append(Pair(reworded, context_of(question, i), 0.0, question.id + "/swapped"))
-                if negated_share and rng.random() < negated_share:
-                    denied = negated_sentence(question)
+                if denied_share and rng.random() < denied_share:
+                    denied = denied_sentence(question)
                     if denied:
                         i = min(question.answering)
                         previous = question.sentences[i - 1] if i > 0 else ""
                         context = reader_context(denied, title=question.title, previous=previous)
-                        pairs.append(Pair(question.text, context, 0.0, question.id + "/negated"))
+                        pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
                     pairs.append(Pair(question.text, context_of(question, i), 0.0, question.id))

@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--near-miss-share", type=float, default=0.35, help="v1.1 questions also made into a near miss")
     parser.add_argument("--reworded-share", type=float, default=0.0,
                         help="v1.1 questions also reworded into a near miss (an opposite, a negation)")
-    parser.add_argument("--negated-share", type=float, default=0.0,
+    parser.add_argument("--denied-share", type=float, default=0.0,
                         help="v1.1 questions also read against their answering sentence made to deny it")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
@@ -104,7 +104,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
             article = {**article, "paragraphs": rng.sample(article["paragraphs"], min(len(article["paragraphs"]), per_article))}
             pairs += training_pairs(
                 [article], rng=rng, negatives=args.negatives, near_miss_share=args.near_miss_share,
-                reworded_share=args.reworded_share, negated_share=args.negated_share, question_limit=per_article,
+                reworded_share=args.reworded_share, denied_share=args.denied_share, question_limit=per_article,
             )
     if args.mined:
         pairs += read_pairs(args.mined)
@@ -167,7 +167,7 @@ def pair_loss(logits, batch: Sequence[Pair]):
     ] + [
         (answer_of[group], row)
         for row, p in enumerate(batch)
-        if p.group.endswith("/negated") and (group := p.group.removesuffix("/negated")) in answer_of
+        if p.group.endswith("/denied") and (group := p.group.removesuffix("/denied")) in answer_of
     ])
 
 
