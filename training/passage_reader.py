@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from retrieval.embedder import bundled_model_path
     from training.onnx_weights import load_onnx_weights
-    from training.train_reader import load_model
+    from training.train_reader import load_model, warmup_then_decay
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -215,9 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     total = math.ceil(len(plan) * args.epochs)
     plan = (plan * math.ceil(args.epochs))[:total]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warmup = max(1, total // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
+    schedule = warmup_then_decay(optimizer, total)
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint, logfile = args.work / "checkpoint.pt", args.work / "train.log.jsonl"
     step = 0

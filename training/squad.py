@@ -102,10 +102,11 @@ def questions(articles: Sequence[dict]) -> Iterator[Question]:
                 yield Question(qa.get("id") or f"{article['title']}/{p}/{q}", qa["question"], title, sentences, answering, answers)
 
 
-def context_of(question: Question, index: int) -> str:
-    """The reader's text for one of the question's sentences: itself, its title and the sentence before."""
+def context_of(question: Question, index: int, sentence: str | None = None) -> str:
+    """The reader's text for one of the question's sentences: itself (or `sentence` in its place),
+    its title and the sentence before."""
     previous = question.sentences[index - 1] if index > 0 else ""
-    return reader_context(question.sentences[index], title=question.title, previous=previous)
+    return reader_context(sentence or question.sentences[index], title=question.title, previous=previous)
 
 
 def shared_words(question: str, sentence: str) -> int:
@@ -338,9 +339,7 @@ def training_pairs(
                 if denied_share and rng.random() < denied_share:
                     denied = denied_sentence(question)
                     if denied:
-                        i = min(question.answering)
-                        previous = question.sentences[i - 1] if i > 0 else ""
-                        context = reader_context(denied, title=question.title, previous=previous)
+                        context = context_of(question, min(question.answering), denied)
                         pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):

@@ -358,6 +358,17 @@ def export_onnx(model, tokenizer, out: Path, *, max_length: int) -> Path:
     return out / "model.onnx"
 
 
+def warmup_then_decay(optimizer, total: int):
+    """The learning rate's schedule: up linearly over the first tenth of `total` steps, then down
+    linearly to zero at the last."""
+    import torch
+
+    warmup = max(1, total // 10)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+
+
 def sha256(path: Path) -> str:
     """The file's sha256, hex."""
     digest = hashlib.sha256()
@@ -401,10 +412,7 @@ def train(args: argparse.Namespace) -> dict:
     span_head = torch.nn.Linear(model.config.hidden_size, 2) if args.span_weight else None
     trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
-    warmup = max(1, total // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
-    )
+    schedule = warmup_then_decay(optimizer, total)
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint = args.work / "checkpoint.pt"
     logfile = args.work / "train.log.jsonl"
