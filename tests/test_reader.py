@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import numpy as np
 import pytest
@@ -227,6 +228,23 @@ def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_belo
     assert float(right) < 0.05 < 6.0 < float(wrong)
     # "none" is the answer to beat: an answering sentence scored at 0 loses half the choice.
     assert float(train_reader.list_loss(torch.tensor([0.0, -30.0]), pairs[:2])) == pytest.approx(float(np.log(2)))
+
+
+def test_a_learning_curve_keeps_a_seeded_share_of_the_squad_2_training_articles(tiny_squad):
+    import random
+
+    def questions_read(*flags):
+        args = train_reader.parse_args(["--data", str(tiny_squad), "--v1-questions", "0", *flags])
+        return {p.question for p in train_reader.build_pairs(args, random.Random(args.seed))[0]}
+
+    everything = questions_read()
+    # The tiny file's 16 articles leave 3 for training, each an answerable and an unanswerable question.
+    assert len(everything) == 6
+    third = questions_read("--v2-share", "0.34")
+    assert len(third) == 2 and third < everything
+    # Whole articles: a kept article brings both its questions.
+    assert len({re.search(r"Town\d+", q).group() for q in third}) == 1
+    assert questions_read("--v2-share", "0.34") == third
 
 
 @pytest.mark.integration

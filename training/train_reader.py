@@ -51,6 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="v1.1 questions also reworded into a near miss (an opposite, a negation)")
     parser.add_argument("--denied-share", type=float, default=0.0,
                         help="v1.1 questions also read against their answering sentence made to deny it")
+    parser.add_argument("--v2-share", type=float, default=1.0,
+                        help="share of the SQuAD 2.0 training articles used (a learning curve over real unanswerable "
+                             "questions; chosen by the seed)")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
     parser.add_argument("--mined", type=Path, default=None,
@@ -90,10 +93,13 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
     real = {"negatives": args.negatives, "unanswerable_negatives": args.unanswerable_negatives,
             "paired_unanswerable": args.paired_unanswerable}
-    pairs = training_pairs(dev["train"], rng=rng, **real)
+    v2 = dev["train"]
     first10 = data / "train-v2.0-first10.json.gz"
     if first10.exists():
-        pairs += training_pairs(load_articles(first10), rng=rng, **real)
+        v2 = v2 + load_articles(first10)
+    if args.v2_share < 1.0:
+        v2 = rng.sample(v2, round(len(v2) * args.v2_share))
+    pairs = training_pairs(v2, rng=rng, **real)
     v1 = data / "train-v1.1.json.gz"
     if v1.exists() and args.v1_questions:
         articles = load_articles(v1)
