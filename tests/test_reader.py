@@ -12,7 +12,8 @@ import pytest
 from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
 from training import mine, train_reader
 from training.squad import (
-    Question, all_pairs, load_articles, near_miss, denied_sentence, questions, reworded_miss, split_dev, training_pairs,
+    Question, all_pairs, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
+    squad2_training_articles, training_pairs,
 )
 
 
@@ -228,6 +229,20 @@ def test_question_batches_keep_each_question_whole_and_rank_its_near_misses_belo
     assert float(right) < 0.05 < 6.0 < float(wrong)
     # "none" is the answer to beat: an answering sentence scored at 0 loses half the choice.
     assert float(train_reader.list_loss(torch.tensor([0.0, -30.0]), pairs[:2])) == pytest.approx(float(np.log(2)))
+
+
+def test_squad_2_s_whole_training_file_is_read_in_place_of_its_first_ten_articles(tiny_squad):
+    def write(name, numbers):
+        with gzip.open(tiny_squad / name, "wt", encoding="utf-8") as handle:
+            json.dump({"version": "v2.0", "data": [_article(n) for n in numbers]}, handle)
+
+    dev_train = {a["title"] for a in squad2_training_articles(tiny_squad)}
+    assert len(dev_train) == 3
+    write("train-v2.0-first10.json.gz", range(100, 102))
+    assert {a["title"] for a in squad2_training_articles(tiny_squad)} == dev_train | {"Article_100", "Article_101"}
+    write("train-v2.0.json.gz", range(100, 105))
+    titles = {a["title"] for a in squad2_training_articles(tiny_squad)}
+    assert titles == dev_train | {f"Article_{n}" for n in range(100, 105)}
 
 
 def test_a_learning_curve_keeps_a_seeded_share_of_the_squad_2_training_articles(tiny_squad):

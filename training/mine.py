@@ -38,7 +38,7 @@ from training.squad import (
     readable_title,
     reworded_miss,
     shared_words,
-    split_dev,
+    squad2_training_articles,
 )
 
 # A negative from another paragraph scored above this is more likely an answer SQuAD did not mark
@@ -118,9 +118,8 @@ def mine(args: argparse.Namespace, *, reader=None) -> dict:
 
     rng = random.Random(args.seed)
     reader = reader or Reader(args.reader)
-    dev = split_dev(load_articles(args.data / "dev-v2.0.json.gz"))
-    first10, v1_file = args.data / "train-v2.0-first10.json.gz", args.data / "train-v1.1.json.gz"
-    v2 = dev["train"] + (load_articles(first10) if first10.exists() else [])
+    v1_file = args.data / "train-v1.1.json.gz"
+    v2 = squad2_training_articles(args.data)
     v1 = load_articles(v1_file) if v1_file.exists() and args.v1_questions else []
     rng.shuffle(v1)
     per_article = max(1, math.ceil(args.v1_questions / max(1, len(v1))))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.squad import Question, load_articles, questions, split_dev
+from training.squad import Question, load_articles, questions, split_dev, squad2_training_articles
 from training.train_reader import auc
 
 log = logging.getLogger("passage_reader")
@@ -54,13 +54,10 @@ def example(question: Question) -> Example:
 
 
 def build_examples(data: Path, v1_questions: int, rng: random.Random) -> tuple[list[Example], list[Example]]:
-    """Training examples (SQuAD 2.0 dev's training articles, the 2.0 train sample, v1.1 questions) and
+    """Training examples (SQuAD 2.0's training articles, `squad2_training_articles`; v1.1 questions) and
     calibration examples."""
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
-    train = [example(q) for q in questions(dev["train"])]
-    first10 = data / "train-v2.0-first10.json.gz"
-    if first10.exists():
-        train += [example(q) for q in questions(load_articles(first10))]
+    train = [example(q) for q in questions(squad2_training_articles(data))]
     v1 = [example(q) for q in questions(load_articles(data / "train-v1.1.json.gz"))] if v1_questions else []
     rng.shuffle(v1)
     train += v1[:v1_questions]

@@ -62,6 +62,19 @@ def load_articles(path: Path) -> list[dict]:
         return json.load(handle)["data"]
 
 
+# SQuAD 2.0's training file, whole, if the data folder has it; else the sample ../shared holds.
+SQUAD2_TRAIN_FILES = ("train-v2.0.json.gz", "train-v2.0-first10.json.gz")
+
+
+def squad2_training_articles(data: Path) -> list[dict]:
+    """The SQuAD 2.0 articles to train on: the dev set's training articles and SQuAD 2.0's training
+    file (whole when present: its real unanswerable questions are what the reader lacks; README,
+    "Quality")."""
+    articles = split_dev(load_articles(data / "dev-v2.0.json.gz"))["train"]
+    train = next((data / name for name in SQUAD2_TRAIN_FILES if (data / name).exists()), None)
+    return articles + (load_articles(train) if train else [])
+
+
 def split_dev(articles: Sequence[dict]) -> dict[str, list[dict]]:
     """Split SQuAD 2.0 dev articles into train, calibrate and test, by article, reproducibly."""
     titles = sorted(article["title"] for article in articles)

@@ -25,7 +25,9 @@ import numpy as np
 
 from training.mine import read_pairs
 from training.onnx_weights import load_onnx_weights
-from training.squad import Pair, all_pairs, load_articles, question_of, questions, split_dev, training_pairs
+from training.squad import (
+    Pair, all_pairs, load_articles, question_of, questions, split_dev, squad2_training_articles, training_pairs,
+)
 
 log = logging.getLogger("train_reader")
 
@@ -93,10 +95,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
     real = {"negatives": args.negatives, "unanswerable_negatives": args.unanswerable_negatives,
             "paired_unanswerable": args.paired_unanswerable}
-    v2 = dev["train"]
-    first10 = data / "train-v2.0-first10.json.gz"
-    if first10.exists():
-        v2 = v2 + load_articles(first10)
+    v2 = squad2_training_articles(data)
     if args.v2_share < 1.0:
         v2 = rng.sample(v2, round(len(v2) * args.v2_share))
     pairs = training_pairs(v2, rng=rng, **real)
