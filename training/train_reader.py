@@ -72,6 +72,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list-weight", type=float, default=0.0,
                         help="weight of a choice loss per question: its answering sentence among its sentences and "
                              "'none' (logit 0), or 'none' when it has no answer (batches then hold whole questions)")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="a larger reader's checkpoint.pt (trained from --teacher-base) whose probabilities the "
+                             "model also learns to match")
+    parser.add_argument("--teacher-base", type=Path, default=None, help="the base model the teacher was trained from")
+    parser.add_argument("--teacher-weight", type=float, default=1.0,
+                        help="weight of matching the teacher's probabilities, beside the pairs' own labels")
     parser.add_argument("--negatives", type=int, default=1,
                         help="other sentences of its paragraph taken as negatives for each answerable question")
     parser.add_argument("--paired-unanswerable", type=int, nargs="?", const=1, default=0, metavar="N",
@@ -221,13 +227,38 @@ def load_model(base: Path, layers: int):
 
     model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
     if layers < model.config.num_hidden_layers:
-        model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+        model.base_model.encoder.layer = model.base_model.encoder.layer[:layers]
         model.config.num_hidden_layers = layers
     # The word-piece table is half the weights: frozen, each step updates half as many, and
     # words SQuAD never shows keep the meaning the base model gave them.
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     return model, tokenizer
+
+
+def load_teacher(args: argparse.Namespace):
+    """The teacher reader (its model and tokenizer), in eval mode, from its checkpoint."""
+    import torch
+
+    if args.teacher_base is None:
+        raise SystemExit("--teacher needs --teacher-base, the base model the teacher was trained from")
+    state = torch.load(args.teacher, weights_only=False)["model"]
+    layers = {int(key.split(".layer.")[1].split(".")[0]) for key in state if ".encoder.layer." in key}
+    model, tokenizer = load_model(args.teacher_base, layers=len(layers))
+    model.load_state_dict(state)
+    model.eval()
+    log.info("matching the teacher in %s", args.teacher)
+    return model, tokenizer
+
+
+def teacher_loss(teacher, batch: Sequence[Pair], logits, max_length: int):
+    """Cross-entropy of the model's probabilities against the teacher's, pair by pair."""
+    import torch
+
+    model, tokenizer = teacher
+    with torch.no_grad():
+        targets = torch.sigmoid(model(**encode(tokenizer, batch, max_length)).logits[:, 0])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
 
 
 def encode(tokenizer, pairs: Sequence[Pair], max_length: int, *, offsets: bool = False):
@@ -342,7 +373,7 @@ def export_onnx(model, tokenizer, out: Path, *, max_length: int) -> Path:
     staging.mkdir(parents=True)
     model.eval()
     sample = encode(tokenizer, [Pair("what is it?", "it is a test [SEP] title.", 0.0, "")], max_length)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
     torch.onnx.export(
         model,
         tuple(sample[name] for name in names),
@@ -443,6 +474,7 @@ def train(args: argparse.Namespace) -> dict:
                                      "steps": total, "args": {k: str(v) for k, v in vars(args).items()}}) + "\n")
 
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    teacher = load_teacher(args) if args.teacher else None
     model.train()
     running, seen, started = 0.0, 0, time.monotonic()
     figures: dict = {}
@@ -459,6 +491,8 @@ def train(args: argparse.Namespace) -> dict:
             output = model(**inputs, output_hidden_states=True)
             logits = output.logits[:, 0]
             loss = loss_fn(logits, labels) + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
+        if teacher is not None:
+            loss = loss + args.teacher_weight * teacher_loss(teacher, batch, logits, args.max_length)
         if args.pair_weight:
             loss = loss + args.pair_weight * pair_loss(logits, batch)
         if args.sentence_weight:
