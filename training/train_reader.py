@@ -229,7 +229,7 @@ def load_model(base: Path, layers: int):
     if layers < model.config.num_hidden_layers:
         model.base_model.encoder.layer = model.base_model.encoder.layer[:layers]
         model.config.num_hidden_layers = layers
-    # The word-piece table is half the weights: frozen, each step updates half as many, and
+    # The word-piece table is half the MiniLM's weights: frozen, each step updates half as many, and
     # words SQuAD never shows keep the meaning the base model gave them.
     model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
