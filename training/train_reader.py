@@ -92,7 +92,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dev-questions", type=int, default=150, help="calibration questions scored at checkpoints")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (tests)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.teacher and args.teacher_base is None:
+        parser.error("--teacher needs --teacher-base, the base model the teacher was trained from")
+    return args
 
 
 def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair], list[dict]]:
@@ -240,8 +243,6 @@ def load_teacher(args: argparse.Namespace):
     """The teacher reader (its model and tokenizer), in eval mode, from its checkpoint."""
     import torch
 
-    if args.teacher_base is None:
-        raise SystemExit("--teacher needs --teacher-base, the base model the teacher was trained from")
     state = torch.load(args.teacher, weights_only=False)["model"]
     layers = {int(key.split(".layer.")[1].split(".")[0]) for key in state if ".encoder.layer." in key}
     model, tokenizer = load_model(args.teacher_base, layers=len(layers))
