@@ -57,7 +57,9 @@ def main() -> None:
             unknown = service.library.keywords.missing_words(answering.names_in(item.question))
             terms = set(answering.keyword_terms(item.question))
             cut = answering.first_cut(item.question, answering.candidate_sentences(answering_passages), candidates)
-            scored = answering.read(service.reader, item.question, cut)
+            subjects = answering.subjects(item.question, [p.source for p in answering_passages],
+                                          service.library.keywords.share_holding)
+            scored = answering.read(service.reader, item.question, cut, subjects)
             best = scored[0].score if scored else 0.0
             # The quote the service would give at the shipped threshold (a refitted one differs a little).
             chosen = answering.select(item.question, scored, settings.abstain_below)[0] if scored else []

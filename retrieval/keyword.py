@@ -227,6 +227,16 @@ class KeywordIndex:
         """Return the words that no passage contains (compared after stemming)."""
         return [word for word in words if (terms := keyword_terms(word)) and not self._holds_all(terms)]
 
+    def share_holding(self, word: str, source: str) -> float:
+        """Return the share of the source's passages that contain the word (all its terms, after stemming)."""
+        terms = self._terms([word])
+        if not terms:
+            return 0.0
+        only = tantivy.Query.term_query(self._schema, "source", source)
+        holding = tantivy.Query.boolean_query([(tantivy.Occur.Must, query) for query in (only, *map(self._term, terms))])
+        total = self._searcher.search(only, 1, count=True).count
+        return self._searcher.search(holding, 1, count=True).count / total if total else 0.0
+
     def _holds_all(self, words: Sequence[str]) -> bool:
         terms = self._terms(words)
         if not terms:

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from retrieval.answer import (
-    NOT_ANSWERED, Sentence, candidate_sentences, figure_kind, first_cut, names_in, numbers_in, quote_order, rerank,
-    select,
+    NOT_ANSWERED, SUBJECT_SHARE, Sentence, candidate_sentences, figure_kind, first_cut, names_in, numbers_in,
+    quote_order, rerank, select, subjects,
 )
 from retrieval.records import Hit, Place
 from tests.helpers import write_files
@@ -142,6 +142,34 @@ def test_the_reader_reads_each_sentence_with_its_title_section_and_the_sentence_
         "Every employee receives twenty-five days of paid leave per calendar year."
     )
     assert expected in contexts
+
+
+def test_a_documents_subject_the_question_names_is_told_beside_the_sentences_that_do_not_name_it(
+    make_service, reader, tmp_path
+):
+    text = ("About us\nAcme makes hand tools for carpenters. "
+            "Acme was started by two smiths in Leeds. Its workshop has forty benches and a forge. "
+            "The company opened an office in Berlin in March 2019.\n")
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {"about.txt": text}))
+
+    service.ask("When did Acme open an office abroad?")
+
+    contexts = {context.split(" [SEP] ")[0]: context.split(" [SEP] ")[1] for _, context in reader.read}
+    assert contexts["The company opened an office in Berlin in March 2019."].startswith("About us (Acme).")
+    # A sentence naming it, or after one that does, is read as it stands.
+    assert contexts["Acme was started by two smiths in Leeds."].startswith("About us. ")
+    assert contexts["Its workshop has forty benches and a forge."].startswith("About us. ")
+
+
+def test_a_subject_is_a_name_of_the_question_its_document_uses_throughout():
+    shares = {("Acme", "about.txt"): SUBJECT_SHARE, ("Berlin", "about.txt"): 0.1, ("Acme", "news.txt"): 0.1}
+
+    found = subjects("Did Acme open in Berlin in 2019?", ["about.txt", "news.txt", "about.txt"],
+                     lambda word, source: shares.get((word, source), 1.0))
+
+    # A figure is never a subject (a missing year means another fact).
+    assert found == {"about.txt": ["Acme"], "news.txt": ["Berlin"]}
 
 
 def test_the_reader_reads_only_the_first_cut_of_sentences(make_service, reader, tmp_path):

@@ -73,6 +73,20 @@ def test_missing_words_are_those_no_passage_holds(keywords):
     assert keywords.missing_words(["Kinase", "Zanzibar", "front desk", "front Zanzibar"]) == ["Zanzibar", "front Zanzibar"]
 
 
+def test_a_words_share_of_a_sources_passages_counts_that_source_only(tmp_path):
+    passages = [
+        KeywordPassage(1, "Acme makes tools.", "about.txt"), KeywordPassage(2, "Acme's smiths sell them.", "about.txt"),
+        KeywordPassage(3, "The company opened in Berlin.", "about.txt"), KeywordPassage(4, "Staff get lunch.", "about.txt"),
+        KeywordPassage(5, "Acme, Acme and Acme.", "news.txt"),
+    ]
+    index = KeywordIndex.build(tmp_path / "keyword", passages, generation=1)
+
+    assert index.share_holding("Acme", "about.txt") == 0.5
+    assert index.share_holding("acme", "news.txt") == 1.0
+    assert index.share_holding("Berlin", "news.txt") == 0.0
+    assert index.share_holding("Acme", "missing.txt") == 0.0
+
+
 def test_common_words_are_those_in_more_than_the_share_of_passages(keywords):
     question = "Is the protein at the front desk?"
     # "the" is in 4 of 5 passages; "protein" and "front"/"desk" in 2 each; "is" in 1.
