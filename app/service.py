@@ -36,7 +36,7 @@ from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
-from retrieval.answer import Scorer, compose, names_in, subjects
+from retrieval.answer import Scorer, compose, names_in
 from retrieval.embedder import Embedder, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
@@ -501,15 +501,14 @@ class Sourcebook:
         searcher = self.searcher
         passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source)
         unknown = self.library.keywords.missing_words(names_in(question))
-        reading = passages[: self.settings.answer_passages]
         answer = compose(
             query,
-            reading,
+            passages[: self.settings.answer_passages],
             reader=self.reader,
             abstain_below=self.settings.abstain_below,
             candidates=self.settings.reader_candidates,
             unknown_names=unknown,
-            subjects=subjects(query, [p.source for p in reading], self.library.keywords.share_holding),
+            share_holding=self.library.keywords.share_holding,
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
         answer = replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])

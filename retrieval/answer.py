@@ -149,9 +149,8 @@ def read(
     for s in sentences:
         said = " ".join((s.text, s.previous, s.hit.title, s.hit.place.heading or "")).casefold()
         unsaid = [name for name in (subjects or {}).get(s.hit.source, ()) if name.casefold() not in said]
-        heading = s.hit.place.heading if s.hit.place.heading != s.hit.title else None
-        title = f"{s.hit.title} ({', '.join(unsaid)})" if unsaid else s.hit.title
-        contexts.append(reader_context(s.text, title=title, heading=heading, previous=s.previous))
+        contexts.append(reader_context(s.text, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous,
+                                       subjects=unsaid))
     scores = reader.score(question, contexts) if sentences else []
     scored = [replace(s, score=float(p)) for s, p in zip(sentences, scores)]
     scored.sort(key=lambda s: (-s.score, s.rank, s.start))
@@ -284,21 +283,22 @@ def compose(
     abstain_below: float,
     candidates: int,
     unknown_names: Sequence[str] = (),
-    subjects: Mapping[str, Sequence[str]] | None = None,
+    share_holding: Callable[[str, str], float] | None = None,
 ) -> Answer:
     """Answer from the passages with verbatim quotes and [n] citations, or decline when the reader
     finds no sentence that answers.
 
     `candidates` sentences (a cheap first cut) are read; the answer is declined when the best of
     them is below `abstain_below`. `unknown_names` are names in the question that no document
-    mentions: then the documents cannot be answering it. `subjects`: per source, the question's
-    names the document uses throughout (`subjects`), told to the reader beside its sentences.
+    mentions: then the documents cannot be answering it. `share_holding(name, source)` (the
+    keyword index's) finds the question's names each document uses throughout (`subjects`).
     """
     if unknown_names:
         names = ", ".join(unknown_names)
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
-    scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates), subjects)
+    told = subjects(question, [p.source for p in passages], share_holding) if share_holding else None
+    scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
     ranked = tuple(rerank(question, passages, scored))
     evidence = scored[0].score if scored else 0.0
     if not scored or not clears(evidence, abstain_below):

@@ -20,13 +20,17 @@ from retrieval.embedder import ModelTurns, _cores, private_tokenizer
 from retrieval.settings import READER_DIR
 
 
-def reader_context(sentence: str, *, title: str, heading: str | None = None, previous: str = "") -> str:
+def reader_context(
+    sentence: str, *, title: str, heading: str | None = None, previous: str = "", subjects: Sequence[str] = ()
+) -> str:
     """The text the reader reads beside a question: the sentence first, then what helps read it.
 
     The sentence comes first so a long context is cut, never the sentence; the document's title
-    and section tell what "it" or "the company" is, and so may the sentence before.
+    and section tell what "it" or "the company" is, and so may the sentence before. `subjects`
+    are names the document goes by that none of them says, in brackets after the title.
     """
-    where = f"{title} § {heading}" if heading and heading != title else title
+    named = f"{title} ({', '.join(subjects)})" if subjects else title
+    where = f"{named} § {heading}" if heading and heading != title else named
     return f"{sentence} [SEP] {where}. {previous}".strip()
 
 

@@ -22,6 +22,9 @@ def test_the_reader_reads_the_sentence_first_then_where_it_is_and_the_sentence_b
 
     assert context == "It opened in 2013. [SEP] RedNote § History. RedNote is an app."
     assert reader_context("It opened.", title="RedNote") == "It opened. [SEP] RedNote."
+    # Names the document goes by that none of them says, after the title.
+    named = reader_context("It opened.", title="About us", heading="History", subjects=["Acme", "Xiaohongshu"])
+    assert named == "It opened. [SEP] About us (Acme, Xiaohongshu) § History."
 
 
 def test_a_missing_reader_names_the_file_and_the_command_that_makes_it(tmp_path):
