@@ -246,6 +246,11 @@ def test_squad_2_s_whole_training_file_is_read_in_place_of_its_first_ten_article
     write("train-v2.0.json.gz", range(100, 105))
     titles = {a["title"] for a in squad2_training_articles(tiny_squad)}
     assert titles == dev_train | {f"Article_{n}" for n in range(100, 105)}
+    # A caller that has split the dev set already passes it and gets the same articles, the dev
+    # file not read again.
+    parts = split_dev(load_articles(tiny_squad / "dev-v2.0.json.gz"))
+    (tiny_squad / "dev-v2.0.json.gz").unlink()
+    assert {a["title"] for a in squad2_training_articles(tiny_squad, parts)} == titles
 
 
 def test_a_learning_curve_keeps_a_seeded_share_of_the_squad_2_training_articles(tiny_squad):

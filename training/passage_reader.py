@@ -57,7 +57,7 @@ def build_examples(data: Path, v1_questions: int, rng: random.Random) -> tuple[l
     """Training examples (SQuAD 2.0's training articles, `squad2_training_articles`; v1.1 questions) and
     calibration examples."""
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
-    train = [example(q) for q in questions(squad2_training_articles(data))]
+    train = [example(q) for q in questions(squad2_training_articles(data, dev))]
     v1 = [example(q) for q in questions(load_articles(data / "train-v1.1.json.gz"))] if v1_questions else []
     rng.shuffle(v1)
     train += v1[:v1_questions]

@@ -104,7 +104,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
     dev = split_dev(load_articles(data / "dev-v2.0.json.gz"))
     real = {"negatives": args.negatives, "unanswerable_negatives": args.unanswerable_negatives,
             "paired_unanswerable": args.paired_unanswerable}
-    v2 = squad2_training_articles(data)
+    v2 = squad2_training_articles(data, dev)
     if args.v2_share < 1.0:
         v2 = rng.sample(v2, round(len(v2) * args.v2_share))
     pairs = training_pairs(v2, rng=rng, **real)
