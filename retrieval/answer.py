@@ -93,12 +93,13 @@ class Sentence:
 
 
 def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
-    """Return every distinct sentence of the passages with its document offsets."""
+    """Return every distinct sentence of the passages with its document offsets; a sentence that
+    leads into a list of short items (`with_short_items`) takes them in."""
     seen: set[tuple[str, int, int]] = set()
     sentences = []
     for rank, hit in enumerate(passages):
         previous = ""
-        for local_start, local_end in sentence_spans(hit.text, 0, len(hit.text)):
+        for local_start, local_end in with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text))):
             text = hit.text[local_start:local_end]
             key = (hit.document_id, hit.start + local_start, hit.start + local_end)
             if key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit):
@@ -106,6 +107,29 @@ def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
     return sentences
+
+
+def with_short_items(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans, each one ending in a colon joined with the lines after it that are too short to
+    be sentences (fewer than `MIN_SENTENCE_WORDS` words, one a line): "content at once:" with
+    "Short videos" and "Photo albums" is the sentence that states them. Alone, each item would be
+    dropped as a fragment and the lead-in would answer nothing."""
+    joined: list[tuple[int, int]] = []
+    index = 0
+    while index < len(spans):
+        start, end = spans[index]
+        index += 1
+        if text[start:end].endswith(":"):
+            while index < len(spans) and _short_line(text, end, *spans[index]):
+                end = spans[index][1]
+                index += 1
+        joined.append((start, end))
+    return joined
+
+
+def _short_line(text: str, after: int, start: int, end: int) -> bool:
+    """Whether text[start:end] is a line of its own, right after `after`, too short to be a sentence."""
+    return "\n" in text[after:start] and "\n" not in text[start:end] and len(text[start:end].split()) < MIN_SENTENCE_WORDS
 
 
 def _labels(text: str, hit: Hit) -> bool:

@@ -201,6 +201,25 @@ def test_a_line_restating_the_title_or_heading_is_not_a_sentence_to_quote():
     assert [s.text for s in candidate_sentences([hit])] == ["Visitors park in the garage for free."]
 
 
+def test_a_sentence_leading_into_a_list_of_short_items_takes_them_in():
+    text = ("Visitors can choose between three tours:\nBottling line\nBarrel cellar\nTasting room\n"
+            "Each tour lasts an hour.\nThe shop sells:\nWine glasses\nGift boxes with two bottles inside\nCorkscrews\n"
+            "The bar serves: wine and bread.")
+    hit = _hit(text)
+
+    sentences = candidate_sentences([hit])
+
+    assert [s.text for s in sentences] == [
+        "Visitors can choose between three tours:\nBottling line\nBarrel cellar\nTasting room",
+        "Each tour lasts an hour.",
+        # An item long enough to be a sentence ends the list: it and what follows stand alone.
+        "The shop sells:\nWine glasses",
+        "Gift boxes with two bottles inside",
+        "The bar serves: wine and bread.",
+    ]
+    assert all(text[s.start : s.end] == s.text for s in sentences)
+
+
 def test_a_neighbouring_sentence_rated_nearly_as_high_joins_the_quote():
     hit = _hit("Leave is generous. Staff get thirty days. They may carry five over. Lunch is at noon.")
     best, neighbour, far = (_sentence(hit, t, p) for t, p in
