@@ -127,17 +127,21 @@ def test_search_through_the_source_filter(library):
     assert hits and all(hit.source == source for hit in hits)
 
 
+def _one_document_library(embedder, tmp_path, text: str) -> Sourcebook:
+    """A library of one text file, read by the real reader."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "doc.txt").write_text(text)
+    service = Sourcebook(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    service.ingest(tmp_path / "docs")
+    return service
+
+
 def test_a_question_answered_by_a_list_quotes_the_list_and_cites_its_lines(real_embedder, tmp_path):
     """A list's short items are read with the sentence leading into them, not dropped as fragments."""
     text = ("Visiting the plant\nThe plant is open to visitors on weekdays from nine to five.\n"
             "Visitors can choose between three guided tours:\nBottling line\nBarrel cellar\nTasting room\n"
             "Each tour lasts about an hour and costs ten euros.\n")
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "visits.txt").write_text(text)
-    service = Sourcebook(Settings(index_dir=tmp_path / "index"), embedder=real_embedder)
-    service.ingest(tmp_path / "docs")
-
-    answer = service.ask("Which guided tours can visitors choose?")
+    answer = _one_document_library(real_embedder, tmp_path, text).ask("Which guided tours can visitors choose?")
 
     assert answer.answered
     citation = answer.citations[0]
@@ -149,12 +153,7 @@ def test_a_question_naming_the_company_is_answered_by_a_sentence_that_says_the_c
     """The reader alone declines a sentence that does not repeat the question's name (README, "Quality")."""
     text = ("About us\nAcme makes hand tools for carpenters. Acme was started by two smiths in Leeds. "
             "Its workshop has forty benches and a forge. The company opened an office in Berlin in March 2019.\n")
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "about.txt").write_text(text)
-    service = Sourcebook(Settings(index_dir=tmp_path / "index"), embedder=real_embedder)
-    service.ingest(tmp_path / "docs")
-
-    answer = service.ask("When did Acme open its Berlin office?")
+    answer = _one_document_library(real_embedder, tmp_path, text).ask("When did Acme open its Berlin office?")
 
     assert answer.answered
     assert answer.citations[0].quote == "The company opened an office in Berlin in March 2019."
