@@ -43,7 +43,8 @@ def runs(service: Sourcebook, queries: dict[str, str]) -> dict[str, dict[str, li
             scored = answering.read(service.reader, query, cut)
             for weight in WEIGHTS:
                 order = [*answering.rerank(query, top, scored, reader_weight=weight), *passages[depth:]]
-                ways.setdefault(f"reader {weight} over top {depth} ({candidates} sentences)", {})[query_id] = documents(order)
+                way = f"reader {weight} over top {depth} ({candidates} sentences)"
+                ways.setdefault(way, {})[query_id] = documents(order)
     return ways
 
 

@@ -129,7 +129,8 @@ def with_short_items(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[
 
 def _short_line(text: str, after: int, start: int, end: int) -> bool:
     """Whether text[start:end] is a line of its own, right after `after`, too short to be a sentence."""
-    return "\n" in text[after:start] and "\n" not in text[start:end] and len(text[start:end].split()) < MIN_SENTENCE_WORDS
+    own_line = "\n" in text[after:start] and "\n" not in text[start:end]
+    return own_line and len(text[start:end].split()) < MIN_SENTENCE_WORDS
 
 
 def _labels(text: str, hit: Hit) -> bool:

@@ -5,8 +5,8 @@ from ingest.records import Document
 from retrieval.evaluation import beir_metrics
 
 DOCUMENTS = [
-    Document(source="tools", title="Tools", text="Tools\n\nThe workshop lends hammers and saws to members on weekdays."),
-    Document(source="forge", title="Forge", text="Forge\n\nThe forge is lit on Fridays. Members bring their own hammers."),
+    Document(source="tools", title="Tools", text="Tools\n\nThe workshop lends hammers and saws on weekdays."),
+    Document(source="forge", title="Forge", text="Forge\n\nThe forge is lit on Fridays. Bring your own hammers."),
     Document(source="cafe", title="Cafe", text="Cafe\n\nThe cafe sells soup and bread at noon."),
 ]
 
