@@ -218,6 +218,11 @@ def test_a_sentence_leading_into_a_list_of_short_items_takes_them_in():
         "The bar serves: wine and bread.",
     ]
     assert all(text[s.start : s.end] == s.text for s in sentences)
+    # Markdown's bullets, after a blank line, are items too.
+    markdown = "The shop sells three things:\n\n- Wine glasses\n- Gift boxes\n- Corkscrews\n\nIt closes at six today."
+    assert [s.text for s in candidate_sentences([_hit(markdown)])] == [
+        "The shop sells three things:\n\n- Wine glasses\n- Gift boxes\n- Corkscrews", "It closes at six today.",
+    ]
 
 
 def test_a_neighbouring_sentence_rated_nearly_as_high_joins_the_quote():
