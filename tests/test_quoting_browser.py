@@ -39,7 +39,8 @@ HANDBOOK = (
     "## Boats\n\nThe pilot boat leaves the north quay at six every morning.\n\n"
     "## Keys\n\nSpare keys to the boathouse hang in the harbour master's office.\n"
 )
-DOCS = {"lighthouse.txt": LOG, "handbook.md": HANDBOOK}
+VISITS = "Visits\n\nVisitors can choose between three guided tours:\nBottling line\nBarrel cellar\nTasting room\n"
+DOCS = {"lighthouse.txt": LOG, "handbook.md": HANDBOOK, "visits.txt": VISITS}
 QUESTION = "What tore the lantern from the gallery roof in 1911?"
 
 
@@ -111,6 +112,17 @@ def test_an_answer_copies_its_quotes_each_followed_by_its_citation(site, tab):
     assert plain.startswith(f'"{ANSWER}" (Lighthouse log, line ')
     markdown = copied(tab, turn.get_by_role("button", name="Copy the answer's quotes as Markdown"))
     assert markdown.startswith(f'"{ANSWER}" ([Lighthouse log](http://127.0.0.1:')
+
+
+def test_an_answer_quoting_a_list_shows_its_items_on_their_own_lines(site, tab):
+    _, service = site
+    question = "Which guided tours can visitors choose?"
+    citation = service.ask(question).citations[0]
+    assert citation.quote == "Visitors can choose between three guided tours:\nBottling line\nBarrel cellar\nTasting room"
+    turn = ask(tab, question)
+
+    assert "tours:\nBottling line\nBarrel cellar\nTasting room [1]" in turn.locator(".answer-text").inner_text()
+    assert copied(tab, turn.get_by_role("button", name="Copy the answer's quotes with their citations")) == citation.cite()
 
 
 def test_a_plain_click_on_a_passage_link_reads_it_in_the_viewer_without_leaving_the_page(tab):

@@ -102,7 +102,7 @@ STYLE = """
   background: var(--color-accent-soft); display: inline-block; max-width: 100%; }
 .sb-conversation .answer { padding: .8rem 1rem; border-radius: 8px; border: 1px solid var(--border-color-primary); }
 .sb-conversation .answer.answered { border-left: 4px solid var(--color-accent); }
-.sb-conversation .answer-text { margin: 0 0 .6rem; line-height: 1.55; }
+.sb-conversation .answer-text { margin: 0 0 .6rem; line-height: 1.55; white-space: pre-line; }
 .sb-conversation .answer.not-found { background: rgba(245, 158, 11, .12); border: 1px solid rgba(217, 119, 6, .55);
   border-left: 4px solid #d97706; }
 .sb-conversation .not-found-message { margin: 0 0 .6rem; font-weight: 600; color: #b45309; }
