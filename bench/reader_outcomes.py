@@ -56,10 +56,8 @@ def main() -> None:
             answering_passages = passages[: settings.answer_passages]
             unknown = service.library.keywords.missing_words(answering.names_in(item.question))
             terms = set(answering.keyword_terms(item.question))
-            cut = answering.first_cut(item.question, answering.candidate_sentences(answering_passages), candidates)
-            subjects = answering.subjects(item.question, [p.source for p in answering_passages],
-                                          service.library.keywords.share_holding)
-            scored = answering.read(service.reader, item.question, cut, subjects)
+            scored = answering.read_candidates(service.reader, item.question, answering_passages, candidates,
+                                               service.library.keywords.share_holding)
             best = scored[0].score if scored else 0.0
             # The quote the service would give at the shipped threshold (a refitted one differs a little).
             chosen = answering.select(item.question, scored, settings.abstain_below)[0] if scored else []

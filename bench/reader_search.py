@@ -34,13 +34,13 @@ def documents(passages) -> list[str]:
 def runs(service: Sourcebook, queries: dict[str, str]) -> dict[str, dict[str, list[str]]]:
     """Document rankings per way of ranking, per query."""
     ways: dict[str, dict[str, list[str]]] = {"hybrid": {}}
+    keywords = service.library.keywords
     for query_id, query in queries.items():
         passages = service.searcher.search(query, k=DEPTH)
         ways["hybrid"][query_id] = documents(passages)
         for depth, candidates in SHAPES:
             top = passages[:depth]
-            cut = answering.first_cut(query, answering.candidate_sentences(top), candidates)
-            scored = answering.read(service.reader, query, cut)
+            scored = answering.read_candidates(service.reader, query, top, candidates, keywords.share_holding)
             for weight in WEIGHTS:
                 order = [*answering.rerank(query, top, scored, reader_weight=weight), *passages[depth:]]
                 way = f"reader {weight} over top {depth} ({candidates} sentences)"

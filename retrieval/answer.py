@@ -165,6 +165,16 @@ def subjects(question: str, sources: Sequence[str], share_holding: Callable[[str
     }
 
 
+def read_candidates(
+    reader: Scorer, question: str, passages: Sequence[Hit], candidates: int,
+    share_holding: Callable[[str, str], float] | None = None,
+) -> list[Sentence]:
+    """The first cut (`candidates`) of the passages' sentences, scored by the reader, best first;
+    with the keyword index's `share_holding`, each document's `subjects` are told beside them."""
+    told = subjects(question, [p.source for p in passages], share_holding) if share_holding else None
+    return read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
+
+
 def read(
     reader: Scorer, question: str, sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None = None
 ) -> list[Sentence]:
@@ -322,8 +332,7 @@ def compose(
         names = ", ".join(unknown_names)
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
-    told = subjects(question, [p.source for p in passages], share_holding) if share_holding else None
-    scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
+    scored = read_candidates(reader, question, passages, candidates, share_holding)
     ranked = tuple(rerank(question, passages, scored))
     evidence = scored[0].score if scored else 0.0
     if not scored or not clears(evidence, abstain_below):
