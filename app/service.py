@@ -85,11 +85,16 @@ class Sourcebook:
     """A library of documents with its model: the in-process API of the CLI, HTTP API and chat page."""
 
     def __init__(
-        self, settings: Settings, *, embedder: Embedder | None = None, reader: Scorer | None = None, rebuild: bool = False
+        self, settings: Settings, *, embedder: Embedder | None = None, reader: Scorer | None = None,
+        second_reader: Scorer | None = None, rebuild: bool = False,
     ) -> None:
+        """`reader` and `second_reader` stand in for the exported ones (tests); a `reader` given
+        without a `second_reader` reads alone."""
         self.settings = settings
         self.embedder = embedder or load_embedder(settings)
         self._reader = reader
+        self._second_reader = second_reader
+        self._second_wanted = settings.second_reads > 0 and (reader is None or second_reader is not None)
         self._reader_lock = threading.Lock()
         self.chunking = Chunking(
             max_tokens=min(settings.chunk_tokens, self.embedder.max_tokens),
@@ -127,6 +132,21 @@ class Sourcebook:
                 if self._reader is None:
                     self._reader = Reader(self.settings.reader_dir, turns=getattr(self.embedder, "turns", None))
         return self._reader
+
+    def load_readers(self) -> None:
+        """Load the readers now rather than at the first question (a missing one is reported here)."""
+        self.reader
+        self.second_reader
+
+    @property
+    def second_reader(self) -> Scorer | None:
+        """The second reader (README, "Quality"), loaded at its first use; None when it is not wanted."""
+        if self._second_wanted and self._second_reader is None:
+            with self._reader_lock:
+                if self._second_reader is None:
+                    turns = getattr(self.embedder, "turns", None)
+                    self._second_reader = Reader(self.settings.second_reader_dir, turns=turns)
+        return self._second_reader if self._second_wanted else None
 
     @property
     def searcher(self) -> Searcher:
@@ -509,6 +529,8 @@ class Sourcebook:
             candidates=self.settings.reader_candidates,
             unknown_names=unknown,
             share_holding=self.library.keywords.share_holding,
+            second_reader=self.second_reader,
+            second_reads=self.settings.second_reads,
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
         answer = replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])

@@ -57,7 +57,8 @@ def main() -> None:
             unknown = service.library.keywords.missing_words(answering.names_in(item.question))
             terms = set(answering.keyword_terms(item.question))
             scored = answering.read_candidates(service.reader, item.question, answering_passages, candidates,
-                                               service.library.keywords.share_holding)
+                                               service.library.keywords.share_holding,
+                                               second=service.second_reader, second_reads=settings.second_reads)
             best = scored[0].score if scored else 0.0
             # The quote the service would give at the shipped threshold (a refitted one differs a little).
             chosen = answering.select(item.question, scored, settings.abstain_below)[0] if scored else []

@@ -28,7 +28,7 @@ def main() -> None:
 
     imported = time.perf_counter()
     service = Sourcebook(Settings(index_dir=args.index))
-    service.reader  # loaded at start, as `sourcebook serve` does
+    service.load_readers()  # at start, as `sourcebook serve` does
     opened = time.perf_counter()
     app = create_app(service, with_page=False)
     built = time.perf_counter()

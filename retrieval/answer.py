@@ -9,6 +9,7 @@ its passage's rank).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -168,11 +169,16 @@ def subjects(question: str, sources: Sequence[str], share_holding: Callable[[str
 def read_candidates(
     reader: Scorer, question: str, passages: Sequence[Hit], candidates: int,
     share_holding: Callable[[str, str], float] | None = None,
+    *, second: Scorer | None = None, second_reads: int = 0,
 ) -> list[Sentence]:
     """The first cut (`candidates`) of the passages' sentences, scored by the reader, best first;
-    with the keyword index's `share_holding`, each document's `subjects` are told beside them."""
+    with the keyword index's `share_holding`, each document's `subjects` are told beside them.
+    With a `second` reader, only the reader's best `second_reads` are kept, read again (`reread`)."""
     told = subjects(question, [p.source for p in passages], share_holding) if share_holding else None
-    return read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
+    scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
+    if second is None or second_reads <= 0:
+        return scored
+    return reread(second, question, scored[:second_reads], told)
 
 
 def read(
@@ -180,16 +186,40 @@ def read(
 ) -> list[Sentence]:
     """Score the sentences with the reader; best first. A sentence whose context does not name its
     document's `subjects` is read with them beside its title."""
+    scores = reader.score(question, _contexts(sentences, subjects)) if sentences else []
+    return _best_first([replace(s, score=float(p)) for s, p in zip(sentences, scores)])
+
+
+def reread(
+    second: Scorer, question: str, sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None = None
+) -> list[Sentence]:
+    """The first reader's scored sentences read again by the second, each scored by both (`agreed`); best first."""
+    scores = second.score(question, _contexts(sentences, subjects)) if sentences else []
+    return _best_first([replace(s, score=agreed(s.score, float(p))) for s, p in zip(sentences, scores)])
+
+
+def agreed(first: float, second: float) -> float:
+    """Two readers' probabilities as one: the mean of their log-odds, as a probability."""
+    def log_odds(p: float) -> float:
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+
+    return 1 / (1 + math.exp(-(log_odds(first) + log_odds(second)) / 2))
+
+
+def _contexts(sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None) -> list[str]:
+    """What the reader reads beside each sentence (`reader_context`), with the `subjects` its context does not name."""
     contexts = []
     for s in sentences:
         said = " ".join((s.text, s.previous, s.hit.title, s.hit.place.heading or "")).casefold()
         unsaid = [name for name in (subjects or {}).get(s.hit.source, ()) if name.casefold() not in said]
         contexts.append(reader_context(s.text, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous,
                                        subjects=unsaid))
-    scores = reader.score(question, contexts) if sentences else []
-    scored = [replace(s, score=float(p)) for s, p in zip(sentences, scores)]
-    scored.sort(key=lambda s: (-s.score, s.rank, s.start))
-    return scored
+    return contexts
+
+
+def _best_first(scored: list[Sentence]) -> list[Sentence]:
+    return sorted(scored, key=lambda s: (-s.score, s.rank, s.start))
 
 
 def numbers_in(text: str) -> set[str]:
@@ -319,6 +349,8 @@ def compose(
     candidates: int,
     unknown_names: Sequence[str] = (),
     share_holding: Callable[[str, str], float] | None = None,
+    second_reader: Scorer | None = None,
+    second_reads: int = 0,
 ) -> Answer:
     """Answer from the passages with verbatim quotes and [n] citations, or decline when the reader
     finds no sentence that answers.
@@ -326,13 +358,15 @@ def compose(
     `candidates` sentences (a cheap first cut) are read; the answer is declined when the best of
     them is below `abstain_below`. `unknown_names` are names in the question that no document
     mentions: then the documents cannot be answering it. `share_holding(name, source)` (the
-    keyword index's) finds the question's names each document uses throughout (`subjects`).
+    keyword index's) finds the question's names each document uses throughout (`subjects`). A
+    `second_reader` re-reads the reader's best `second_reads`, and the answer is decided among them.
     """
     if unknown_names:
         names = ", ".join(unknown_names)
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
-    scored = read_candidates(reader, question, passages, candidates, share_holding)
+    scored = read_candidates(reader, question, passages, candidates, share_holding,
+                             second=second_reader, second_reads=second_reads)
     ranked = tuple(rerank(question, passages, scored))
     evidence = scored[0].score if scored else 0.0
     if not scored or not clears(evidence, abstain_below):

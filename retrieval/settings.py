@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.fusion import FusionMethod
 
-# The reader's export committed with the repository (`make train-reader` makes it).
+# The probability below which the best sentence does not answer, by whether the second reader
+# reads too: each fitted on the SQuAD 2.0 calibration articles to decline the most unanswerable
+# questions while declining at most 5% of the answerable ones (README, "Quality").
+ABSTAIN_BELOW = {"first reader alone": 0.2373, "with the second reader": 0.337}
+
+# The readers' exports committed with the repository (`make train-reader` makes them).
 READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+SECOND_READER_DIR = Path(__file__).resolve().parent.parent / "models" / "second-reader"
 
 
 class Settings(BaseSettings):
@@ -43,14 +49,17 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=0.7, ge=0.0)
     keyword_weight: float = Field(default=0.3, ge=0.0)
 
-    # Answering: the reader's export, and the reader's probability below which the best sentence
-    # does not answer and the question is declined: fitted on the SQuAD 2.0 calibration articles
-    # to decline the most unanswerable questions while declining at most 5% of the answerable
-    # ones (README, "Quality").
+    # Answering: the reader's export, and the probability below which the best sentence does not
+    # answer and the question is declined (unset: the one calibrated for the readers in use,
+    # `ABSTAIN_BELOW`).
     reader_dir: Path = READER_DIR
-    abstain_below: float = Field(default=0.2373, ge=0.0, le=1.0)
+    abstain_below: float = Field(default=None, ge=0.0, le=1.0, validate_default=False)
     # Sentences of the answering passages the reader reads (the best by shared words first).
     reader_candidates: int = Field(default=12, ge=1, le=200)
+    # The larger second reader re-reads the first one's best `second_reads` sentences, and the
+    # answer is decided among those (0: the first reader alone; README, "Quality").
+    second_reader_dir: Path = SECOND_READER_DIR
+    second_reads: int = Field(default=4, ge=0, le=200)
     answer_passages: int = Field(default=5, ge=1, le=50)
 
     # When set, the HTTP API asks for it (Authorization: Bearer ...) before uploads, deletes
@@ -64,6 +73,13 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(default=20, ge=1)
     # All the files of one upload together; a request over it is refused whole.
     max_upload_bytes: int = Field(default=200 * 2**20, ge=1)
+
+    @model_validator(mode="after")
+    def _threshold_for_the_readers(self) -> Settings:
+        if self.abstain_below is None:
+            readers = "with the second reader" if self.second_reads else "first reader alone"
+            object.__setattr__(self, "abstain_below", ABSTAIN_BELOW[readers])
+        return self
 
     @field_validator("api_token")
     @classmethod

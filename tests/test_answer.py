@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from retrieval.answer import (
-    NOT_ANSWERED, SUBJECT_SHARE, Sentence, candidate_sentences, figure_kind, first_cut, names_in, numbers_in,
+    NOT_ANSWERED, SUBJECT_SHARE, Sentence, agreed, candidate_sentences, figure_kind, first_cut, names_in, numbers_in,
     quote_order, rerank, select, subjects,
 )
+from app.service import Sourcebook
 from retrieval.records import Hit, Place
+from retrieval.settings import ABSTAIN_BELOW, Settings
+from tests.fakes import FakeReader
 from tests.helpers import write_files
 
 
@@ -182,6 +186,69 @@ def test_the_reader_reads_only_the_first_cut_of_sentences(make_service, reader, 
 
     assert len(reader.read) <= 4
     assert answer.answered and answer.citations[0].quote == "The canteen opens at noon on weekdays."
+
+
+class _SecondReader:
+    """A second reader that doubts sentences holding `doubted` (0.05) and accepts the rest (0.9)."""
+
+    def __init__(self, doubted: str) -> None:
+        self.doubted = doubted
+        self.read: list[str] = []
+
+    def score(self, question, contexts):
+        self.read.extend(context.split(" [SEP] ")[0] for context in contexts)
+        return np.array([0.05 if self.doubted in c.split(" [SEP] ")[0] else 0.9 for c in contexts], dtype=np.float32)
+
+
+def test_two_readers_agree_on_the_mean_of_their_log_odds():
+    assert agreed(0.8, 0.8) == pytest.approx(0.8)
+    assert agreed(0.9, 0.1) == pytest.approx(0.5)
+    assert agreed(0.5, 0.9) == pytest.approx(0.75)  # odds 1 and 9: their geometric mean is 3
+    assert agreed(1.0, 0.0) == pytest.approx(0.5)  # certain either way: no overflow
+
+
+def test_the_second_reader_rereads_only_the_first_readers_best_sentences(settings, embedder, tmp_path):
+    first, second = FakeReader(), _SecondReader(doubted="nothing")
+    service = Sourcebook(Settings(**{**settings.model_dump(), "second_reads": 2}), embedder=embedder,
+                         reader=first, second_reader=second)
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    answer = service.ask("How often are laptops replaced by the IT desk?")
+
+    best_two = sorted(first.read, key=lambda read: -float(first.score(*read)[0]))[:2]
+    assert sorted(second.read) == sorted(context.split(" [SEP] ")[0] for _, context in best_two)
+    citation = answer.citations[0]
+    assert citation.quote == "Laptops are replaced every three years by the IT desk."
+    # The citation's score is the two readers' agreed probability.
+    question = "How often are laptops replaced by the IT desk?"
+    assert citation.score == pytest.approx(agreed(float(first.score(question, [citation.quote])[0]), 0.9), abs=1e-4)
+
+
+def test_the_second_reader_can_overrule_the_first(settings, embedder, tmp_path):
+    question = "How often are laptops replaced by the IT desk?"
+    alone = Sourcebook(settings, embedder=embedder, reader=FakeReader())
+    alone.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    assert alone.ask(question).answered
+
+    doubting = Sourcebook(settings, embedder=embedder, reader=FakeReader(), second_reader=_SecondReader(doubted=""))
+    answer = doubting.ask(question)
+
+    # The first reader's best (three of its four words shared, 0.75) doubted by the second: declined.
+    assert not answer.answered
+    assert answer.evidence == pytest.approx(agreed(0.75, 0.05), abs=1e-4)
+
+
+def test_the_threshold_unless_set_is_the_one_calibrated_for_the_readers_in_use(monkeypatch, tmp_path):
+    assert Settings(index_dir=tmp_path).abstain_below == ABSTAIN_BELOW["with the second reader"]
+    assert Settings(index_dir=tmp_path, second_reads=0).abstain_below == ABSTAIN_BELOW["first reader alone"]
+    monkeypatch.setenv("SOURCEBOOK_SECOND_READS", "0")
+    assert Settings(index_dir=tmp_path).abstain_below == ABSTAIN_BELOW["first reader alone"]
+    assert Settings(index_dir=tmp_path, abstain_below=0.9).abstain_below == 0.9
+
+
+def test_a_reader_given_without_a_second_reads_alone(make_service):
+    assert make_service().second_reader is None
+    assert Sourcebook.__init__.__doc__ and "reads alone" in Sourcebook.__init__.__doc__
 
 
 def test_first_cut_keeps_the_sentences_sharing_most_words_with_the_question():

@@ -35,6 +35,24 @@ def test_a_missing_reader_names_the_file_and_the_command_that_makes_it(tmp_path)
     assert "make train-reader" in str(error.value)
 
 
+def test_a_missing_second_reader_stops_the_service_at_start_naming_its_file(tmp_path):
+    from app.service import Sourcebook
+    from retrieval.settings import Settings
+    from tests.fakes import FakeEmbedder
+
+    service = Sourcebook(Settings(index_dir=tmp_path / "index", second_reader_dir=tmp_path / "gone"),
+                         embedder=FakeEmbedder())
+    with pytest.raises(ReaderUnavailable) as error:
+        service.load_readers()
+
+    assert str(tmp_path / "gone" / "model.onnx") in str(error.value)
+    # Without the second reader (SOURCEBOOK_SECOND_READS=0) the first one reads alone.
+    alone = Sourcebook(Settings(index_dir=tmp_path / "index", second_reader_dir=tmp_path / "gone", second_reads=0),
+                       embedder=FakeEmbedder())
+    alone.load_readers()
+    assert alone.second_reader is None and alone.reader is not None
+
+
 def test_a_corrupt_reader_is_a_clear_error(tmp_path):
     for name in ("model.onnx", "tokenizer.json", "reader.json"):
         (tmp_path / name).write_text("not a model")

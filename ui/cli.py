@@ -519,8 +519,8 @@ def serve(
     try:
         with failures_as_messages():
             service = open_service(index, corpus=corpus)
-            # The reader loads now, not on the first question; a missing one stops here, in one line.
-            service.reader
+            # The readers load now, not on the first question; a missing one stops here, in one line.
+            service.load_readers()
             if watch:
                 # Started before the catch-up below, so a change made while it runs is taken up after it.
                 logging.getLogger("app.watch").setLevel(logging.INFO)
