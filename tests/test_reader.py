@@ -404,6 +404,26 @@ def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long
     assert reader.score("why " * 5000, [answering]).shape == (1,)
 
 
+@pytest.mark.integration
+def test_the_committed_second_reader_prefers_the_answering_sentence_fits_the_size_and_matches_its_card():
+    import hashlib
+
+    from retrieval.settings import SECOND_READER_DIR
+
+    reader = Reader(SECOND_READER_DIR)
+    question = "Who founded the company?"
+    answering = reader_context("The company was founded in 2013 by Miranda Qu and Charlwin Mao.", title="Xiaohongshu")
+    other = reader_context("The app is popular with young women in big cities.", title="Xiaohongshu")
+
+    founded, popular = reader.score(question, [answering, other])
+
+    assert founded > 0.5 > popular
+    assert reader.score("why " * 5000, [answering]).shape == (1,)
+    model = SECOND_READER_DIR / "model.onnx"
+    assert model.stat().st_size < 90e6
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in (SECOND_READER_DIR / "README.md").read_text()
+
+
 class _ScriptedReader:
     """Scores a context by the first number it was given for a word the context contains."""
 
