@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_context
+from retrieval.settings import SECOND_READER_DIR
 from training import mine, train_reader
 from training.squad import (
     Question, all_pairs, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
@@ -391,8 +393,11 @@ def test_training_with_the_answer_task_resumes_and_exports_the_one_score_reader(
 
 
 @pytest.mark.integration
-def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long_question():
-    reader = Reader(READER_DIR)
+@pytest.mark.parametrize("directory", [READER_DIR, SECOND_READER_DIR], ids=["reader", "second-reader"])
+def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_and_is_the_file_its_card_names(
+    directory,
+):
+    reader = Reader(directory)
     question = "Who founded the company?"
     answering = reader_context("The company was founded in 2013 by Miranda Qu and Charlwin Mao.", title="Xiaohongshu")
     other = reader_context("The app is popular with young women in big cities.", title="Xiaohongshu")
@@ -402,26 +407,9 @@ def test_the_committed_reader_prefers_the_answering_sentence_and_survives_a_long
     assert founded > 0.5 > popular
     # A question longer than the reader takes is cut, not an error.
     assert reader.score("why " * 5000, [answering]).shape == (1,)
-
-
-@pytest.mark.integration
-def test_the_committed_second_reader_prefers_the_answering_sentence_fits_the_size_and_matches_its_card():
-    import hashlib
-
-    from retrieval.settings import SECOND_READER_DIR
-
-    reader = Reader(SECOND_READER_DIR)
-    question = "Who founded the company?"
-    answering = reader_context("The company was founded in 2013 by Miranda Qu and Charlwin Mao.", title="Xiaohongshu")
-    other = reader_context("The app is popular with young women in big cities.", title="Xiaohongshu")
-
-    founded, popular = reader.score(question, [answering, other])
-
-    assert founded > 0.5 > popular
-    assert reader.score("why " * 5000, [answering]).shape == (1,)
-    model = SECOND_READER_DIR / "model.onnx"
+    model = directory / "model.onnx"
     assert model.stat().st_size < 90e6
-    assert hashlib.sha256(model.read_bytes()).hexdigest() in (SECOND_READER_DIR / "README.md").read_text()
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in (directory / "README.md").read_text()
 
 
 class _ScriptedReader:
