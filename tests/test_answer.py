@@ -246,9 +246,16 @@ def test_the_threshold_unless_set_is_the_one_calibrated_for_the_readers_in_use(m
     assert Settings(index_dir=tmp_path, abstain_below=0.9).abstain_below == 0.9
 
 
-def test_a_reader_given_without_a_second_reads_alone(make_service):
-    assert make_service().second_reader is None
-    assert Sourcebook.__init__.__doc__ and "reads alone" in Sourcebook.__init__.__doc__
+def test_a_reader_given_without_a_second_reads_alone(make_service, reader, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+    assert service.second_reader is None
+
+    answer = service.ask("How often are laptops replaced by the IT desk?")
+
+    # Its own probability decides: nothing re-read, no agreed score.
+    question = "How often are laptops replaced by the IT desk?"
+    assert answer.evidence == pytest.approx(float(reader.score(question, [answer.citations[0].quote])[0]), abs=1e-4)
 
 
 def test_first_cut_keeps_the_sentences_sharing_most_words_with_the_question():
