@@ -194,21 +194,25 @@ class _SecondReader:
     def __init__(self, doubted: str) -> None:
         self.doubted = doubted
         self.read: list[str] = []
+        self.contexts: list[str] = []
 
     def score(self, question, contexts):
+        self.contexts.extend(contexts)
         self.read.extend(context.split(" [SEP] ")[0] for context in contexts)
         return np.array([0.05 if self.doubted in c.split(" [SEP] ")[0] else 0.9 for c in contexts], dtype=np.float32)
 
 
-def test_two_readers_agree_on_the_mean_of_their_log_odds():
+def test_two_readers_agree_on_a_weighted_mean_of_their_log_odds_the_second_weighing_more():
     assert agreed(0.8, 0.8) == pytest.approx(0.8)
-    assert agreed(0.9, 0.1) == pytest.approx(0.5)
-    assert agreed(0.5, 0.9) == pytest.approx(0.75)  # odds 1 and 9: their geometric mean is 3
-    assert agreed(1.0, 0.0) == pytest.approx(0.5)  # certain either way: no overflow
+    # Odds 1 and 9: the agreed odds are 9 to the power SECOND_READER_WEIGHT (0.7), about 4.66.
+    assert agreed(0.5, 0.9) == pytest.approx(9**0.7 / (1 + 9**0.7))
+    # Opposed by as much, the second reader carries it.
+    assert agreed(0.9, 0.1) < 0.5 < agreed(0.1, 0.9)
+    assert agreed(1.0, 0.0) == pytest.approx(1 / (1 + 1e6**0.4))  # certain either way: no overflow
 
 
 def test_the_second_reader_rereads_only_the_first_readers_best_sentences(settings, embedder, tmp_path):
-    first, second = FakeReader(), _SecondReader(doubted="nothing")
+    first, second = FakeReader(), _SecondReader(doubted="New starters")
     service = Sourcebook(Settings(**{**settings.model_dump(), "second_reads": 2}), embedder=embedder,
                          reader=first, second_reader=second)
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
@@ -222,6 +226,24 @@ def test_the_second_reader_rereads_only_the_first_readers_best_sentences(setting
     # The citation's score is the two readers' agreed probability.
     question = "How often are laptops replaced by the IT desk?"
     assert citation.score == pytest.approx(agreed(float(first.score(question, [citation.quote])[0]), 0.9), abs=1e-4)
+
+
+def test_only_the_first_reader_is_told_a_documents_subject(settings, embedder, tmp_path):
+    text = ("About us\nAcme makes hand tools for carpenters. "
+            "Acme was started by two smiths in Leeds. Its workshop has forty benches and a forge. "
+            "The company opened an office in Berlin in March 2019.\n")
+    first, second = FakeReader(), _SecondReader(doubted="nothing")
+    service = Sourcebook(Settings(**{**settings.model_dump(), "second_reads": 12}), embedder=embedder,
+                         reader=first, second_reader=second)
+    service.ingest(write_files(tmp_path / "docs", {"about.txt": text}))
+
+    service.ask("When did Acme open an office abroad?")
+
+    sentence = "The company opened an office in Berlin in March 2019."
+    # Both read the sentence before it; only the first is told the subject.
+    assert (sentence + " [SEP] About us (Acme). Its workshop has forty benches and a forge.") in [
+        context for _, context in first.read]
+    assert sentence + " [SEP] About us. Its workshop has forty benches and a forge." in second.contexts
 
 
 def test_the_second_reader_can_overrule_the_first(settings, embedder, tmp_path):
