@@ -50,8 +50,8 @@ SUBJECT_SHARE = 0.3
 READER_WEIGHT = 0.5
 # How the two readers agree (`agreed`): a weighted mean of their log-odds, the second reader (the
 # larger one) weighing SECOND_READER_WEIGHT. Fitted on SQuAD calibration articles (area under the
-# ROC curve of the best agreed probability, answerable against unanswerable: 0.827 at 0.5, 0.830
-# at 0.6, 0.831 at 0.7, 0.830 at 0.8); README, "Quality".
+# ROC curve of the best agreed probability, answerable against unanswerable, scored offline:
+# 0.827 at 0.5, 0.830 at 0.6, 0.831 at 0.7, 0.830 at 0.8); README, "Weighing the two readers".
 SECOND_READER_WEIGHT = 0.7
 
 _QUANTITY_QUESTION = re.compile(
@@ -202,7 +202,7 @@ def reread(second: Scorer, question: str, sentences: Sequence[Sentence]) -> list
     the hint, and with it accepts sentences about the subject that miss the fact asked for (of the
     default corpus, "How many followers does Terri have on TikTok?", which no document answers:
     0.95 for a sentence of the TikTok article told "TikTok", 0.57 not told). Calibration articles'
-    AUC 0.831 without against 0.829 with (README, "Quality").
+    AUC 0.831 without against 0.829 with (README, "Weighing the two readers").
     """
     scores = second.score(question, _contexts(sentences, None)) if sentences else []
     return _best_first([replace(s, score=agreed(s.score, float(p))) for s, p in zip(sentences, scores)])
