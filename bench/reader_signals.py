@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.answer import log_odds
 from training.train_reader import auc
 
 # What an ask has besides the best sentence's score, from the outcome records.
@@ -24,12 +25,6 @@ SIGNALS = (
     "best's passage rank",
 )
 TRIED = ((0,), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (0, 8), tuple(range(len(SIGNALS))))
-
-
-def log_odds(p: float) -> float:
-    """The probability as log odds, kept finite at 0 and 1."""
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return float(np.log(p / (1 - p)))
 
 
 def signals(record: dict) -> list[float]:

@@ -211,12 +211,14 @@ def reread(second: Scorer, question: str, sentences: Sequence[Sentence]) -> list
 
 def agreed(first: float, second: float) -> float:
     """Two readers' probabilities as one: their log-odds' mean weighted by `SECOND_READER_WEIGHT`, as a probability."""
-    def log_odds(p: float) -> float:
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        return math.log(p / (1 - p))
-
-    mixed = (1 - SECOND_READER_WEIGHT) * log_odds(first) + SECOND_READER_WEIGHT * log_odds(second)
+    mixed = (1 - SECOND_READER_WEIGHT) * log_odds(first, 1e-6) + SECOND_READER_WEIGHT * log_odds(second, 1e-6)
     return 1 / (1 + math.exp(-mixed))
+
+
+def log_odds(p: float, floor: float = 1e-4) -> float:
+    """The probability as log odds, kept finite at 0 and 1 (`p` held within `floor` of them)."""
+    p = min(max(p, floor), 1 - floor)
+    return math.log(p / (1 - p))
 
 
 def _contexts(sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None) -> list[str]:
@@ -285,9 +287,8 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
 def merit(sentence: Sentence, question_terms: set[str]) -> float:
     """How well a read sentence answers: the reader's log-odds, the share of the question's words it
     holds, and its passage's rank, mixed (a log-odds scale)."""
-    p = min(max(sentence.score, 1e-4), 1 - 1e-4)
     words = shared_words(question_terms, sentence.text)
-    return float(np.log(p / (1 - p))) + WORDS_WEIGHT * words - RANK_WEIGHT * sentence.rank
+    return log_odds(sentence.score) + WORDS_WEIGHT * words - RANK_WEIGHT * sentence.rank
 
 
 def quote_order(question: str, scored: Sequence[Sentence], threshold: float) -> list[Sentence]:
