@@ -520,6 +520,62 @@ def test_a_reader_starts_from_a_six_layer_exports_first_layers_or_from_the_shipp
 
 
 @pytest.mark.integration
+def test_a_reader_starts_from_an_export_whose_tables_are_in_four_bits(tmp_path):
+    # The second reader ships its lookups in 4 bits (one scale per 32 values); a new stage reads
+    # them back as values times their block's scale, and keeps the frozen word-piece table its base's.
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+    from training.onnx_weights import load_onnx_weights, onnx_state_dict
+    from training.quantise import TABLE_BLOCK, quantise
+
+    trained, tokenizer = train_reader.load_model(bundled_model_path(), 1)
+    with torch.no_grad():
+        trained.bert.embeddings.position_embeddings.weight.mul_(1.5)
+    fp32 = trained.bert.embeddings.position_embeddings.weight.detach().numpy().copy()
+    quantise(train_reader.export_onnx(trained, tokenizer, tmp_path / "r", max_length=32).parent, table_bits=4)
+
+    positions = onnx_state_dict(tmp_path / "r" / "model.onnx")["bert.embeddings.position_embeddings.weight"]
+    # A block's largest magnitude is -8 steps; a value on the other side clips at 7, a step off.
+    step = np.abs(fp32).reshape(len(fp32), -1, TABLE_BLOCK).max(axis=2, keepdims=True) / 8
+    error = np.abs(positions - fp32).reshape(len(fp32), -1, TABLE_BLOCK)
+    assert positions.shape == fp32.shape
+    assert np.all(error <= step + 1e-6) and np.mean(error <= step / 2 + 1e-6) > 0.99
+    fresh, _ = train_reader.load_model(bundled_model_path(), 1)
+    base_words = fresh.bert.embeddings.word_embeddings.weight.detach().clone()
+    load_onnx_weights(fresh, tmp_path / "r" / "model.onnx")
+    assert torch.equal(fresh.bert.embeddings.word_embeddings.weight, base_words)
+    assert np.allclose(fresh.bert.embeddings.position_embeddings.weight.detach().numpy(), positions)
+
+
+def test_a_four_bit_table_whose_rows_end_in_a_part_block_reads_back(tmp_path):
+    # MPNet's relative-position bias is 32 x 12, one block a row padded past its 12 values; here
+    # 40 values a row, a whole block and a part one.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from training.onnx_weights import onnx_state_dict
+    from training.quantise import _table_in_four_bits
+
+    table = np.random.default_rng(3).normal(size=(32, 40)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["encoder.relative_attention_bias.weight", "ids"], ["out"], axis=0)], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 40])],
+        [numpy_helper.from_array(table, "encoder.relative_attention_bias.weight")])
+    path = tmp_path / "table.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+    _table_in_four_bits(path)
+
+    assert any(node.op_type == "GatherBlockQuantized" for node in onnx.load(path).graph.node)
+    read = onnx_state_dict(path)["encoder.relative_attention_bias.weight"]
+    padded = np.pad(table, ((0, 0), (0, 24)))
+    step = np.repeat(np.abs(padded).reshape(32, 2, 32).max(axis=2) / 8, 32, axis=1)[:, :40]
+    assert read.shape == (32, 40) and np.all(np.abs(read - table) <= step + 1e-6)
+
+
+@pytest.mark.integration
 def test_averaging_two_readers_exports_the_mean_of_their_weights(tmp_path):
     import torch
 

@@ -4,7 +4,9 @@ The checkpoints `make train-reader` writes stay on the machine that trained; wha
 models/reader/model.onnx, quantised to int8. The exporter keeps most weights under their PyTorch
 names, but each linear layer's weight becomes a transposed MatMul constant with a generated name;
 it is named again here by the bias that the graph adds straight after that MatMul. An int8 file's
-weights are read back as int8 times their scale: rounded, within half a step of the fp32 ones.
+weights are read back as int8 times their scale: rounded, within half a step of the fp32 ones; a
+table in 4 bits (the second reader's lookups, `training.quantise --table-bits 4`) as its 4-bit
+values times their block's scale.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from training.quantise import TABLE_BLOCK
+
 log = logging.getLogger(__name__)
 
 # Frozen in every stage (train_reader.load_model), so the base model's table is the exact one; an
-# int8 file holds it rounded to one scale for the whole table.
-FROZEN = "bert.embeddings.word_embeddings.weight"
+# int8 file holds it rounded (BERT's and MPNet's names).
+FROZEN_SUFFIX = ".embeddings.word_embeddings.weight"
 
 
 def onnx_state_dict(path: Path) -> dict[str, np.ndarray]:
@@ -59,8 +63,12 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], bool]:
 
 
 def _dequantised(constants: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The constants with each int8 weight (name_quantized, name_scale, name_zero_point) as one fp32 `name`."""
+    """The constants with each int8 weight (name_quantized, name_scale, name_zero_point) and each
+    4-bit table (name_Q4, name_scales) as one fp32 `name`."""
     out = dict(constants)
+    for name in [name for name in constants if name.endswith("_Q4")]:
+        base = name.removesuffix("_Q4")
+        out[base] = _from_four_bits(out.pop(name), out.pop(base + "_scales"))
     for name in [name for name in constants if name.endswith("_quantized")]:
         base = name.removesuffix("_quantized")
         if base + "_scale" not in constants:
@@ -69,6 +77,15 @@ def _dequantised(constants: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # One scale per output column (the last axis) for a MatMul weight, one for a whole table.
         out[base] = (out.pop(name).astype(np.float32) - zero.astype(np.float32)) * scale.astype(np.float32)
     return out
+
+
+def _from_four_bits(values: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """A table stored by GatherBlockQuantized (symmetric, one scale per TABLE_BLOCK values of a row,
+    the row's last block padded) back in fp32."""
+    rows, columns = values.shape
+    padded = np.zeros((rows, scales.shape[1] * TABLE_BLOCK), dtype=np.float32)
+    padded[:, :columns] = values.astype(np.float32)
+    return (padded.reshape(rows, scales.shape[1], TABLE_BLOCK) * scales[:, :, None]).reshape(rows, -1)[:, :columns]
 
 
 def _bias_after(node, consumers: dict[str, list], weights: dict[str, np.ndarray]) -> str | None:
@@ -87,20 +104,22 @@ def _bias_after(node, consumers: dict[str, list], weights: dict[str, np.ndarray]
 
 
 def load_onnx_weights(model, path: Path) -> None:
-    """Load the weights of the ONNX export at `path` into a transformers BERT classifier: every
-    weight the model has must be there (an export with more layers gives its first ones)."""
+    """Load the weights of the ONNX export at `path` into a transformers classifier (BERT, MPNet):
+    every weight the model has must be there (an export with more layers gives its first ones)."""
     import torch
 
     expected = model.state_dict()
     weights, quantised = _read(path)
     if quantised:
         log.warning("%s is int8: starting from its weights as rounded; the frozen word-piece table stays the base's", path)
-        weights.pop(FROZEN, None)
+        frozen = [name for name in weights if name.endswith(FROZEN_SUFFIX)]
+        for name in frozen:
+            weights.pop(name)
     # Layers past the model's own are left out: a smaller reader can start from a larger one's first layers.
     state = {name: torch.from_numpy(np.array(value)) for name, value in weights.items() if name in expected}
     # Buffers the export folds away (position ids) keep the model's own values.
     for name, value in expected.items():
-        if name not in state and not name.endswith("position_ids") and name != FROZEN:
+        if name not in state and not name.endswith("position_ids") and not name.endswith(FROZEN_SUFFIX):
             raise ValueError(f"{path} has no weight {name}: it was not exported from a model of this shape")
         state.setdefault(name, value)
     model.load_state_dict(state, strict=True)

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_DIR = Path("models/reader")
+# Values of a 4-bit table that share one scale.
+TABLE_BLOCK = 32
 
 
 def quantise(directory: Path, *, table_bits: int = 8) -> Path:
@@ -51,7 +53,7 @@ def _table_in_four_bits(path: Path) -> None:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, op_types_to_quantize=("Gather",))
+    config = DefaultWeightOnlyQuantConfig(block_size=TABLE_BLOCK, is_symmetric=True, op_types_to_quantize=("Gather",))
     quantiser = MatMulNBitsQuantizer(onnx.load(str(path)), algo_config=config)
     quantiser.process()
     quantiser.model.save_model_to_file(str(path), use_external_data_format=False)
