@@ -555,7 +555,7 @@ def test_a_four_bit_table_whose_rows_end_in_a_part_block_reads_back(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from training.onnx_weights import onnx_state_dict
-    from training.quantise import _table_in_four_bits
+    from training.quantise import TABLE_BLOCK, _table_in_four_bits
 
     table = np.random.default_rng(3).normal(size=(32, 40)).astype(np.float32)
     graph = helper.make_graph(
@@ -570,8 +570,8 @@ def test_a_four_bit_table_whose_rows_end_in_a_part_block_reads_back(tmp_path):
 
     assert any(node.op_type == "GatherBlockQuantized" for node in onnx.load(path).graph.node)
     read = onnx_state_dict(path)["encoder.relative_attention_bias.weight"]
-    padded = np.pad(table, ((0, 0), (0, 24)))
-    step = np.repeat(np.abs(padded).reshape(32, 2, 32).max(axis=2) / 8, 32, axis=1)[:, :40]
+    padded = np.pad(table, ((0, 0), (0, 2 * TABLE_BLOCK - 40)))
+    step = np.repeat(np.abs(padded).reshape(32, 2, TABLE_BLOCK).max(axis=2) / 8, TABLE_BLOCK, axis=1)[:, :40]
     assert read.shape == (32, 40) and np.all(np.abs(read - table) <= step + 1e-6)
 
 

@@ -112,9 +112,7 @@ def load_onnx_weights(model, path: Path) -> None:
     weights, quantised = _read(path)
     if quantised:
         log.warning("%s is int8: starting from its weights as rounded; the frozen word-piece table stays the base's", path)
-        frozen = [name for name in weights if name.endswith(FROZEN_SUFFIX)]
-        for name in frozen:
-            weights.pop(name)
+        weights = {name: value for name, value in weights.items() if not name.endswith(FROZEN_SUFFIX)}
     # Layers past the model's own are left out: a smaller reader can start from a larger one's first layers.
     state = {name: torch.from_numpy(np.array(value)) for name, value in weights.items() if name in expected}
     # Buffers the export folds away (position ids) keep the model's own values.
