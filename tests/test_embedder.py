@@ -19,7 +19,9 @@ from retrieval.embedder import (
     ExportRecipe,
     OnnxRuntimeEmbedder,
     SentenceTransformerEmbedder,
+    bundled_model_path,
     load_embedder,
+    model_identity,
 )
 from retrieval.settings import Settings
 from tests.helpers import CORPUS, with_model
@@ -236,3 +238,21 @@ def test_an_export_recorded_for_another_model_is_made_again_and_one_for_this_mod
     # Once the recipe names this model, the export is loaded from the cache as it is.
     ExportRecipe(str(model.resolve()), 256, 384, "mean", True).save(cache)
     assert SentenceTransformerEmbedder._load_onnx(_FakeExport, model, cache).path == str(cache)
+
+
+def test_a_model_folder_of_ones_own_is_recorded_by_its_weights(tmp_path):
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for folder, weights in ((mine, b"one"), (theirs, b"two")):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(weights)
+
+    def identity(model_path: Path | None) -> str:
+        return model_identity(Settings(index_dir=tmp_path / "index", model_path=model_path))
+
+    # The bundled model keeps the name libraries were always built with, however it is named.
+    assert identity(None) == identity(bundled_model_path()) == "sentence-transformers/all-MiniLM-L6-v2"
+    # Another folder, or the same folder trained on, is another model: its library is refused (IndexMismatch).
+    assert len({identity(None), identity(mine), identity(theirs)}) == 3
+    before = identity(mine)
+    (mine / "model.safetensors").write_bytes(b"one, trained on")
+    assert identity(mine) != before
