@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,9 +41,7 @@ class Library:
     def __init__(self, directory: Path, *, fingerprint: dict[str, str], dim: int, rebuild: bool = False) -> None:
         self.directory = Path(directory)
         if rebuild:
-            for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", VECTORS_FILE, f"{VECTORS_FILE}.json"):
-                (self.directory / name).unlink(missing_ok=True)
-            shutil.rmtree(self.directory / KEYWORD_DIR, ignore_errors=True)
+            self._start_afresh()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self._thread_lock = threading.Lock()
@@ -53,6 +52,23 @@ class Library:
         self._generation = self.store.generation
         self._checked_at = 0.0  # when refresh() last looked for indexes saved by another process
         self._warmed = False
+
+    def _start_afresh(self) -> None:
+        """Drop the documents, passages, vectors and indexes (a rebuild), keeping people's ratings and
+        declined questions; a store SQLite cannot read goes whole."""
+        for name in (VECTORS_FILE, f"{VECTORS_FILE}.json"):
+            (self.directory / name).unlink(missing_ok=True)
+        shutil.rmtree(self.directory / KEYWORD_DIR, ignore_errors=True)
+        if not (self.directory / STORE_FILE).exists():
+            return
+        try:
+            store = Store(self.directory / STORE_FILE)
+            store.forget_library()
+            store.close()
+        except sqlite3.DatabaseError as error:
+            log.warning("the store in %s is not readable (%s); starting it afresh", self.directory, error)
+            for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm"):
+                (self.directory / name).unlink(missing_ok=True)
 
     def _check(self, fingerprint: dict[str, str]) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}

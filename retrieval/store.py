@@ -368,6 +368,17 @@ class Store:
             records.append(record)
         return records
 
+    def forget_library(self) -> None:
+        """Drop every document, passage and vector and what they were made with (a rebuild), keeping
+        what people left: ratings, and the declined questions (embedded again when next listed)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM windows")
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM documents")
+            db.execute("DELETE FROM meta WHERE key NOT IN ('schema', 'generation')")
+            db.execute("UPDATE declined SET vector = x''")
+            self._bump(db)
+
     # --- declined questions (gaps) --------------------------------------------------------
     def add_declined(self, question: str, vector: np.ndarray, nearest: Sequence[dict]) -> int:
         """Log a question the documents did not answer, with its vector and the nearest passages' documents."""

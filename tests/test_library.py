@@ -80,13 +80,31 @@ def test_opening_with_another_model_is_refused(settings, make_service, tmp_path)
         Sourcebook(settings, embedder=other)
 
 
-def test_rebuild_starts_afresh_with_the_new_settings(settings, make_service, tmp_path):
-    ingested(make_service, tmp_path)
+def test_rebuild_starts_afresh_with_the_new_settings_keeping_ratings_and_declined_questions(
+    settings, make_service, tmp_path
+):
+    service = ingested(make_service, tmp_path)
+    answered = service.ask("How often is the database backed up?")
+    service.rate(answered, "up", comment="clear")
+    assert not service.ask("Who is the chief executive of the company?").answered
 
     fresh = Sourcebook(settings.model_copy(update={"chunk_tokens": 100}), embedder=FakeEmbedder(), rebuild=True)
 
     assert fresh.counts() == (0, 0)
+    assert [(row["rating"], row["comment"]) for row in fresh.feedback()] == [("up", "clear")]
+    assert [gap.question for gap in fresh.gaps()] == ["Who is the chief executive of the company?"]
     fresh.ingest(tmp_path / "docs")
+    assert fresh.counts()[0] == 2
+    assert fresh.search("database backed up", k=1)[0].source == "docs/a.txt"
+
+
+def test_rebuild_replaces_a_store_sqlite_cannot_read(settings, tmp_path):
+    settings.index_dir.mkdir(parents=True)
+    (settings.index_dir / STORE_FILE).write_bytes(b"not an SQLite database " * 100)
+
+    fresh = Sourcebook(settings, embedder=FakeEmbedder(), rebuild=True)
+    fresh.ingest(write_files(tmp_path / "docs", DOCS))
+
     assert fresh.counts()[0] == 2
 
 

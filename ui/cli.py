@@ -107,7 +107,9 @@ def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | No
 def ingest(
     path: Annotated[Path, typer.Argument(help="A file or folder of documents.")] = Path("corpus"),
     index: IndexOption = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Start the index afresh (after a settings change).")] = False,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Start the index afresh (after a settings change); ratings and declined questions are kept."
+    )] = False,
     use_ray: Annotated[
         bool,
         typer.Option(
