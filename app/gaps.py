@@ -13,7 +13,10 @@ import numpy as np
 # paraphrases (24 questions, 10 orders): 0.65 kept 84% of the groups whole but put two groups'
 # questions together 1.4 times a run; 0.75 keeps 68% whole and mixes 0.4 times a run (0.7:
 # 72%, 0.9; 0.8: 64%, 0.3). A keeper is misled more by two needs counted as one than by one
-# need listed twice, so the stricter value.
+# need listed twice, so the stricter value. Again on 12 other groups, four of them near others
+# (`python -m bench.gap_groups`): 0.75 keeps 17% whole and mixes 0.2 a run (0.7: 26%, 1.8;
+# 0.78: 17%, 0). The embedder tuned for questions groups worse at every value (0.75: 13%, 2.0;
+# 0.8: 7%, 0), so questions are grouped by the bundled model (Sourcebook.question_embedder).
 GROUP_AT = 0.75
 # Documents shown for a gap: those most often among its questions' nearest passages.
 NEAREST_DOCUMENTS = 3

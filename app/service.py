@@ -37,7 +37,7 @@ from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
 from retrieval.answer import Scorer, compose, names_in
-from retrieval.embedder import Embedder, load_embedder, writer_first
+from retrieval.embedder import Embedder, is_bundled, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import Library
@@ -53,6 +53,8 @@ GAP_NEAREST = 3
 # Gaps asked again per listing after a change, most asked first, so a listing costs a few
 # seconds however many gaps there are; the rest are asked at the next listings.
 GAP_RECHECKS = 20
+# Where, in the index directory, the bundled model that groups the gaps' questions is exported.
+QUESTION_MODEL_EXPORT = "question-model-onnx"
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,15 @@ class Sourcebook:
         self, settings: Settings, *, embedder: Embedder | None = None, reader: Scorer | None = None,
         second_reader: Scorer | None = None, rebuild: bool = False,
     ) -> None:
-        """`reader` and `second_reader` stand in for the exported ones (tests); a `reader` given
-        without a `second_reader` reads alone."""
+        """`embedder`, `reader` and `second_reader` stand in for the loaded ones (tests); an `embedder`
+        given also groups the gaps' questions, and a `reader` given without a `second_reader` reads alone."""
         self.settings = settings
         self.embedder = embedder or load_embedder(settings)
+        self._question_embedder = embedder if embedder is not None or is_bundled(settings.model_path) else None
         self._reader = reader
         self._second_reader = second_reader
         self._second_wanted = settings.second_reads > 0 and (reader is None or second_reader is not None)
-        self._reader_lock = threading.Lock()
+        self._loading_lock = threading.Lock()
         self.chunking = Chunking(
             max_tokens=min(settings.chunk_tokens, self.embedder.max_tokens),
             overlap_tokens=settings.chunk_overlap,
@@ -128,10 +131,22 @@ class Sourcebook:
     def reader(self) -> Scorer:
         """The reader, loaded at its first use (a service that only ingests never needs it)."""
         if self._reader is None:
-            with self._reader_lock:
+            with self._loading_lock:
                 if self._reader is None:
                     self._reader = Reader(self.settings.reader_dir, turns=getattr(self.embedder, "turns", None))
         return self._reader
+
+    @property
+    def question_embedder(self) -> Embedder:
+        """The model the gaps' questions are grouped by: the bundled all-MiniLM-L6-v2, loaded at the
+        first listing. The embedder tuned for questions draws questions of one shape together ("How
+        many sick days ...?", "How many vacation days ...?"): README, "Gaps"."""
+        if self._question_embedder is None:
+            with self._loading_lock:
+                if self._question_embedder is None:
+                    bundled = self.settings.model_copy(update={"model_path": None})
+                    self._question_embedder = load_embedder(bundled, export_name=QUESTION_MODEL_EXPORT)
+        return self._question_embedder
 
     def load_readers(self) -> None:
         """Load the readers now rather than at the first question (a missing one is reported here)."""
@@ -142,7 +157,7 @@ class Sourcebook:
     def second_reader(self) -> Scorer | None:
         """The second reader (README, "Quality"), loaded at its first use; None when it is not wanted."""
         if self._second_wanted and self._second_reader is None:
-            with self._reader_lock:
+            with self._loading_lock:
                 if self._second_reader is None:
                     turns = getattr(self.embedder, "turns", None)
                     self._second_reader = Reader(self.settings.second_reader_dir, turns=turns)
@@ -632,8 +647,8 @@ class Sourcebook:
             for hit in passages[:GAP_NEAREST]
         }.values())
         try:
-            vector = self.embedder.encode([query])[0]
-            self.library.store.add_declined(query, vector, nearest)
+            # Embedded for grouping when the gaps are listed (question_embedder), not while answering.
+            self.library.store.add_declined(query, nearest)
         except (sqlite3.Error, OSError) as error:
             log.warning("could not log a declined question for the gaps: %s", error)
 
@@ -665,16 +680,18 @@ class Sourcebook:
         return open_gaps
 
     def _question_vectors(self, rows: list[dict]) -> np.ndarray:
-        """The logged questions' vectors; embedded again where the model changed since they were logged."""
-        stale = [i for i, row in enumerate(rows) if row["vector"].shape != (self.embedder.dim,)]
-        fresh = self.embedder.encode([rows[i]["question"] for i in stale]) if stale else None
-        vectors = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
-        for i, row in enumerate(rows):
-            if row["vector"].shape == (self.embedder.dim,):
-                vectors[i] = row["vector"]
-        for position, i in enumerate(stale):
-            vectors[i] = fresh[position]
-        return vectors
+        """The logged questions' vectors by the question embedder; those not embedded yet are, and kept."""
+        model = self.question_embedder
+        missing = [i for i, row in enumerate(rows) if row["vector"].shape != (model.dim,)]
+        if missing:
+            fresh = model.encode([rows[i]["question"] for i in missing])
+            try:
+                self.library.store.set_declined_vectors({rows[i]["id"]: fresh[n] for n, i in enumerate(missing)})
+            except sqlite3.Error as error:
+                log.warning("could not keep the gaps' question vectors: %s", error)
+            for n, i in enumerate(missing):
+                rows[i]["vector"] = fresh[n]
+        return np.stack([row["vector"] for row in rows]).astype(np.float32, copy=False)
 
 
 MAX_QUESTION_CHARS = 2000

@@ -76,8 +76,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
     comment TEXT NOT NULL
 );
--- Questions the documents did not answer (the gaps): the text searched, its vector, the nearest
--- passages' documents as JSON, and the generation at which a later answer was found (or NULL).
+-- Questions the documents did not answer (the gaps): the text searched, its vector (empty until the
+-- gaps are listed), the nearest passages' documents as JSON, and the generation at which a later
+-- answer was found (or NULL).
 CREATE TABLE IF NOT EXISTS declined (
     id INTEGER PRIMARY KEY,
     asked REAL NOT NULL,
@@ -380,16 +381,21 @@ class Store:
             self._bump(db)
 
     # --- declined questions (gaps) --------------------------------------------------------
-    def add_declined(self, question: str, vector: np.ndarray, nearest: Sequence[dict]) -> int:
-        """Log a question the documents did not answer, with its vector and the nearest passages' documents."""
+    def add_declined(self, question: str, nearest: Sequence[dict]) -> int:
+        """Log a question the documents did not answer, with the nearest passages' documents (its vector comes later)."""
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO declined (asked, question, vector, nearest, checked, answered)"
                 " VALUES (?, ?, ?, ?, (SELECT CAST(value AS INTEGER) FROM meta WHERE key='generation'), NULL)",
-                (time.time(), question, np.asarray(vector, dtype=np.float32).tobytes(),
-                 json.dumps(list(nearest), ensure_ascii=False)),
+                (time.time(), question, b"", json.dumps(list(nearest), ensure_ascii=False)),
             )
         return int(cursor.lastrowid)
+
+    def set_declined_vectors(self, vectors: dict[int, np.ndarray]) -> None:
+        """Keep the vectors declined questions were grouped by, {id: vector}."""
+        with self._transaction() as db:
+            db.executemany("UPDATE declined SET vector=? WHERE id=?",
+                           [(np.asarray(vector, dtype=np.float32).tobytes(), i) for i, vector in vectors.items()])
 
     def declined(self) -> list[dict]:
         """Return the logged declined questions not answered since, oldest first, vectors as float32 arrays."""

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory) -> Path:
-    """The bundled model's ONNX export with its recipe (`model-onnx/`), made once for the session."""
+    """The default embedder's (models/embedder) ONNX export with its recipe (`model-onnx/`), made once for the session."""
     index = tmp_path_factory.mktemp("exported")
     load_embedder(Settings(index_dir=index))
     return index / "model-onnx"

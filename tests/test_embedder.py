@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,8 +44,10 @@ TEXTS = [
 def both(tmp_path_factory, exported_model):
     """sentence-transformers on the session's export, and the direct runtime on that export."""
     index = with_model(exported_model, tmp_path_factory.mktemp("index"))
-    exporter = SentenceTransformerEmbedder(name="all-MiniLM-L6-v2", cache_dir=index / "model-onnx", backend="onnx")
-    direct = load_embedder(Settings(index_dir=index))
+    settings = Settings(index_dir=index)
+    exporter = SentenceTransformerEmbedder(name="tuned", model_path=settings.model_path, cache_dir=index / "model-onnx",
+                                           backend="onnx")
+    direct = load_embedder(settings)
     return exporter, direct, index
 
 
@@ -253,6 +256,9 @@ def test_a_model_folder_of_ones_own_is_recorded_by_its_weights(tmp_path):
     assert identity(None) == identity(bundled_model_path()) == "sentence-transformers/all-MiniLM-L6-v2"
     # Another folder, or the same folder trained on, is another model: its library is refused (IndexMismatch).
     assert len({identity(None), identity(mine), identity(theirs)}) == 3
+    # The same weights elsewhere are the same model (a moved checkout keeps its library).
+    shutil.copytree(mine, tmp_path / "moved")
+    assert identity(tmp_path / "moved") == identity(mine)
     before = identity(mine)
     (mine / "model.safetensors").write_bytes(b"one, trained on")
     assert identity(mine) != before

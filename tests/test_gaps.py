@@ -10,8 +10,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from app import service as service_module
+from bench.gap_groups import grouping_figures
 from app.gaps import GROUP_AT, group_by_meaning
-from app.service import Sourcebook
+from app.service import QUESTION_MODEL_EXPORT, Sourcebook
+from retrieval.embedder import BUNDLED_NAME
 from retrieval.settings import Settings
 from tests.fakes import FakeReader
 from tests.helpers import with_model, write_files
@@ -103,6 +105,22 @@ def test_a_follow_up_is_logged_with_what_it_follows(service):
     assert [gap.question for gap in service.gaps()] == ["Who founded the company? and the chief executive?"]
 
 
+def test_declined_questions_are_embedded_when_the_gaps_are_listed_and_only_once(service, embedder):
+    for question in BICYCLE:
+        asked = len(embedder.encoded)
+        service.ask(question)
+        assert question not in embedder.encoded[asked:]  # answering embeds the question's words, not the question
+
+    service.gaps()
+    embedded = list(embedder.encoded)
+    service.ask(CEO)
+    gaps = service.gaps()
+
+    assert [text for text in embedded if text in BICYCLE] == BICYCLE
+    assert [text for text in embedder.encoded[len(embedded):] if text in [*BICYCLE, CEO]] == [CEO]
+    assert [(gap.question, gap.count) for gap in gaps] == [(BICYCLE[0], 3), (CEO, 1)]
+
+
 def test_grouping_takes_the_nearest_group_and_keeps_far_questions_apart():
     rng = np.random.default_rng(0)
     a, b = (v / np.linalg.norm(v) for v in rng.standard_normal((2, 16)))
@@ -111,6 +129,17 @@ def test_grouping_takes_the_nearest_group_and_keeps_far_questions_apart():
 
     assert group_by_meaning(vectors) == [[0, 2, 3], [1]]
     assert group_by_meaning(vectors, threshold=1.01) == [[0], [1], [2], [3]]
+
+
+def test_the_grouping_measure_counts_groups_kept_whole_and_groups_mixed():
+    a, b = np.eye(2, dtype=np.float32)
+    tilted = np.array([0.8, 0.6], dtype=np.float32)  # cosine 0.8 with a, 0.6 with b
+    vectors = np.array([a, a, b, tilted])
+
+    # At 0.7 the tilted question of group 1 joins group 0's: group 0 is not whole, and one group is mixed.
+    assert grouping_figures(vectors, [0, 0, 1, 1], 0.7, orders=3) == (0.0, 1.0)
+    # At 0.9 it stands alone: group 0 is whole, group 1 split, nothing mixed.
+    assert grouping_figures(vectors, [0, 0, 1, 1], 0.9, orders=3) == (0.5, 0.0)
 
 
 def test_the_api_lists_gaps_with_the_token_the_feedback_export_needs(make_service, tmp_path):
@@ -130,7 +159,7 @@ def test_the_api_lists_gaps_with_the_token_the_feedback_export_needs(make_servic
 
 
 def test_the_cli_lists_gaps_readably_and_as_json(service, monkeypatch, embedder, reader):
-    monkeypatch.setattr(service_module, "load_embedder", lambda settings: embedder)
+    monkeypatch.setattr(service_module, "load_embedder", lambda settings, **options: embedder)
     monkeypatch.setattr(service_module, "Reader", lambda directory, **options: reader)
     monkeypatch.setenv("SOURCEBOOK_ABSTAIN_BELOW", "0.5")
     for question in [*BICYCLE, CEO]:
@@ -167,3 +196,6 @@ def test_the_bundled_model_groups_paraphrases_and_keeps_another_question_apart(e
         (paraphrases[0], 3), ("How many days of annual leave do new employees get?", 1)
     ]
     assert 0.5 < GROUP_AT < 1
+    # The library's embedder is the tuned one; the questions were grouped by the bundled model.
+    assert service.embedder.name != BUNDLED_NAME and service.question_embedder.name == BUNDLED_NAME
+    assert (settings.index_dir / QUESTION_MODEL_EXPORT / "onnx" / "model.onnx").is_file()

@@ -1,14 +1,14 @@
 """Tune the embedder for questions: the bundled all-MiniLM-L6-v2 trained on SQuAD v1.1 questions, each
 against a window of its paragraph that holds the answer.
 
-    python -m training.tune_embedder --out .reader-training/embedder
+    python -m training.tune_embedder --out models/embedder
 
 Each step takes `--batch` questions; a question's positive is a window of `--window-words` words of
 its paragraph around the answer (about the size of the index's 48-token windows), its negatives the
 other questions' windows and one hard negative: the window, from another paragraph of the same
 article, that shares the most words with it. A plain torch loop, seeded; the saved folder is a
-sentence-transformers model (`SOURCEBOOK_MODEL_PATH` points the service at it) with a card.
-Measured, not served yet: README, "Retrieval".
+sentence-transformers model with a card; `make tune-embedder` makes the one served (models/embedder/).
+What it changes: README, "Retrieval".
 """
 
 from __future__ import annotations
@@ -153,6 +153,9 @@ that licence and attribution. Made by:
     {command}
 
 model.safetensors sha256: {sha256}
+
+sourcebook embeds with it by default (`models/embedder/`, `make tune-embedder`); what it changes, measured
+on SQuAD articles held out from its training, `corpus/qa.jsonl` and SciFact: README, "Retrieval".
 """
 
 
