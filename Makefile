@@ -98,7 +98,7 @@ train-second-reader: install
 	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
 
 # The embedder (models/embedder/): the bundled all-MiniLM-L6-v2 tuned on SQuAD v1.1 questions, about
-# eleven minutes on two cores; not part of `make run` or `make test`. Libraries built with another
-# model are refused until rebuilt (`sourcebook ingest PATH --rebuild`).
+# eleven minutes on two cores; not part of `make run` or `make test`. A library another model
+# embedded is embedded again by the next `sourcebook ingest` (a server refuses it until then).
 tune-embedder: install
 	$(BIN)/python -m training.tune_embedder --data $(SQUAD) --out models/embedder

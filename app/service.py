@@ -40,7 +40,7 @@ from retrieval.answer import Scorer, compose, names_in
 from retrieval.embedder import Embedder, is_bundled, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
-from retrieval.library import Library
+from retrieval.library import MODEL_KEY, Library
 from retrieval.reader import Reader
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
@@ -53,6 +53,8 @@ GAP_NEAREST = 3
 # Gaps asked again per listing after a change, most asked first, so a listing costs a few
 # seconds however many gaps there are; the rest are asked at the next listings.
 GAP_RECHECKS = 20
+# Windows embedded per step when a library is embedded again with another model.
+EMBED_AGAIN_BATCH = 256
 # Where, in the index directory, the bundled model that groups the gaps' questions is exported.
 QUESTION_MODEL_EXPORT = "question-model-onnx"
 
@@ -88,10 +90,12 @@ class Sourcebook:
 
     def __init__(
         self, settings: Settings, *, embedder: Embedder | None = None, reader: Scorer | None = None,
-        second_reader: Scorer | None = None, rebuild: bool = False,
+        second_reader: Scorer | None = None, rebuild: bool = False, embed_again: bool = False,
     ) -> None:
         """`embedder`, `reader` and `second_reader` stand in for the loaded ones (tests); an `embedder`
-        given also groups the gaps' questions, and a `reader` given without a `second_reader` reads alone."""
+        given also groups the gaps' questions, and a `reader` given without a `second_reader` reads alone.
+        With `embed_again` (ingest), a library another model of the same size embedded is embedded again
+        with this one, keeping everything in it; without, it is refused (IndexMismatch)."""
         self.settings = settings
         self.embedder = embedder or load_embedder(settings)
         self._question_embedder = embedder if embedder is not None or is_bundled(settings.model_path) else None
@@ -105,13 +109,16 @@ class Sourcebook:
             window_tokens=min(settings.window_tokens, self.embedder.max_tokens),
         )
         fingerprint = {
-            "model": self.embedder.name,
+            MODEL_KEY: self.embedder.name,
             "dim": str(self.embedder.dim),
             "chunk_tokens": str(self.chunking.max_tokens),
             "chunk_overlap": str(self.chunking.overlap_tokens),
             "window_tokens": str(self.chunking.window_tokens),
         }
-        self.library = Library(settings.index_dir, fingerprint=fingerprint, dim=self.embedder.dim, rebuild=rebuild)
+        self.library = Library(settings.index_dir, fingerprint=fingerprint, dim=self.embedder.dim, rebuild=rebuild,
+                               other_model_ok=embed_again)
+        if self.library.other_model is not None:
+            self._embed_again()
         self._suggestions: tuple[int, list[str]] | None = None
         # Content-addressed (an answer's id is a hash of what it says), so shared by every user.
         self._answers: OrderedDict[str, Answer] = OrderedDict()
@@ -122,6 +129,24 @@ class Sourcebook:
             dense_weight=settings.dense_weight,
             keyword_weight=settings.keyword_weight,
         )
+
+    def _embed_again(self) -> None:
+        """Embed every stored window again with this service's model (another made the library's vectors).
+
+        The new vectors are set aside until all are made and then swapped in at once, so a crash
+        part way leaves the library as it was, still usable with the model that made it.
+        """
+        store, windows = self.library.store, self.library.index.count
+        log.warning("the library in %s was embedded with another model (%s); embedding its %d windows again with %s",
+                    self.settings.index_dir, self.library.other_model, windows, self.embedder.name)
+        with self.library.writing():
+            after, done = -1, 0
+            while batch := store.window_texts(after=after, limit=EMBED_AGAIN_BATCH):
+                vectors = self.embedder.encode([text for _, text in batch])
+                store.stage_vectors({window_id: vectors[n] for n, (window_id, _) in enumerate(batch)}, first=done == 0)
+                after, done = batch[-1][0], done + len(batch)
+                log.info("embedded %d of %d windows again", done, windows)
+            self.library.take_staged_vectors(self.embedder.name)
 
     def token_accepted(self, offered: str | None) -> bool:
         """Whether a change to the library (upload, delete, feedback export) may go ahead with this token."""

@@ -33,20 +33,28 @@ LOCK_FILE = "write.lock"
 REFRESH_SECONDS = 1.0
 # The store's note of the loaders' version that read its documents.
 LOADER_KEY = "loader"
+# The fingerprint's key naming the model that made the vectors.
+MODEL_KEY = "model"
 
 
 class Library:
     """Documents, chunks and vectors on disk (SQLite) with their FAISS and keyword indexes."""
 
-    def __init__(self, directory: Path, *, fingerprint: dict[str, str], dim: int, rebuild: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, fingerprint: dict[str, str], dim: int, rebuild: bool = False,
+        other_model_ok: bool = False,
+    ) -> None:
+        """`other_model_ok`: a library whose vectors another model (of the same size) made opens, with
+        `other_model` naming it, for the caller to embed it again (`take_staged_vectors`); else it is refused."""
         self.directory = Path(directory)
+        self.other_model: str | None = None
         if rebuild:
             self._start_afresh()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self._thread_lock = threading.Lock()
         self.store = Store(self.directory / STORE_FILE)
-        self._check(fingerprint)
+        self._check(fingerprint, other_model_ok=other_model_ok)
         self.index = self._open_index()
         self.keywords = self._open_keywords()
         self._generation = self.store.generation
@@ -70,12 +78,22 @@ class Library:
             for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm"):
                 (self.directory / name).unlink(missing_ok=True)
 
-    def _check(self, fingerprint: dict[str, str]) -> None:
+    def _check(self, fingerprint: dict[str, str], *, other_model_ok: bool) -> None:
         recorded = {key: value for key, value in self.store.meta().items() if key in fingerprint}
         if self.store.is_empty():
             self.store.set_meta({**fingerprint, LOADER_KEY: LOADER_VERSION})
             return
         differing = {key: (recorded.get(key), value) for key, value in fingerprint.items() if recorded.get(key) != value}
+        if differing.keys() == {MODEL_KEY}:
+            if other_model_ok:
+                self.other_model = recorded.get(MODEL_KEY)
+                return
+            raise IndexMismatch(
+                f"the index in {self.directory} was embedded with another model (index has "
+                f"{recorded.get(MODEL_KEY)!r}, settings ask for {fingerprint[MODEL_KEY]!r}). "
+                f"`sourcebook ingest PATH --index {self.directory}` embeds it again with this one, keeping "
+                "everything in it; or point --index at another directory."
+            )
         if differing:
             detail = "; ".join(f"{key}: index has {old!r}, settings ask for {new!r}" for key, (old, new) in differing.items())
             raise IndexMismatch(
@@ -83,6 +101,15 @@ class Library:
                 f"Rebuild it with `sourcebook ingest PATH --index {self.directory} --rebuild`, "
                 "or point --index at another directory."
             )
+
+    def take_staged_vectors(self, model: str) -> None:
+        """Swap in the vectors staged for every window (`Store.stage_vectors`), made by `model`, and
+        rebuild the indexes from them."""
+        self.store.swap_staged_vectors({MODEL_KEY: model})
+        self.rebuild_index()
+        self.rebuild_keywords()
+        self._generation = self.store.generation
+        self.other_model = None
 
     def read_by_older_loaders(self) -> bool:
         """Whether the stored documents were read by an earlier version of the loaders (titles and sizes may differ)."""

@@ -380,6 +380,37 @@ class Store:
             db.execute("UPDATE declined SET vector = x''")
             self._bump(db)
 
+    # --- re-embedding with another model ---------------------------------------------------
+    def window_texts(self, *, after: int = -1, limit: int = 256) -> list[tuple[int, str]]:
+        """Up to `limit` windows' (id, text) in id order, from the first id past `after`."""
+        rows = self._db.execute(
+            "SELECT w.id, w.start, w.end, c.text FROM windows w JOIN chunks c ON c.rowid = w.chunk_rowid"
+            " WHERE w.id > ? ORDER BY w.id LIMIT ?",
+            (after, limit),
+        )
+        return [(window_id, text[start:end]) for window_id, start, end, text in rows]
+
+    def stage_vectors(self, vectors: dict[int, np.ndarray], *, first: bool = False) -> None:
+        """Set window vectors aside, {id: vector}, until `swap_staged_vectors`; `first` drops any set aside before."""
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS staged_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
+            if first:
+                db.execute("DELETE FROM staged_vectors")
+            db.executemany("INSERT OR REPLACE INTO staged_vectors VALUES (?, ?)",
+                           [(i, np.asarray(v, dtype=np.float32).tobytes()) for i, v in vectors.items()])
+
+    def swap_staged_vectors(self, meta: dict[str, str]) -> None:
+        """Put the staged vectors in place of every window's and record `meta` (the model that made them), at once."""
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS staged_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
+            missing = db.execute("SELECT count(*) FROM windows WHERE id NOT IN (SELECT id FROM staged_vectors)")
+            if (count := missing.fetchone()[0]) > 0:
+                raise RuntimeError(f"{count} windows have no staged vector; nothing was changed")
+            db.execute("UPDATE windows SET vector = (SELECT vector FROM staged_vectors s WHERE s.id = windows.id)")
+            db.execute("DROP TABLE staged_vectors")
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+            self._bump(db)
+
     # --- declined questions (gaps) --------------------------------------------------------
     def add_declined(self, question: str, nearest: Sequence[dict]) -> int:
         """Log a question the documents did not answer, with the nearest passages' documents (its vector comes later)."""

@@ -7,7 +7,9 @@ import logging
 import numpy as np
 import pytest
 
+from app import service as service_module
 from app.service import Sourcebook
+from retrieval.embedder import TokenVectors
 from retrieval.errors import IndexMismatch
 from retrieval.library import STORE_FILE, VECTORS_FILE
 from retrieval.store import Store
@@ -78,6 +80,64 @@ def test_opening_with_another_model_is_refused(settings, make_service, tmp_path)
 
     with pytest.raises(IndexMismatch, match="another-model"):
         Sourcebook(settings, embedder=other)
+
+
+class _MirroredEmbedder(FakeEmbedder):
+    """Another model of the same size: the fake's vectors with their dimensions reversed."""
+
+    name = "mirrored-fake"
+
+    def __init__(self, *, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.fail_after = fail_after  # encode calls allowed before one fails (a crash part way)
+
+    def encode(self, texts):
+        if self.fail_after is not None:
+            if self.fail_after == 0:
+                raise MemoryError("the machine ran out of memory")
+            self.fail_after -= 1
+        return super().encode(texts)[:, ::-1].copy()
+
+    def token_vectors(self, texts):
+        return [TokenVectors(tokens.spans, tokens.vectors[:, ::-1].copy()) for tokens in super().token_vectors(texts)]
+
+
+def test_a_library_another_model_embedded_is_refused_by_a_server_and_embedded_again_by_ingest(
+    settings, make_service, tmp_path, monkeypatch
+):
+    service = ingested(make_service, tmp_path)
+    service.rate(service.ask("How often is the database backed up?"), "up")
+    monkeypatch.setattr(service_module, "EMBED_AGAIN_BATCH", 1)  # one window a step, as a large library goes
+
+    with pytest.raises(IndexMismatch, match="embedded with another model.*`sourcebook ingest PATH"):
+        Sourcebook(settings, embedder=_MirroredEmbedder())
+    mirrored = _MirroredEmbedder()
+    again = Sourcebook(settings, embedder=mirrored, embed_again=True)
+
+    store = again.library.store
+    texts = dict(store.window_texts(limit=1000))
+    assert len(texts) == 2 and again.counts() == service.counts()
+    for window_id, vector in zip(*next(store.iter_vectors()), strict=True):
+        assert np.allclose(vector, mirrored.encode([texts[int(window_id)]])[0])
+    assert store.meta()["model"] == "mirrored-fake" and len(again.feedback()) == 1
+    assert again.search("database backed up", k=1)[0].source == "docs/a.txt"
+    assert Sourcebook(settings, embedder=_MirroredEmbedder()).counts() == service.counts()  # opens as any library
+
+
+def test_a_crash_while_embedding_again_leaves_the_library_as_the_old_model_made_it(settings, make_service, tmp_path,
+                                                                                      monkeypatch):
+    service = ingested(make_service, tmp_path)
+    before = next(service.library.store.iter_vectors())[1].copy()
+    monkeypatch.setattr(service_module, "EMBED_AGAIN_BATCH", 1)
+
+    with pytest.raises(MemoryError):
+        Sourcebook(settings, embedder=_MirroredEmbedder(fail_after=1), embed_again=True)
+
+    reopened = make_service()
+    assert np.array_equal(next(reopened.library.store.iter_vectors())[1], before)
+    assert reopened.search("database backed up", k=1)[0].source == "docs/a.txt"
+    again = Sourcebook(settings, embedder=_MirroredEmbedder(), embed_again=True)
+    assert again.library.store.meta()["model"] == "mirrored-fake"
 
 
 def test_rebuild_starts_afresh_with_the_new_settings_keeping_ratings_and_declined_questions(

@@ -82,8 +82,9 @@ def require_free_port(host: str, port: int) -> None:
             raise typer.Exit(1) from error
 
 
-def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | None = None):
-    """Open the service (loads the model once); a store SQLite cannot read is one line saying how to rebuild it."""
+def open_service(index: Path | None, *, rebuild: bool = False, embed_again: bool = False, corpus: Path | None = None):
+    """Open the service (loads the model once); a store SQLite cannot read is one line saying how to rebuild it.
+    `embed_again` (ingest): a library another model embedded is embedded again with this one."""
     import sqlite3
 
     from retrieval.library import STORE_FILE
@@ -91,7 +92,7 @@ def open_service(index: Path | None, *, rebuild: bool = False, corpus: Path | No
 
     settings = settings_for(index, corpus)
     try:
-        return Sourcebook(settings, rebuild=rebuild)
+        return Sourcebook(settings, rebuild=rebuild, embed_again=embed_again)
     except sqlite3.DatabaseError as error:
         store = settings.index_dir / STORE_FILE
         # --rebuild starts the store afresh, so the corpus folder (the source of truth) refills it.
@@ -142,7 +143,7 @@ def ingest(
             raise FileNotFoundError(f"no such file or folder: {path}")
         if ray_actors != 1 and not (use_ray or ray_address):
             raise ValueError(f"--ray-actors {ray_actors} needs --ray or --ray-address")
-        service = open_service(index, rebuild=rebuild)
+        service = open_service(index, rebuild=rebuild, embed_again=True)
         with ingest_progress(quiet=as_json) as progress:
             try:
                 report = service.ingest(
