@@ -47,6 +47,7 @@ class Library:
         """`other_model_ok`: a library whose vectors another model (of the same size) made opens, with
         `other_model` naming it, for the caller to embed it again (`take_staged_vectors`); else it is refused."""
         self.directory = Path(directory)
+        self.model = fingerprint[MODEL_KEY]  # the model whose vectors this process searches
         self.other_model: str | None = None
         if rebuild:
             self._start_afresh()
@@ -153,6 +154,12 @@ class Library:
             return
         try:
             self._checked_at = time.monotonic()
+            if (model := self.store.meta().get(MODEL_KEY)) != self.model:
+                # Another process embedded the library again with another model: this one's queries
+                # would not match those vectors, so it goes on serving what it loaded.
+                log.warning("the library was embedded again with %s; restart to serve it (this process has %s)",
+                            model, self.model)
+                return
             index = VectorIndex.load(self.directory / VECTORS_FILE, dim=self.dim, generation=generation)
             keywords = KeywordIndex.load(self.directory / KEYWORD_DIR, generation=generation)
             if index is None or keywords is None:

@@ -122,6 +122,11 @@ def test_a_library_another_model_embedded_is_refused_by_a_server_and_embedded_ag
     assert store.meta()["model"] == "mirrored-fake" and len(again.feedback()) == 1
     assert again.search("database backed up", k=1)[0].source == "docs/a.txt"
     assert Sourcebook(settings, embedder=_MirroredEmbedder()).counts() == service.counts()  # opens as any library
+    # A server still running with the old model does not take up the new vectors its queries would miss.
+    loaded = service.library.index
+    service.library._checked_at = 0.0
+    service.library.refresh()
+    assert service.library.index is loaded
 
 
 def test_a_crash_while_embedding_again_leaves_the_library_as_the_old_model_made_it(settings, make_service, tmp_path,
