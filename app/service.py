@@ -165,7 +165,7 @@ class Sourcebook:
     def question_embedder(self) -> Embedder:
         """The model the gaps' questions are grouped by: the bundled all-MiniLM-L6-v2, loaded at the
         first listing. The embedder tuned for questions draws questions of one shape together ("How
-        many sick days ...?", "How many vacation days ...?"): README, "Gaps"."""
+        many sick days ...?", "How many vacation days ...?"): app/gaps.py, GROUP_AT."""
         if self._question_embedder is None:
             with self._loading_lock:
                 if self._question_embedder is None:

@@ -5,7 +5,7 @@ python -m bench.gap_groups [MODEL_FOLDER ...]   # default: the bundled model and
 For each grouping threshold: the share of paraphrase groups kept whole (all three wordings in one
 group of their own) and the mixed groups a run makes (questions of different groups put together).
 The groups were written for this measurement (2026-12-06); the last four are near others on purpose
-(vacation against sick days, a laptop against a VPN password, ...). Measured: README, "Gaps".
+(vacation against sick days, a laptop against a VPN password, ...). Figures: app/gaps.py, GROUP_AT.
 """
 
 from __future__ import annotations
