@@ -27,8 +27,8 @@ from app.deleted import DELETED_FOLDER, KeptFile, kept_files
 from app.feedback import RATINGS, citation_record
 from app.gaps import Declined, Gap, gap_of, group_by_meaning, reading_order
 from app.pipeline import (
-    Chunking, IngestReport, Progress, embed_parsed, files_to_consider, ingest_documents, ingest_path, over_file_limit,
-    source_for, store_embedded, vanished,
+    EMBED_GROUP, Chunking, IngestReport, Progress, embed_by_length, embed_parsed, files_to_consider, ingest_documents,
+    ingest_path, over_file_limit, source_for, store_embedded, vanished,
 )
 from app.progress import AT_START, BY_COMMAND, BY_UPLOAD, IngestProgress, ProgressFile, read_progress
 from app.suggestions import answers_about, candidate_questions
@@ -53,8 +53,9 @@ GAP_NEAREST = 3
 # Gaps asked again per listing after a change, most asked first, so a listing costs a few
 # seconds however many gaps there are; the rest are asked at the next listings.
 GAP_RECHECKS = 20
-# Windows embedded per step when a library is embedded again with another model.
-EMBED_AGAIN_BATCH = 256
+# Windows embedded per step when a library is embedded again with another model: an ingest's pool,
+# so each model batch holds windows alike in token count.
+EMBED_AGAIN_BATCH = EMBED_GROUP
 # Where, in the index directory, the bundled model that groups the gaps' questions is exported.
 QUESTION_MODEL_EXPORT = "question-model-onnx"
 
@@ -142,7 +143,8 @@ class Sourcebook:
         with self.library.writing():
             after, done = -1, 0
             while batch := store.window_texts(after=after, limit=EMBED_AGAIN_BATCH):
-                vectors = self.embedder.encode([text for _, text in batch])
+                texts = [text for _, text in batch]
+                vectors = embed_by_length(self.embedder, texts, [self.embedder.count_tokens(t) for t in texts])
                 store.stage_vectors({window_id: vectors[n] for n, (window_id, _) in enumerate(batch)}, first=done == 0)
                 after, done = batch[-1][0], done + len(batch)
                 log.info("embedded %d of %d windows again", done, windows)

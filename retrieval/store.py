@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS declined (
     checked INTEGER NOT NULL,
     answered INTEGER
 );
+-- Window vectors made by another model, set aside until every window has one and then swapped
+-- in at once (a library embedded again); empty otherwise.
+CREATE TABLE IF NOT EXISTS staged_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 -- Keyword search moved to its own index (retrieval/keyword.py); stores made before drop FTS5's.
 DROP TRIGGER IF EXISTS chunks_ai;
@@ -381,7 +384,7 @@ class Store:
             self._bump(db)
 
     # --- re-embedding with another model ---------------------------------------------------
-    def window_texts(self, *, after: int = -1, limit: int = 256) -> list[tuple[int, str]]:
+    def window_texts(self, *, after: int = -1, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` windows' (id, text) in id order, from the first id past `after`."""
         rows = self._db.execute(
             "SELECT w.id, w.start, w.end, c.text FROM windows w JOIN chunks c ON c.rowid = w.chunk_rowid"
@@ -393,7 +396,6 @@ class Store:
     def stage_vectors(self, vectors: dict[int, np.ndarray], *, first: bool = False) -> None:
         """Set window vectors aside, {id: vector}, until `swap_staged_vectors`; `first` drops any set aside before."""
         with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS staged_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
             if first:
                 db.execute("DELETE FROM staged_vectors")
             db.executemany("INSERT OR REPLACE INTO staged_vectors VALUES (?, ?)",
@@ -402,12 +404,11 @@ class Store:
     def swap_staged_vectors(self, meta: dict[str, str]) -> None:
         """Put the staged vectors in place of every window's and record `meta` (the model that made them), at once."""
         with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS staged_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
             missing = db.execute("SELECT count(*) FROM windows WHERE id NOT IN (SELECT id FROM staged_vectors)")
             if (count := missing.fetchone()[0]) > 0:
                 raise RuntimeError(f"{count} windows have no staged vector; nothing was changed")
             db.execute("UPDATE windows SET vector = (SELECT vector FROM staged_vectors s WHERE s.id = windows.id)")
-            db.execute("DROP TABLE staged_vectors")
+            db.execute("DELETE FROM staged_vectors")
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
             self._bump(db)
 

@@ -96,4 +96,3 @@ def test_tuning_on_a_tiny_squad_lowers_the_loss_and_saves_a_model_with_its_card(
     tuned_vectors, base_vectors = tuned.encode(texts), base.encode(texts)
     assert tuned_vectors.shape == (2, 384)
     assert not np.allclose(tuned_vectors, base_vectors, atol=1e-4)
-
