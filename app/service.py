@@ -182,7 +182,7 @@ class Sourcebook:
 
     @property
     def second_reader(self) -> Scorer | None:
-        """The second reader (README, "Quality"), loaded at its first use; None when it is not wanted."""
+        """The second reader (docs/QUALITY.md), loaded at its first use; None when it is not wanted."""
         if self._second_wanted and self._second_reader is None:
             with self._loading_lock:
                 if self._second_reader is None:

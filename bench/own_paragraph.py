@@ -6,8 +6,8 @@ Every sentence of the question's own paragraph is read (no retrieval, no first c
 question's figure is its best sentence's probability. Prints the area under the ROC curve of that
 figure between answerable and unanswerable questions, and how often the best sentence holds the
 answer. On the articles the reader trained on it says how well the reader fits its own near
-misses; on the calibration articles, how well that carries (README, "Where the reader falls
-short"); training.passage_reader logs the same two figures for the paragraph reader.
+misses; on the calibration articles, how well that carries (docs/QUALITY.md, "Where the
+reader falls short"); training.passage_reader logs the same two figures for the paragraph reader.
 """
 
 from __future__ import annotations

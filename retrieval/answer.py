@@ -34,7 +34,7 @@ EXTRA_SENTENCE_MARGIN = 0.1
 # of the question's words the sentence holds, less RANK_WEIGHT per rank of its passage. The reader
 # alone too often prefers a sentence about the subject to the one stating the fact asked for.
 # Fitted on SQuAD calibration articles (the quote's first sentence holds the answer: 0.825 of
-# answerable questions by the reader alone, 0.840 by merit); README, "Quality".
+# answerable questions by the reader alone, 0.840 by merit); docs/QUALITY.md.
 WORDS_WEIGHT = 4.0
 RANK_WEIGHT = 0.25
 # A name of the question that a document uses in at least this share of its passages is its
@@ -42,16 +42,16 @@ RANK_WEIGHT = 0.25
 # six-layer reader all but refuses a sentence that does not repeat a name the question asks about
 # ("Where does Xiaohongshu rank?" against "the app ranked seventh" under "What is RedNote": 0.05;
 # with "Xiaohongshu" beside the title, 0.95), and documents call their subject "the app" or "the
-# company". README, "Quality".
+# company". docs/QUALITY.md.
 SUBJECT_SHARE = 0.3
 # How the passages are ordered for the answer: the merit of their best sentence (as a 0-1 figure)
 # and their retrieval score, mixed. Fitted on SQuAD calibration articles (recall@1 0.914 by
-# retrieval alone, 0.948 at 0.5); README, "Quality".
+# retrieval alone, 0.948 at 0.5); docs/QUALITY.md.
 READER_WEIGHT = 0.5
 # How the two readers agree (`agreed`): a weighted mean of their log-odds, the second reader (the
 # larger one) weighing SECOND_READER_WEIGHT. Fitted on SQuAD calibration articles (area under the
 # ROC curve of the best agreed probability, answerable against unanswerable, scored offline:
-# 0.827 at 0.5, 0.830 at 0.6, 0.831 at 0.7, 0.830 at 0.8); README, "Weighing the two readers".
+# 0.827 at 0.5, 0.830 at 0.6, 0.831 at 0.7, 0.830 at 0.8); docs/QUALITY.md, "Weighing the two readers".
 SECOND_READER_WEIGHT = 0.7
 
 _QUANTITY_QUESTION = re.compile(
@@ -203,7 +203,7 @@ def reread(second: Scorer, question: str, sentences: Sequence[Sentence]) -> list
     default corpus, "How many followers does Terri have on TikTok?", which no document answers:
     0.95 for a sentence of the TikTok article told "TikTok", 0.57 not told; it is still answered
     with another sentence on her followers). Calibration articles'
-    AUC 0.831 without against 0.829 with (README, "Weighing the two readers").
+    AUC 0.831 without against 0.829 with (docs/QUALITY.md, "Weighing the two readers").
     """
     scores = second.score(question, _contexts(sentences, None)) if sentences else []
     return _best_first([replace(s, score=agreed(s.score, float(p))) for s, p in zip(sentences, scores)])

@@ -10,7 +10,7 @@ Ranked = list[tuple[int, float]]
 
 
 class FusionMethod(StrEnum):
-    """The ways two rankings combine (measured in README, "Quality"); settings name one."""
+    """The ways two rankings combine (measured in docs/QUALITY.md); settings name one."""
 
     # A weighted sum of each half's scores divided by that half's best score.
     SCALED = "scaled"
@@ -22,7 +22,7 @@ class FusionMethod(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Fusion:
-    """How the two rankings combine; the defaults are the ones measured best (README, "Quality")."""
+    """How the two rankings combine; the defaults are the ones measured best (docs/QUALITY.md)."""
 
     method: FusionMethod = FusionMethod.SCALED
     rrf_k: int = 60
@@ -69,7 +69,7 @@ def _weighted_sum(normalise: Callable[[Ranked], Ranked]) -> Callable[[Ranked, Ra
 
 def _scaled(ranking: Ranked) -> Ranked:
     # Zero stays "no match" (cosine 0, BM25 0) rather than becoming the weakest candidate fetched,
-    # so an item's share does not depend on how many candidates were taken (README, "Quality").
+    # so an item's share does not depend on how many candidates were taken (docs/QUALITY.md).
     if not ranking:
         return []
     best = max(score for _, score in ranking)

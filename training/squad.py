@@ -68,8 +68,8 @@ SQUAD2_TRAIN_FILES = ("train-v2.0.json.gz", "train-v2.0-first10.json.gz")
 
 def squad2_training_articles(data: Path, dev: dict[str, list[dict]] | None = None) -> list[dict]:
     """The SQuAD 2.0 articles to train on: the dev set's training articles and SQuAD 2.0's training
-    file (whole when present: its real unanswerable questions are what the reader lacks; README,
-    "Quality"). `dev`: the dev set as `split_dev` parts, when the caller has split it already."""
+    file (whole when present: its real unanswerable questions are what the reader lacks;
+    docs/QUALITY.md). `dev`: the dev set as `split_dev` parts, when the caller has split it already."""
     articles = (dev or split_dev(load_articles(data / "dev-v2.0.json.gz")))["train"]
     train = next((data / name for name in SQUAD2_TRAIN_FILES if (data / name).exists()), None)
     return articles + (load_articles(train) if train else [])

@@ -8,7 +8,7 @@ its paragraph around the answer (about the size of the index's 48-token windows)
 other questions' windows and one hard negative: the window, from another paragraph of the same
 article, that shares the most words with it. A plain torch loop, seeded; the saved folder is a
 sentence-transformers model with a card; `make tune-embedder` makes the one served (models/embedder/).
-What it changes: README, "Retrieval".
+What it changes: docs/QUALITY.md, "Retrieval".
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger("tune_embedder")
 
 DEFAULT_DATA = Path("../shared/datasets/squad")
 # Words a question shares with every paragraph: left out when looking for a hard negative. (Not
-# retrieval.text's STOPWORDS: this list made the measured model, README "Retrieval".)
+# retrieval.text's STOPWORDS: this list made the measured model, docs/QUALITY.md, "Retrieval".)
 COMMON = frozenset(
     "the a an of in on at to for and or is was were are be by with as from that which what who when where how why "
     "did does do its it this".split()
@@ -155,7 +155,7 @@ that licence and attribution. Made by:
 model.safetensors sha256: {sha256}
 
 sourcebook embeds with it by default (`models/embedder/`, `make tune-embedder`); what it changes, measured
-on SQuAD articles held out from its training, `corpus/qa.jsonl` and SciFact: README, "Retrieval".
+on SQuAD articles held out from its training, `corpus/qa.jsonl` and SciFact: docs/QUALITY.md, "Retrieval".
 """
 
 
