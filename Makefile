@@ -85,16 +85,24 @@ train-reader: install
 # The second reader (models/second-reader/), which re-reads the first one's best sentences:
 # all-mpnet-base-v2 (fetched from the package index and checked by training.teacher_base), one
 # stage of twelve layers (about 90 minutes here), then cut to its first ten and trained on (about
-# 40), so that its export, with the word-piece table in 4 bits, stays under 90 MB.
+# 40), so that its export, with the word-piece table in 4 bits, stays under 90 MB; then two
+# stages more (about 30 minutes each) with every v1.1 question also made into a near miss and the
+# ranking loss weighing twice (the later flags win), the first starting from stage 2's int8 file.
 MPNET ?= $(READER_WORK)/all-mpnet-base-v2
 SECOND_RECIPE = --data $(SQUAD) --base $(MPNET) --v2-share 1.0 --unanswerable-negatives 3 --reworded-share 0.5 \
 	--pair-weight 1.0 --paired-unanswerable 1 --epochs 10 --dev-questions 0
+SECOND_NEAR_MISSES = --near-miss-share 1.0 --pair-weight 2.0 --layers 10 --lr 1.5e-5 --max-steps 700
 train-second-reader: install
 	$(BIN)/python -m training.teacher_base --dest $(MPNET)
 	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) --work $(READER_WORK)/second1 \
 		--out $(READER_WORK)/second1-model --layers 12 --seed 13 --max-steps 1500
 	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) --work $(READER_WORK)/second2 --out models/second-reader \
 		--init-from $(READER_WORK)/second1/checkpoint.pt --layers 10 --seed 25 --lr 2e-5 --max-steps 700
+	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_NEAR_MISSES) --work $(READER_WORK)/second3 \
+		--out $(READER_WORK)/second3-model --init-from models/second-reader/model.onnx --seed 29
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_NEAR_MISSES) --work $(READER_WORK)/second4 \
+		--out models/second-reader --init-from $(READER_WORK)/second3/checkpoint.pt --seed 30
 	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
 
 # The embedder (models/embedder/): the bundled all-MiniLM-L6-v2 tuned on SQuAD v1.1 questions, about
