@@ -14,7 +14,7 @@ from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_conte
 from retrieval.settings import SECOND_READER_DIR
 from training import mine, train_reader
 from training.squad import (
-    Question, all_pairs, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
+    Question, all_pairs, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
     squad2_training_articles, training_pairs,
 )
 
@@ -179,6 +179,37 @@ def test_a_denied_sentence_denies_the_verb_the_question_asks_about():
     assert denied_sentence(_question("Which mill was the largest?", "The old mill was the largest in town.")) == (
         "The old mill was the smallest in town."
     )
+
+
+def test_a_cut_sentence_stops_before_the_clause_holding_the_answer():
+    def cut(question: str, sentence: str, answer: str) -> str | None:
+        return cut_sentence(Question("q", question, "Town", ("The town is old.", sentence), frozenset({1}), (answer,)))
+
+    assert cut("Where does the app rank among social apps?",
+               "In 2024 the app had 225 million users, and ranked seventh among social apps.", "seventh") == (
+        "In 2024 the app had 225 million users."
+    )
+    # The answer in the first clause, or nothing of the question left: none is made.
+    assert cut("Who founded the mill?", "Ann Lee founded the mill in 1803, and it still grinds wheat.", "Ann Lee") is None
+    assert cut("When did the mill open?", "The weather was fine that whole year, and the mill opened in 1803.",
+               "1803") is None
+    # What is left must read as a sentence: no open bracket, no dependent clause alone.
+    assert cut("When was the mill built?", "The mill (built by Ann, in 1803) still stands by the river.", "1803") is None
+    assert cut("How many people did the town grow by when the mill opened?",
+               "When the mill opened in 1803, the town grew by 400 people.", "400") is None
+
+    # In training, it is read against the question, ranked below the whole sentence (grouped `/denied`).
+    import random
+
+    sentence = "In 2024 the mill had forty workers, and it was sold to Ann Lee."
+    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
+        {"id": "a", "question": "Who bought the mill in 2024?",
+         "answers": [{"text": "Ann Lee", "answer_start": sentence.index("Ann Lee")}]}]}]}
+    plain = training_pairs([article], rng=random.Random(0), negatives=0)
+    pairs = training_pairs([article], rng=random.Random(0), negatives=0, cut_share=1.0)
+    assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
+        ("Who bought the mill in 2024?", 0.0, "a/denied", "In 2024 the mill had forty workers.")
+    ]
 
 
 def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_most_alike_question():

@@ -275,6 +275,41 @@ def denied_sentence(question: Question) -> str | None:
     return None
 
 
+# Where a sentence can be cut and still read as one: before a comma, a semicolon, a dash or a bracket.
+_CLAUSE_END = re.compile(r"\s*(?:[,;(]|\s[-\u2013\u2014])\s")
+# A sentence opening with one of these is a dependent clause: cut short, it is no sentence.
+_SUBORDINATE = frozenset(
+    "although though while when whereas because since if unless after before as once until".split())
+# Nor is one ending on a word that leads on to what was cut.
+_DANGLING = frozenset("and or but nor rather however including such like namely e.g. i.e. than the a an of".split())
+
+
+def cut_sentence(question: Question) -> str | None:
+    """The question's answering sentence cut short before the clause holding the answer: it still
+    speaks of what the question asks about, but no longer says the fact asked for ("In 2024 the app
+    had 225 million users, and ranked seventh." -> "In 2024 the app had 225 million users." for
+    "Where does the app rank?"). The reader is prone to accept such a sentence about the subject.
+    None when the answer is in the first clause, or what is left is short, names no word of the
+    question, or still names an answer.
+    """
+    i = min(question.answering)
+    sentence = question.sentences[i]
+    answer = answer_in(sentence, question.answers)
+    at = sentence.find(answer) if answer else -1
+    if at <= 0:
+        return None
+    ends = [match.start() for match in _CLAUSE_END.finditer(sentence, 0, at)]
+    if not ends:
+        return None
+    kept = sentence[: ends[-1]].rstrip(" ,;:-\u2013\u2014(")
+    words = [word.strip(",").lower() for word in kept.split()]
+    if (len(words) < 6 or _SUBORDINATE.intersection(words[:2]) or words[-1] in _DANGLING
+            or kept.count("(") != kept.count(")") or mentions_answer(kept, question.answers)
+            or not shared_words(question.text, kept)):
+        return None
+    return kept + "."
+
+
 def most_alike(question: Question, others: Sequence[Question], count: int = 1) -> list[Question]:
     """The `count` other questions sharing the most content words with this one (at least two each)."""
     ranked = sorted(others, key=lambda other: -shared_words(question.text, other.text))
@@ -307,6 +342,7 @@ def training_pairs(
     near_miss_share: float = 0.0,
     reworded_share: float = 0.0,
     denied_share: float = 0.0,
+    cut_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -317,7 +353,8 @@ def training_pairs(
     `near_miss_share` of answerable questions, the question with a fact swapped, against the
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
     or a negation) against it too; for a `denied_share`, the question against its answering
-    sentence made to deny it (`denied_sentence`; grouped as `/denied`). With
+    sentence made to deny it (`denied_sentence`; grouped as `/denied`); for a `cut_share`, against
+    its answering sentence cut short before the answer (`cut_sentence`; grouped so too). With
     `paired_unanswerable`, each unanswerable question is also read against the answering sentence
     of its paragraph's most alike answerable question (a real near miss; grouped with that
     question's pairs, as made-up near misses are: `/swapped`); a number reads it against that many
@@ -353,6 +390,11 @@ def training_pairs(
                     denied = denied_sentence(question)
                     if denied:
                         context = context_of(question, min(question.answering), denied)
+                        pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
+                if cut_share and rng.random() < cut_share:
+                    cut = cut_sentence(question)
+                    if cut:
+                        context = context_of(question, min(question.answering), cut)
                         pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
