@@ -17,12 +17,27 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from app.service import Sourcebook
 from retrieval import answer as answering
 from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
 from retrieval.settings import Settings
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class Recording:
+    """A reader that keeps the probabilities it gave last, in the order it was given the sentences."""
+
+    def __init__(self, reader: answering.Scorer) -> None:
+        self.reader = reader
+        self.last: list[float] = []
+
+    def score(self, question: str, contexts: list[str]) -> np.ndarray:
+        scores = self.reader.score(question, contexts)
+        self.last = [float(p) for p in scores]
+        return scores
 
 
 def main() -> None:
@@ -50,15 +65,24 @@ def main() -> None:
     if args.limit and args.limit < len(items):
         items = random.Random(0).sample(items, args.limit)
     candidates = args.candidates or settings.reader_candidates
+    second = Recording(service.second_reader) if service.second_reader is not None else None
     with open(args.out, "w") as out:
         for item in items:
             passages = service.searcher.search(item.question, k=10)
             answering_passages = passages[: settings.answer_passages]
             unknown = service.library.keywords.missing_words(answering.names_in(item.question))
             terms = set(answering.keyword_terms(item.question))
+            # What read_candidates does with both readers, in two steps, so that each reader's own
+            # probability is kept beside the agreed one (bench.reader_weights refits their weighing).
             scored = answering.read_candidates(service.reader, item.question, answering_passages, candidates,
-                                               service.library.keywords.share_holding,
-                                               second=service.second_reader, second_reads=settings.second_reads)
+                                               service.library.keywords.share_holding)
+            own = {(s.hit.document_id, s.start): (round(s.score, 4), None) for s in scored}
+            if second is not None and settings.second_reads > 0:
+                second.last = []
+                reread = scored[: settings.second_reads]
+                scored = answering.reread(second, item.question, reread)
+                for s, p in zip(reread, second.last):
+                    own[(s.hit.document_id, s.start)] = (round(s.score, 4), round(p, 4))
             best = scored[0].score if scored else 0.0
             # The quote the service would give at the shipped threshold (a refitted one differs a little).
             chosen = answering.select(item.question, scored, settings.abstain_below)[0] if scored else []
@@ -75,10 +99,13 @@ def main() -> None:
                 "unknown_names": list(unknown), "ranks": ranks,
                 "retrieval_score": passages[0].score if passages else 0.0,
                 # Every sentence read: reader probability, its passage's retrieval score and rank,
-                # its share of the question's words, whether it holds an answer.
+                # its share of the question's words, whether it holds an answer; then the first and
+                # the second reader's own probabilities, its document and its offsets.
                 "sentences": [[round(s.score, 4), round(s.hit.score, 4), s.rank,
                                round(answering.shared_words(terms, s.text), 3),
-                               bool(item.answerable and contains_answer(s.text, item.answers))] for s in scored],
+                               bool(item.answerable and contains_answer(s.text, item.answers)),
+                               *own[(s.hit.document_id, s.start)], s.hit.document_id, s.start, s.end]
+                              for s in scored],
             }) + "\n")
 
 

@@ -110,14 +110,14 @@ def test_the_shipped_question_set_meets_its_floor(library):
     report, _ = evaluation.evaluate_qa(lambda q: service.ask(q, k=10), items)
 
     assert report.answerable >= 40 and report.unanswerable >= 8
-    # Measured with the embedder tuned for questions and both readers (the second at its stage 4) at
-    # their SQuAD-calibrated threshold (README, "Quality"): recall@5 0.977, MRR@10 0.919; 0.830,
-    # 0.023 and 0.647.
+    # Measured with the embedder tuned for questions and both readers (the second at its stage 4,
+    # their agreement leaning to the one that doubts) at their SQuAD-calibrated threshold (README,
+    # "Quality"): recall@5 0.977; 0.818, 0.045 and 0.735.
     assert report.recall_at_5 >= 0.95
     assert report.mrr_at_10 >= 0.85
     assert report.answer_hit_rate >= 0.78
     assert report.declined_answerable <= 0.07
-    assert report.declined_unanswerable >= 0.64
+    assert report.declined_unanswerable >= 0.70
 
 
 def test_search_through_the_source_filter(library):
