@@ -5,8 +5,9 @@ python -m bench.reader_outcomes (--squad FILE | --qa FILE) --index DIR --out FIL
 For each question: the reader's best probability, whether the sentence it would quote holds an
 answer, whether a name in the question is missing from every document, and the rank of the
 first passage holding an answer in retrieval order and after re-ranking by reader and retrieval
-at several weights. One pass of the model per question; thresholds and weights are then tried
-on the saved records (bench.reader_figures) without asking again.
+at several weights; for every sentence read, each reader's own probability beside the agreed one.
+One pass of the model per question; thresholds and weights are then tried on the saved records
+(bench.reader_figures, bench.reader_weights) without asking again.
 """
 
 from __future__ import annotations
