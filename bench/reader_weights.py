@@ -43,9 +43,8 @@ def quoted(records: list[dict], threshold: float) -> list[dict]:
     result = []
     for record in records:
         accepted = [s for s in record["read"] if s["score"] >= threshold] or record["read"][:1]
-        best = max(accepted, default=None, key=lambda s: (
-            answering.log_odds(s["score"]) + answering.WORDS_WEIGHT * s["words"] - answering.RANK_WEIGHT * s["rank"],
-            -s["rank"]))
+        best = max(accepted, default=None,
+                   key=lambda s: (answering.mixed_merit(s["score"], s["words"], s["rank"]), -s["rank"]))
         first = record["read"][0] if record["read"] else None
         result.append({**record, "correct": bool(record["answerable"] and best and best["holds"]),
                        "best_holds_answer": bool(record["answerable"] and first and first["holds"])})

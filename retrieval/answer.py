@@ -291,10 +291,14 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
 
 
 def merit(sentence: Sentence, question_terms: set[str]) -> float:
-    """How well a read sentence answers: the reader's log-odds, the share of the question's words it
-    holds, and its passage's rank, mixed (a log-odds scale)."""
-    words = shared_words(question_terms, sentence.text)
-    return log_odds(sentence.score) + WORDS_WEIGHT * words - RANK_WEIGHT * sentence.rank
+    """How well a read sentence answers (`mixed_merit`)."""
+    return mixed_merit(sentence.score, shared_words(question_terms, sentence.text), sentence.rank)
+
+
+def mixed_merit(score: float, words: float, rank: int) -> float:
+    """The reader's probability, the share of the question's words the sentence holds, and its
+    passage's rank, mixed (a log-odds scale)."""
+    return log_odds(score) + WORDS_WEIGHT * words - RANK_WEIGHT * rank
 
 
 def quote_order(question: str, scored: Sequence[Sentence], threshold: float) -> list[Sentence]:

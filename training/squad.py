@@ -386,15 +386,9 @@ def training_pairs(
                     if reworded:
                         i = min(question.answering)
                         pairs.append(Pair(reworded, context_of(question, i), 0.0, question.id + "/swapped"))
-                if denied_share and rng.random() < denied_share:
-                    denied = denied_sentence(question)
-                    if denied:
-                        context = context_of(question, min(question.answering), denied)
-                        pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
-                if cut_share and rng.random() < cut_share:
-                    cut = cut_sentence(question)
-                    if cut:
-                        context = context_of(question, min(question.answering), cut)
+                for share, changed in ((denied_share, denied_sentence), (cut_share, cut_sentence)):
+                    if share and rng.random() < share and (sentence := changed(question)):
+                        context = context_of(question, min(question.answering), sentence)
                         pairs.append(Pair(question.text, context, 0.0, question.id + "/denied"))
             else:
                 for i in nearest_sentences(question, unanswerable_negatives, rng):
