@@ -36,12 +36,13 @@ from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
-from retrieval.answer import Scorer, compose, names_in
+from retrieval.answer import compose
 from retrieval.embedder import Embedder, is_bundled, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
 from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically, write_synced
 from retrieval.library import MODEL_KEY, Library
 from retrieval.reader import Reader
+from retrieval.reading import Scorer, names_in
 from retrieval.records import Answer, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ingest.records import Document
 from ingest.sentences import sentence_spans
-from retrieval.answer import names_in
+from retrieval.reading import names_in
 from retrieval.records import Answer
 from retrieval.text import STOPWORDS, keyword_terms
 

@@ -22,8 +22,11 @@ import numpy as np
 
 from app.service import Sourcebook
 from retrieval import answer as answering
+from retrieval import reading
+from retrieval.candidates import shared_words
 from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
 from retrieval.settings import Settings
+from retrieval.text import keyword_terms
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -31,7 +34,7 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 class Recording:
     """A reader that keeps the probabilities it gave last, in the order it was given the sentences."""
 
-    def __init__(self, reader: answering.Scorer) -> None:
+    def __init__(self, reader: reading.Scorer) -> None:
         self.reader = reader
         self.last: list[float] = []
 
@@ -71,17 +74,17 @@ def main() -> None:
         for item in items:
             passages = service.searcher.search(item.question, k=10)
             answering_passages = passages[: settings.answer_passages]
-            unknown = service.library.keywords.missing_words(answering.names_in(item.question))
-            terms = set(answering.keyword_terms(item.question))
+            unknown = service.library.keywords.missing_words(reading.names_in(item.question))
+            terms = set(keyword_terms(item.question))
             # What read_candidates does with both readers, in two steps, so that each reader's own
             # probability is kept beside the agreed one (bench.reader_weights refits their weighing).
-            scored = answering.read_candidates(service.reader, item.question, answering_passages, candidates,
+            scored = reading.read_candidates(service.reader, item.question, answering_passages, candidates,
                                                service.library.keywords.share_holding)
             own = {(s.hit.document_id, s.start): (round(s.score, 4), None) for s in scored}
             if second is not None and settings.second_reads > 0:
                 second.last = []
                 reread = scored[: settings.second_reads]
-                scored = answering.reread(second, item.question, reread)
+                scored = reading.reread(second, item.question, reread)
                 for s, p in zip(reread, second.last):
                     own[(s.hit.document_id, s.start)] = (round(s.score, 4), round(p, 4))
             best = scored[0].score if scored else 0.0
@@ -103,7 +106,7 @@ def main() -> None:
                 # its share of the question's words, whether it holds an answer; then the first and
                 # the second reader's own probabilities, its document and its offsets.
                 "sentences": [[round(s.score, 4), round(s.hit.score, 4), s.rank,
-                               round(answering.shared_words(terms, s.text), 3),
+                               round(shared_words(terms, s.text), 3),
                                bool(item.answerable and contains_answer(s.text, item.answers)),
                                *own[(s.hit.document_id, s.start)], s.hit.document_id, s.start, s.end]
                               for s in scored],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.service import Sourcebook
 from retrieval import answer as answering
+from retrieval import reading
 from retrieval.evaluation import beir_metrics, load_beir
 from retrieval.settings import Settings
 
@@ -41,7 +42,7 @@ def runs(service: Sourcebook, queries: dict[str, str]) -> dict[str, dict[str, li
         ways["hybrid"][query_id] = documents(passages)
         for depth, candidates in SHAPES:
             top = passages[:depth]
-            scored = answering.read_candidates(service.reader, query, top, candidates, keywords.share_holding)
+            scored = reading.read_candidates(service.reader, query, top, candidates, keywords.share_holding)
             for weight in WEIGHTS:
                 order = [*answering.rerank(query, top, scored, reader_weight=weight), *passages[depth:]]
                 way = f"reader {weight} over top {depth} ({candidates} sentences)"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answer import log_odds
+from retrieval.reading import log_odds
 from training.train_reader import auc
 
 # What an ask has besides the best sentence's score, from the outcome records.

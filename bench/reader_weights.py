@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.reader_figures import figures, outcomes
 from retrieval import answer as answering
+from retrieval import reading
 from retrieval.evaluation import calibrate_threshold
 
 
@@ -31,7 +32,7 @@ def agreed_again(records: list[dict], weight: float, doubt: float) -> list[dict]
         for score, _, rank, words, holds, first, second, *_ in record["sentences"]:
             if second is None:
                 raise SystemExit("outcomes without each reader's own probability: run bench.reader_outcomes again")
-            read.append({"score": answering.agreed(first, second, weight=weight, doubt=doubt),
+            read.append({"score": reading.agreed(first, second, weight=weight, doubt=doubt),
                          "words": words, "rank": rank, "holds": holds})
         read.sort(key=lambda s: (-s["score"], s["rank"]))
         result.append({**record, "evidence": read[0]["score"] if read else 0.0, "read": read})
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument("--doubts", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
     args = parser.parse_args()
     loaded = {path: [json.loads(line) for line in path.read_text().splitlines()] for path in args.files}
-    served = {path: agreed_again(records, answering.SECOND_READER_WEIGHT, answering.DOUBT_WEIGHT)
+    served = {path: agreed_again(records, reading.SECOND_READER_WEIGHT, reading.DOUBT_WEIGHT)
               for path, records in loaded.items()}
     served_threshold = fitted(served[args.files[0]])
     for weight in args.weights:

@@ -1,31 +1,26 @@
-"""Answers: the sentences of the top passages that the reader says answer a question, quoted and cited.
+"""Answers: the read sentences that answer a question, quoted verbatim and cited, or a decline.
 
-Retrieval finds passages; the reader (retrieval/reader.py, a cross-encoder trained here) reads the
-question beside each candidate sentence and gives the probability that it answers. The answer
-declines unless the best probability clears one calibrated threshold; otherwise it quotes,
-verbatim, the accepted sentence of most merit (that probability, the question's words it holds,
-its passage's rank).
+Retrieval finds passages; the readers (retrieval/reading.py) score their candidate sentences
+(retrieval/candidates.py) with the probability that each answers. The answer declines unless the
+best probability clears one calibrated threshold; otherwise it quotes the accepted sentence of
+most merit (that probability, the question's words it holds, its passage's rank), with the
+neighbours or other documents' figures the answer needs, and cites where each sits.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ingest.sentences import sentence_spans
-from retrieval.reader import reader_context
+from retrieval.candidates import Sentence, shared_words
+from retrieval.reading import Scorer, log_odds, read_candidates
 from retrieval.records import Answer, Citation, Hit, Place
-from retrieval.text import STOPWORDS, keyword_terms
+from retrieval.text import keyword_terms
 
 NOT_ANSWERED = "The documents do not say. The closest passages are below."
 
-# Shorter fragments are headings, list items or captions: they do not answer anything alone.
-MIN_SENTENCE_WORDS = 4
 MAX_SENTENCES = 3
 # Another sentence joins the quote when the reader rates it nearly as high as the best one, and
 # it is the best one's neighbour (a two-sentence answer) or a figure from another document.
@@ -37,27 +32,10 @@ EXTRA_SENTENCE_MARGIN = 0.1
 # answerable questions by the reader alone, 0.840 by merit); docs/QUALITY.md.
 WORDS_WEIGHT = 4.0
 RANK_WEIGHT = 0.25
-# A name of the question that a document uses in at least this share of its passages is its
-# subject: the reader is told so beside the document's sentences that do not name it. The
-# six-layer reader all but refuses a sentence that does not repeat a name the question asks about
-# ("Where does Xiaohongshu rank?" against "the app ranked seventh" under "What is RedNote": 0.05;
-# with "Xiaohongshu" beside the title, 0.95), and documents call their subject "the app" or "the
-# company". docs/QUALITY.md.
-SUBJECT_SHARE = 0.3
 # How the passages are ordered for the answer: the merit of their best sentence (as a 0-1 figure)
 # and their retrieval score, mixed. Fitted on SQuAD calibration articles (recall@1 0.914 by
 # retrieval alone, 0.948 at 0.5); docs/QUALITY.md.
 READER_WEIGHT = 0.5
-# How the two readers agree (`agreed`): a weighted mean of their log-odds, the second reader (the
-# larger one) weighing SECOND_READER_WEIGHT, less DOUBT_WEIGHT times how far apart they are, so
-# that the one doubting more carries more of it (on the calibration articles, 0.72 of questions
-# whose best sentence only one reader accepts are unanswerable, 0.30 where both accept). Fitted on
-# SQuAD calibration articles (bench.reader_weights: near misses declined with at most 5% of
-# answerable questions declined, 0.499 with no doubt, 0.523 at 0.2; the test articles 0.510 and
-# 0.530 at the same 0.088 of answerable ones); docs/QUALITY.md, "Weighing the two readers" and
-# "Weighing the two readers, again".
-SECOND_READER_WEIGHT = 0.7
-DOUBT_WEIGHT = 0.2
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|big|large|often|long)|what (number|share|percentage|proportion|figure)|number of|"
@@ -80,166 +58,6 @@ _FIGURE_KINDS = (
      re.compile(r"[$€£¥]\s*\d|\d[\d,.]*\s*(?:million |billion |thousand )?(dollars|yuan|rmb|euros?|pounds|usd)\b",
                 re.IGNORECASE)),
 )
-
-
-class Scorer(Protocol):
-    """What answers need of the reader; tests provide a fake one."""
-
-    def score(self, question: str, contexts: Sequence[str]) -> np.ndarray:
-        """Return, for each context, the probability that its sentence answers the question."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Sentence:
-    """A sentence of a retrieved passage, located in its document, with the reader's score."""
-
-    hit: Hit
-    rank: int
-    start: int  # offsets in the document
-    end: int
-    text: str
-    previous: str = ""  # the sentence before it in the passage, which may say what "it" is
-    score: float = 0.0
-
-
-def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
-    """Return every distinct sentence of the passages with its document offsets; a sentence that
-    leads into a list of short items (`with_short_items`) takes them in."""
-    seen: set[tuple[str, int, int]] = set()
-    sentences = []
-    for rank, hit in enumerate(passages):
-        previous = ""
-        for local_start, local_end in with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text))):
-            text = hit.text[local_start:local_end]
-            key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            if key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit):
-                seen.add(key)
-                sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
-            previous = text
-    return sentences
-
-
-def with_short_items(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The spans, each one ending in a colon joined with the lines after it that are too short to
-    be sentences (fewer than `MIN_SENTENCE_WORDS` words, one a line): "content at once:" with
-    "Short videos" and "Photo albums" is the sentence that states them. Alone, each item would be
-    dropped as a fragment and the lead-in would answer nothing."""
-    joined: list[tuple[int, int]] = []
-    index = 0
-    while index < len(spans):
-        start, end = spans[index]
-        index += 1
-        if text[start:end].endswith(":"):
-            while index < len(spans) and _short_line(text, end, *spans[index]):
-                end = spans[index][1]
-                index += 1
-        joined.append((start, end))
-    return joined
-
-
-def _short_line(text: str, after: int, start: int, end: int) -> bool:
-    """Whether text[start:end] is a line of its own, right after `after`, too short to be a sentence."""
-    own_line = "\n" in text[after:start] and "\n" not in text[start:end]
-    return own_line and len(text[start:end].split()) < MIN_SENTENCE_WORDS
-
-
-def _labels(text: str, hit: Hit) -> bool:
-    """Whether a line only restates the document's title or its section's heading: it names a subject, answers nothing."""
-    line = " ".join(text.split()).casefold()
-    return any(label and line == " ".join(label.split()).casefold() for label in (hit.title, hit.place.heading))
-
-
-def shared_words(question_terms: set[str], sentence: str) -> float:
-    """Return the share of the question's content words that the sentence contains (prefix-matched)."""
-    if not question_terms:
-        return 0.0
-    # A shared 5-letter prefix counts: "users" matches "user", "launched" matches "launch".
-    stems = {word[:5] for word in keyword_terms(sentence)}
-    return sum(1 for term in question_terms if term[:5] in stems) / len(question_terms)
-
-
-def first_cut(question: str, sentences: Sequence[Sentence], limit: int) -> list[Sentence]:
-    """The `limit` sentences the reader should see: those sharing most words with the question,
-    then from the best passages. Cheap, so the reader's pass stays short (README, "Speed")."""
-    terms = set(keyword_terms(question))
-    ranked = sorted(sentences, key=lambda s: (-(shared_words(terms, s.text) + s.hit.score), s.rank, s.start))
-    return ranked[:limit]
-
-
-def subjects(question: str, sources: Sequence[str], share_holding: Callable[[str, str], float]) -> dict[str, list[str]]:
-    """The names of the question (not figures) that each source uses throughout (`SUBJECT_SHARE`)."""
-    names = [name for name in names_in(question) if not any(ch.isdigit() for ch in name)]
-    return {
-        source: [name for name in names if share_holding(name, source) >= SUBJECT_SHARE]
-        for source in dict.fromkeys(sources)
-    }
-
-
-def read_candidates(
-    reader: Scorer, question: str, passages: Sequence[Hit], candidates: int,
-    share_holding: Callable[[str, str], float] | None = None,
-    *, second: Scorer | None = None, second_reads: int = 0,
-) -> list[Sentence]:
-    """The first cut (`candidates`) of the passages' sentences, scored by the reader, best first;
-    with the keyword index's `share_holding`, each document's `subjects` are told beside them.
-    With a `second` reader, only the reader's best `second_reads` are kept, read again (`reread`)."""
-    told = subjects(question, [p.source for p in passages], share_holding) if share_holding else None
-    scored = read(reader, question, first_cut(question, candidate_sentences(passages), candidates), told)
-    if second is None or second_reads <= 0:
-        return scored
-    return reread(second, question, scored[:second_reads])
-
-
-def read(
-    reader: Scorer, question: str, sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None = None
-) -> list[Sentence]:
-    """Score the sentences with the reader; best first. A sentence whose context does not name its
-    document's `subjects` is read with them beside its title."""
-    scores = reader.score(question, _contexts(sentences, subjects)) if sentences else []
-    return _best_first([replace(s, score=float(p)) for s, p in zip(sentences, scores)])
-
-
-def reread(second: Scorer, question: str, sentences: Sequence[Sentence]) -> list[Sentence]:
-    """The first reader's scored sentences read again by the second, each scored by both (`agreed`); best first.
-
-    The second reader is not told the documents' subjects: it reads "the app" for the name without
-    the hint, and with it accepts sentences about the subject that miss the fact asked for (of the
-    default corpus, "How many followers does Terri have on TikTok?", which no document answers:
-    0.95 for a sentence of the TikTok article told "TikTok", 0.57 not told; it is still answered
-    with another sentence on her followers). Calibration articles'
-    AUC 0.831 without against 0.829 with (docs/QUALITY.md, "Weighing the two readers").
-    """
-    scores = second.score(question, _contexts(sentences, None)) if sentences else []
-    return _best_first([replace(s, score=agreed(s.score, float(p))) for s, p in zip(sentences, scores)])
-
-
-def agreed(first: float, second: float, *, weight: float = SECOND_READER_WEIGHT, doubt: float = DOUBT_WEIGHT) -> float:
-    """Two readers' probabilities as one: their log-odds' mean, the second weighing `weight`, less
-    `doubt` times the distance between them, as a probability."""
-    a, b = log_odds(first, 1e-6), log_odds(second, 1e-6)
-    return 1 / (1 + math.exp(-((1 - weight) * a + weight * b - doubt * abs(a - b))))
-
-
-def log_odds(p: float, floor: float = 1e-4) -> float:
-    """The probability as log odds, kept finite at 0 and 1 (`p` held within `floor` of them)."""
-    p = min(max(p, floor), 1 - floor)
-    return math.log(p / (1 - p))
-
-
-def _contexts(sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str]] | None) -> list[str]:
-    """What the reader reads beside each sentence (`reader_context`), with the `subjects` its context does not name."""
-    contexts = []
-    for s in sentences:
-        said = " ".join((s.text, s.previous, s.hit.title, s.hit.place.heading or "")).casefold()
-        unsaid = [name for name in (subjects or {}).get(s.hit.source, ()) if name.casefold() not in said]
-        contexts.append(reader_context(s.text, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous,
-                                       subjects=unsaid))
-    return contexts
-
-
-def _best_first(scored: list[Sentence]) -> list[Sentence]:
-    return sorted(scored, key=lambda s: (-s.score, s.rank, s.start))
 
 
 def numbers_in(text: str) -> set[str]:
@@ -400,19 +218,3 @@ def compose(
     if differing:
         body = "The documents give different figures: " + body
     return Answer(question, answered=True, answer=body, citations=citations, passages=ranked, evidence=evidence)
-
-
-_NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
-
-
-def names_in(question: str) -> list[str]:
-    """Return the words of a question that look like names: capitalised after the first word, or with digits."""
-    names = []
-    for match in _NAME.finditer(question):
-        word = re.sub(r"['’]s$", "", match.group()).strip("'’-")
-        # The first word of a question is capitalised anyway ("What", "How").
-        if match.start() == 0 and not any(ch.isdigit() for ch in word) and not word.isupper():
-            continue
-        if word.lower() not in STOPWORDS and word not in names:
-            names.append(word)
-    return names

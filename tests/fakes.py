@@ -63,7 +63,7 @@ class FakeReader:
         self.read: list[tuple[str, str]] = []
 
     def score(self, question: str, contexts: Sequence[str]) -> np.ndarray:
-        from retrieval.answer import shared_words
+        from retrieval.candidates import shared_words
         from retrieval.text import keyword_terms
 
         terms = set(keyword_terms(question))

@@ -7,10 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from retrieval.answer import (
-    NOT_ANSWERED, SUBJECT_SHARE, Sentence, agreed, candidate_sentences, figure_kind, first_cut, names_in, numbers_in,
-    quote_order, rerank, select, subjects,
-)
+from retrieval.answer import NOT_ANSWERED, figure_kind, numbers_in, quote_order, rerank, select
+from retrieval.candidates import Sentence, candidate_sentences, first_cut
+from retrieval.reading import SUBJECT_SHARE, agreed, names_in, subjects
 from app.service import Sourcebook
 from retrieval.records import Hit, Place
 from retrieval.settings import ABSTAIN_BELOW, Settings

@@ -1,7 +1,7 @@
 import pytest
 
 from bench.reader_weights import agreed_again, fitted, quoted, rights
-from retrieval.answer import agreed
+from retrieval.reading import agreed
 
 
 def _record(answerable: bool, *sentences: tuple[float, float, int, float, bool]) -> dict:
