@@ -14,7 +14,7 @@ from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_conte
 from retrieval.settings import SECOND_READER_DIR
 from training import mine, train_reader
 from training.squad import (
-    Question, all_pairs, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
+    Question, all_pairs, asked_otherwise, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
     squad2_training_articles, training_pairs,
 )
 
@@ -209,6 +209,36 @@ def test_a_cut_sentence_stops_before_the_clause_holding_the_answer():
     pairs = training_pairs([article], rng=random.Random(0), negatives=0, cut_share=1.0)
     assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
         ("Who bought the mill in 2024?", 0.0, "a/denied", "In 2024 the mill had forty workers.")
+    ]
+
+
+def test_a_question_turned_to_ask_when_or_why_where_its_answering_sentence_says_neither():
+    import random
+
+    rng = random.Random(0)
+    # The sentence says when, so only "why" is left to ask; it says how, not why.
+    assert asked_otherwise(_question("How did the Normans reach Sicily?", "The Normans reached Sicily by sea in 1061."),
+                           rng) == "Why did the Normans reach Sicily?"
+    assert asked_otherwise(_question("When did the mill open?", "The mill opened in 1803."), rng) == (
+        "Why did the mill open?"
+    )
+    # It says why, and no time: "when" is asked instead; the case of the first word is kept.
+    assert asked_otherwise(_question("why was the mill closed?", "The mill was closed because the river dried up."),
+                           rng) == "when was the mill closed?"
+    # It says both, or the question does not open with when, where, why or how and an auxiliary: none.
+    assert asked_otherwise(_question("Where did the mill stand?", "In 1803 the mill stood by the river to grind wheat."),
+                           rng) is None
+    assert asked_otherwise(_question("Who founded the mill?", "Ann Lee founded the mill."), rng) is None
+    assert asked_otherwise(_question("How many people worked there?", "Forty people worked there."), rng) is None
+
+    # In training, it is read against the answering sentence and ranked below it (grouped `/swapped`).
+    sentence = "The mill opened in 1803 by the river."
+    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
+        {"id": "a", "question": "When did the mill open?", "answers": [{"text": "1803", "answer_start": 17}]}]}]}
+    plain = training_pairs([article], rng=random.Random(0), negatives=0)
+    pairs = training_pairs([article], rng=random.Random(0), negatives=0, asked_share=1.0)
+    assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
+        ("Why did the mill open?", 0.0, "a/swapped", sentence)
     ]
 
 

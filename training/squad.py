@@ -246,6 +246,44 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
     return None
 
 
+# "When", "Where", "Why" and "How" before an auxiliary trade places and the question still reads:
+# "When did the Normans reach Sicily?" -> "Why did the Normans reach Sicily?".
+_ASKING = re.compile(
+    r"^(when|where|why|how)(?= (?:did|does|do|was|were|is|are|has|have|had|can|could|will|would|should|"
+    r"might|may|must)\b)", re.IGNORECASE)
+# How a sentence may say when, or why; a sentence with none of these cannot answer the one asked.
+_SAYS_WHEN = re.compile(
+    r"\b(?:1\d{3}|20\d{2}|\d{1,2}(?:st|nd|rd|th)|january|february|march|april|may|june|july|august|"
+    r"september|october|november|december|centur(?:y|ies)|decades?|eras?|periods?|ages?|ago|years?|months?|"
+    r"weeks?|days?|today|seasons?|spring|summer|autumn|fall|winter|dates?|times?|during|until|since|after|"
+    r"before|when|while|once|then|now|later|earl(?:y|ier)|late|recent(?:ly)?|former(?:ly)?|previous(?:ly)?)\b",
+    re.IGNORECASE)
+_SAYS_WHY = re.compile(
+    r"\b(?:because|due|since|so|reasons?|caus\w*|result\w*|order|led|leads?|thanks|owing|for|purposes?|"
+    r"aim\w*|hence|therefore|thus|as|why)\b|\bto (?!(?:the|a|an|his|her|its|their|this|that|these|those)\b)[a-z]",
+    re.IGNORECASE)
+_SAYS = {"when": _SAYS_WHEN, "why": _SAYS_WHY}
+
+
+def asked_otherwise(question: Question, rng: random.Random) -> str | None:
+    """The question turned to ask when, or why, where its answering sentence says neither: "How did
+    the Normans reach Sicily?" against "The Normans reached Sicily by sea." becomes "When did the
+    Normans reach Sicily?". The sentence is about what is asked, but not the kind of fact asked
+    for: the quote about the subject that misses the fact. None when the question does not open
+    with when, where, why or how and an auxiliary, or the sentence may say both.
+    """
+    opening = _ASKING.match(question.text)
+    if not opening:
+        return None
+    answering = " ".join(question.sentences[i] for i in sorted(question.answering))
+    asked = opening.group().lower()
+    kinds = [kind for kind, says in _SAYS.items() if kind != asked and not says.search(answering)]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    return (kind.capitalize() if opening.group()[0].isupper() else kind) + question.text[opening.end():]
+
+
 # A verb carried by an auxiliary or a modal takes a "not" cleanly: "was founded" -> "was not founded".
 _CARRIER = re.compile(r"\b(?:is|was|are|were|has|have|had|can|could|will|would|should|may|might|must)\b (?=([a-z]+)\b)")
 
@@ -343,6 +381,7 @@ def training_pairs(
     reworded_share: float = 0.0,
     denied_share: float = 0.0,
     cut_share: float = 0.0,
+    asked_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -354,7 +393,9 @@ def training_pairs(
     sentence that answered the original; for a `reworded_share`, a reworded near miss (an opposite
     or a negation) against it too; for a `denied_share`, the question against its answering
     sentence made to deny it (`denied_sentence`; grouped as `/denied`); for a `cut_share`, against
-    its answering sentence cut short before the answer (`cut_sentence`; grouped so too). With
+    its answering sentence cut short before the answer (`cut_sentence`; grouped so too); for an
+    `asked_share`, the question turned to ask when or why where the sentence says neither
+    (`asked_otherwise`), against it (grouped as the near misses are). With
     `paired_unanswerable`, each unanswerable question is also read against the answering sentence
     of its paragraph's most alike answerable question (a real near miss; grouped with that
     question's pairs, as made-up near misses are: `/swapped`); a number reads it against that many
@@ -381,11 +422,10 @@ def training_pairs(
                     if swapped:
                         i = min(question.answering)
                         pairs.append(Pair(swapped, context_of(question, i), 0.0, question.id + "/swapped"))
-                if reworded_share and rng.random() < reworded_share:
-                    reworded = reworded_miss(question, rng)
-                    if reworded:
-                        i = min(question.answering)
-                        pairs.append(Pair(reworded, context_of(question, i), 0.0, question.id + "/swapped"))
+                for share, turned in ((reworded_share, reworded_miss), (asked_share, asked_otherwise)):
+                    if share and rng.random() < share and (other := turned(question, rng)):
+                        pairs.append(Pair(other, context_of(question, min(question.answering)), 0.0,
+                                          question.id + "/swapped"))
                 for share, changed in ((denied_share, denied_sentence), (cut_share, cut_sentence)):
                     if share and rng.random() < share and (sentence := changed(question)):
                         context = context_of(question, min(question.answering), sentence)
