@@ -267,8 +267,8 @@ _SAYS = {"when": _SAYS_WHEN, "why": _SAYS_WHY}
 
 def asked_otherwise(question: Question, rng: random.Random) -> str | None:
     """The question turned to ask when, or why, where its answering sentence says neither: "How did
-    the Normans reach Sicily?" against "The Normans reached Sicily by sea." becomes "When did the
-    Normans reach Sicily?". The sentence is about what is asked, but not the kind of fact asked
+    the Normans reach Sicily?" against "The Normans reached Sicily by sea in 1061." becomes "Why did
+    the Normans reach Sicily?". The sentence is about what is asked, but not the kind of fact asked
     for: the quote about the subject that misses the fact. None when the question does not open
     with when, where, why or how and an auxiliary, or the sentence may say both.
     """
