@@ -246,11 +246,11 @@ def reworded_miss(question: Question, rng: random.Random) -> str | None:
     return None
 
 
+# The auxiliaries and modals that carry a verb ("was founded", "can grind").
+_CARRIERS = "is|was|are|were|has|have|had|can|could|will|would|should|may|might|must"
 # "When", "Where", "Why" and "How" before an auxiliary trade places and the question still reads:
 # "When did the Normans reach Sicily?" -> "Why did the Normans reach Sicily?".
-_ASKING = re.compile(
-    r"^(when|where|why|how)(?= (?:did|does|do|was|were|is|are|has|have|had|can|could|will|would|should|"
-    r"might|may|must)\b)", re.IGNORECASE)
+_ASKING = re.compile(rf"^(when|where|why|how)(?= (?:did|does|do|{_CARRIERS})\b)", re.IGNORECASE)
 # How a sentence may say when, or why; a sentence with none of these cannot answer the one asked.
 _SAYS_WHEN = re.compile(
     r"\b(?:1\d{3}|20\d{2}|\d{1,2}(?:st|nd|rd|th)|january|february|march|april|may|june|july|august|"
@@ -285,7 +285,7 @@ def asked_otherwise(question: Question, rng: random.Random) -> str | None:
 
 
 # A verb carried by an auxiliary or a modal takes a "not" cleanly: "was founded" -> "was not founded".
-_CARRIER = re.compile(r"\b(?:is|was|are|were|has|have|had|can|could|will|would|should|may|might|must)\b (?=([a-z]+)\b)")
+_CARRIER = re.compile(rf"\b(?:{_CARRIERS})\b (?=([a-z]+)\b)")
 
 
 def denied_sentence(question: Question) -> str | None:
