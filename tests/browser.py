@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -18,6 +19,33 @@ CHROMIUM_ARGS = [
 def launch(playwright):
     """Start headless Chromium (Playwright's own browser download does not work here)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+# Gradio shows a page-wide "Loading..." until every component's script has loaded. On a loaded
+# machine the page has been seen to stay so (about one page in sixty, its HTML components never
+# drawn), usable only once loaded again, as a reader would.
+MOUNT_TIMEOUT_MS = 20_000
+
+
+def open_page(page, url: str) -> None:
+    """Go to the chat page at `url` and wait until Gradio has drawn it (its header is shown).
+
+    If it has not within MOUNT_TIMEOUT_MS, the requests still open are printed (shown with a
+    failure's output) and the page is loaded once more.
+    """
+    still_open = set()
+    page.on("request", lambda request: still_open.add(request))
+    page.on("requestfinished", lambda request: still_open.discard(request))
+    page.on("requestfailed", lambda request: print(f"request failed: {request.url} ({request.failure})"))
+    page.goto(url)
+    header = page.locator(".sb-header h1")
+    try:
+        header.wait_for(timeout=MOUNT_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        print(f"the page was not drawn in {MOUNT_TIMEOUT_MS / 1000:.0f} s; loading it again. Still open: "
+              + ", ".join(sorted(request.url for request in still_open)))
+        page.reload()
+        header.wait_for()
 
 
 def cited_mark_in_view(page) -> dict:

@@ -15,7 +15,7 @@ import pytest
 from app.service import Sourcebook
 from app.watch import CorpusWatcher
 from retrieval.settings import Settings
-from tests.browser import seen_texts, watch_texts
+from tests.browser import open_page, seen_texts, watch_texts
 from tests.fakes import FakeReader
 from tests.helpers import write_files
 from tests.servers import serving
@@ -55,7 +55,7 @@ def test_the_sources_view_shows_a_watched_ingest_going_and_ended_while_it_is_ope
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(30_000)
-    tab.goto(url)
+    open_page(tab, url)
     expect(tab.locator(".sb-start .corpus-counts")).to_be_visible()
     tab.get_by_role("tab", name="Sources").click()
     status = tab.locator("#sb-ingest-status")

@@ -12,7 +12,7 @@ import re
 import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import ask, seen_texts, watch_texts
+from tests.browser import ask, open_page, seen_texts, watch_texts
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
@@ -53,7 +53,7 @@ def tab(browser, site):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(url)
+    open_page(page, url)
     expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
     yield page
     context.close()
@@ -144,7 +144,7 @@ def test_three_wordings_of_an_unanswered_question_are_one_gap_asked_three_times(
     try:
         page = context.new_page()
         page.set_default_timeout(30_000)
-        page.goto(url)
+        open_page(page, url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         for question in BICYCLE:
             expect(ask(page, question).locator(".answer.not-found")).to_be_visible()

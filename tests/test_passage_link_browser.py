@@ -13,7 +13,7 @@ import urllib.request
 import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import cited_mark_in_view
+from tests.browser import cited_mark_in_view, open_page
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.api import AskResponse
@@ -60,7 +60,7 @@ def opened(browser):
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
-        page.goto(url)
+        open_page(page, url)
         return page
 
     yield open_url

@@ -14,7 +14,7 @@ import playwright.sync_api as playwright_api
 import pytest
 
 from app.export import conversation_markdown
-from tests.browser import ask, cited_mark_in_view
+from tests.browser import ask, cited_mark_in_view, open_page
 from tests.helpers import write_files
 from tests.servers import serving
 from ui.server import create_app
@@ -63,7 +63,7 @@ def tab(browser, site):
     )
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(url)
+    open_page(page, url)
     expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
     yield page
     context.close()
@@ -169,7 +169,7 @@ def test_a_conversation_is_the_readers_own(browser, site, tab):
     other = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         page = other.new_page()
-        page.goto(url)
+        open_page(page, url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         expect(page.locator("#sb-conversation .turn")).to_have_count(0)
     finally:
@@ -345,7 +345,7 @@ def test_on_a_narrow_screen_a_citation_opens_over_the_answer_and_back_returns_to
     try:
         page = context.new_page()
         page.set_default_timeout(30_000)
-        page.goto(url)
+        open_page(page, url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         for question in QUESTIONS[:3]:
             turn = ask(page, question)
@@ -414,7 +414,7 @@ def test_the_page_uses_the_systems_fonts_and_asks_nothing_of_another_server(brow
         page = context.new_page()
         requests = []
         page.on("request", lambda request: requests.append(request.url))
-        page.goto(url)
+        open_page(page, url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         ask(page, QUESTION)
 
@@ -456,7 +456,7 @@ def test_the_sources_table_is_readable_on_a_phone(browser, site):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
-        page.goto(url)
+        open_page(page, url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         page.get_by_role("tab", name="Sources").click()
         title = page.locator("#sb-documents .body-cell", has_text="Lighthouse log").first

@@ -18,7 +18,7 @@ from pathlib import Path
 import playwright.sync_api as playwright_api
 import pytest
 
-from tests.browser import ask, cited_mark_in_view
+from tests.browser import ask, cited_mark_in_view, open_page
 from tests.helpers import CORPUS, with_model
 
 expect = playwright_api.expect
@@ -118,7 +118,7 @@ def reader(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(url)
+    open_page(page, url)
     expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
     try:
         yield page
@@ -256,7 +256,7 @@ def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server,
     try:
         page = wide.new_page()
         page.set_default_timeout(60_000)
-        page.goto(server.url)
+        open_page(page, server.url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         ask(page, "When was the app launched?")
         turn = ask(page, "Which cloud provider does Xiaohongshu use?")
@@ -278,7 +278,7 @@ def test_screenshots_of_quoting_and_reading_wide_and_on_a_phone(browser, server,
     try:
         page = phone.new_page()
         page.set_default_timeout(60_000)
-        page.goto(server.url)
+        open_page(page, server.url)
         expect(page.locator(".sb-start .corpus-counts")).to_be_visible()
         turn = ask(page, "Which cloud provider does Xiaohongshu use?")
         turn.locator(".answer-text").scroll_into_view_if_needed()
