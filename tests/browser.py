@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
@@ -30,8 +32,8 @@ MOUNT_TIMEOUT_MS = 20_000
 def open_page(page, url: str) -> None:
     """Go to the chat page at `url` and wait until Gradio has drawn it (its header is shown).
 
-    If it has not within MOUNT_TIMEOUT_MS, the requests still open are printed (shown with a
-    failure's output) and the page is loaded once more.
+    If it has not within MOUNT_TIMEOUT_MS, a warning (in pytest's summary) names the requests still
+    open and the page is loaded once more.
     """
     still_open = set()
     page.on("request", lambda request: still_open.add(request))
@@ -42,8 +44,8 @@ def open_page(page, url: str) -> None:
     try:
         header.wait_for(timeout=MOUNT_TIMEOUT_MS)
     except PlaywrightTimeout:
-        print(f"the page was not drawn in {MOUNT_TIMEOUT_MS / 1000:.0f} s; loading it again. Still open: "
-              + ", ".join(sorted(request.url for request in still_open)))
+        warnings.warn(f"the page was not drawn in {MOUNT_TIMEOUT_MS / 1000:.0f} s; loaded again. Still open: "
+                      + ", ".join(sorted(request.url for request in still_open)), stacklevel=2)
         page.reload()
         header.wait_for()
 
