@@ -1,4 +1,5 @@
-"""What the browser tests share: Debian's Chromium launched one way, opening the page, asking on it, and where the viewer's cited quote sits."""
+"""What the browser tests share: Debian's Chromium launched one way, opening the page, asking on it,
+and where the viewer's cited quote sits."""
 
 from __future__ import annotations
 
