@@ -29,14 +29,14 @@ from retrieval.text import STOPWORDS
 SUBJECT_SHARE = 0.3
 # How the two readers agree (`agreed`): a weighted mean of their log-odds, the second reader (the
 # larger one) weighing SECOND_READER_WEIGHT, less DOUBT_WEIGHT times how far apart they are, so
-# that the one doubting more carries more of it (on the calibration articles, 0.72 of questions
-# whose best sentence only one reader accepts are unanswerable, 0.30 where both accept). Fitted on
-# SQuAD calibration articles (bench.reader_weights: near misses declined with at most 5% of
-# answerable questions declined, 0.499 with no doubt, 0.523 at 0.2; the test articles 0.510 and
-# 0.530 at the same 0.088 of answerable ones); docs/QUALITY.md, "Weighing the two readers" and
-# "Weighing the two readers, again".
-SECOND_READER_WEIGHT = 0.7
-DOUBT_WEIGHT = 0.2
+# that the one doubting more can carry more of it. Fitted on SQuAD calibration articles
+# (bench.reader_weights: near misses declined with at most 5% of answerable questions declined).
+# With the second reader's stage 6 it leans on it alone but for a tenth, and the doubt no longer
+# adds (0.552 declined with none, 0.546 at 0.2, 0.538 at 0.5); with stage 4 it was 0.7 and 0.2
+# (0.523 against 0.499 with no doubt). docs/QUALITY.md, "Weighing the two readers, again" and
+# "The second reader trained longer".
+SECOND_READER_WEIGHT = 0.9
+DOUBT_WEIGHT = 0.0
 
 
 class Scorer(Protocol):

@@ -201,19 +201,25 @@ class _SecondReader:
         return np.array([0.05 if self.doubted in c.split(" [SEP] ")[0] else 0.9 for c in contexts], dtype=np.float32)
 
 
-def test_two_readers_agree_on_a_weighted_mean_of_their_log_odds_leaning_to_the_one_that_doubts():
+def test_two_readers_agree_on_a_weighted_mean_of_their_log_odds():
     assert agreed(0.8, 0.8) == pytest.approx(0.8)
-    # Odds 1 and 9: 9 to the power SECOND_READER_WEIGHT (0.7), less DOUBT_WEIGHT (0.2) of the
-    # distance between them (9 to the 1): odds of 3.
-    assert agreed(0.5, 0.9) == pytest.approx(0.75)
-    # The other way round the second reader doubts, and weighs more: odds of 9 to the 0.1.
+    # Odds 1 and 9: served, 9 to the power SECOND_READER_WEIGHT (0.9), no doubt (DOUBT_WEIGHT 0).
+    assert agreed(0.5, 0.9) == pytest.approx(9**0.9 / (1 + 9**0.9))
+    # The other way round: the first reader's odds of 9 count a tenth.
     assert agreed(0.9, 0.5) == pytest.approx(9**0.1 / (1 + 9**0.1))
-    # Opposed by as much, neither carries it: the second reader's accept comes to even odds.
-    assert agreed(0.1, 0.9) == pytest.approx(0.5)
-    assert agreed(0.9, 0.1) < 0.5
+    assert agreed(0.1, 0.9) > 0.5 > agreed(0.9, 0.1)  # the second reader carries it
     assert agreed(1.0, 0.0) == pytest.approx(1 / (1 + 1e6**0.8))  # certain either way: no overflow
-    # Without the doubt, the plain weighted mean.
-    assert agreed(0.5, 0.9, doubt=0.0) == pytest.approx(9**0.7 / (1 + 9**0.7))
+
+
+def test_with_a_doubt_the_reader_that_doubts_carries_more():
+    # Odds 1 and 9 at weight 0.7: 9 to the 0.7, less 0.2 of the distance between them (9 to the 1):
+    # odds of 3.
+    assert agreed(0.5, 0.9, weight=0.7, doubt=0.2) == pytest.approx(0.75)
+    # The other way round the second reader doubts, and weighs more: odds of 9 to the 0.1.
+    assert agreed(0.9, 0.5, weight=0.7, doubt=0.2) == pytest.approx(9**0.1 / (1 + 9**0.1))
+    # Opposed by as much, neither carries it: the second reader's accept comes to even odds.
+    assert agreed(0.1, 0.9, weight=0.7, doubt=0.2) == pytest.approx(0.5)
+    assert agreed(0.9, 0.1, weight=0.7, doubt=0.2) < 0.5
 
 
 def test_the_second_reader_rereads_only_the_first_readers_best_sentences(settings, embedder, tmp_path):
