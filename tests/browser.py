@@ -26,7 +26,8 @@ def launch(playwright):
 
 # Gradio shows a page-wide "Loading..." until every component's script has loaded. On a loaded
 # machine the page has been seen to stay so (about one page in sixty, its HTML components never
-# drawn), usable only once loaded again, as a reader would.
+# drawn; once with a component script still loading, once with every request but the heartbeat
+# done), usable only once loaded again, as a reader would.
 MOUNT_TIMEOUT_MS = 20_000
 
 
@@ -34,19 +35,23 @@ def open_page(page, url: str) -> None:
     """Go to the chat page at `url` and wait until Gradio has drawn it (its header is shown).
 
     If it has not within MOUNT_TIMEOUT_MS, a warning (in pytest's summary) names the requests still
-    open and the page is loaded once more.
+    open, the errors the page logged and the start of what it shows, and the page is loaded once more.
     """
-    still_open = set()
+    still_open, errors = set(), []
     page.on("request", lambda request: still_open.add(request))
     page.on("requestfinished", lambda request: still_open.discard(request))
-    page.on("requestfailed", lambda request: print(f"request failed: {request.url} ({request.failure})"))
+    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url} ({request.failure})"))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
     page.goto(url)
     header = page.locator(".sb-header h1")
     try:
         header.wait_for(timeout=MOUNT_TIMEOUT_MS)
     except PlaywrightTimeout:
+        shown = page.evaluate("() => document.body.innerText.slice(0, 200)")
         warnings.warn(f"the page was not drawn in {MOUNT_TIMEOUT_MS / 1000:.0f} s; loaded again. Still open: "
-                      + ", ".join(sorted(request.url for request in still_open)), stacklevel=2)
+                      + ", ".join(sorted(request.url for request in still_open))
+                      + f". Errors: {errors or 'none'}. It showed: {shown!r}", stacklevel=2)
         page.reload()
         header.wait_for()
 
