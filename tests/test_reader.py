@@ -388,6 +388,11 @@ def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable
     shutil.copytree(out, small)
     quantise(small)
     assert (small / "model.onnx").stat().st_size < (out / "model.onnx").stat().st_size / 3
+    # Its weights are stored unsigned (test_int8_weights_stored_unsigned_...), read back as they were.
+    import onnx
+
+    stored = {t.name: t.data_type for t in onnx.load(str(small / "model.onnx")).graph.initializer}
+    assert {v for k, v in stored.items() if k.endswith("_quantized")} == {onnx.TensorProto.UINT8}
     assert json.loads((small / "reader.json").read_text())["weights"] == "int8"
     assert np.allclose(Reader(small).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=0.03)
     with pytest.raises(ValueError, match="already int8"):
@@ -471,6 +476,48 @@ def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_
     model = directory / "model.onnx"
     assert model.stat().st_size < 90e6
     assert hashlib.sha256(model.read_bytes()).hexdigest() in (directory / "README.md").read_text()
+    # Its int8 weights are stored unsigned, so that it reads alike on every CPU (training.quantise).
+    import onnx
+
+    graph = onnx.load(str(model)).graph
+    types = {tensor.name: tensor.data_type for tensor in graph.initializer}
+    weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
+    assert weights and {types[name] for name in weights} == {onnx.TensorProto.UINT8}
+
+
+def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_saturate(tmp_path):
+    # ONNX Runtime's u8s8 kernels on a CPU without VNNI add products in pairs in 16 bits: 255 * 127
+    # twice overflows. The same weights stored unsigned (plus 128, zero point 128) go through its
+    # u8u8 kernels, exact on every CPU: the graph quantise writes, checked against integer arithmetic.
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from training.quantise import _store_unsigned
+
+    rng = np.random.default_rng(3)
+    weights = rng.integers(-127, 128, size=(64, 8), dtype=np.int8)
+    weights[:, 0] = 127  # a column of largest weights, met by the largest activations below
+    zero = np.zeros(8, dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])], "one_product",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [None, 8])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(zero, "w_zero"),
+         numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero")],
+    )
+    path = tmp_path / "product.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    _store_unsigned(path)
+
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    assert stored["w"].dtype == np.uint8 and np.array_equal(stored["w"].astype(np.int16) - 128, weights)
+    assert stored["w_zero"].dtype == np.uint8 and set(stored["w_zero"]) == {128}
+    activations = np.vstack([np.full(64, 255, dtype=np.uint8), rng.integers(0, 256, size=(3, 64), dtype=np.uint8)])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (product,) = session.run(None, {"a": activations})
+    assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
+    assert product[0, 0] == 255 * 127 * 64
 
 
 class _ScriptedReader:

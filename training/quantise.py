@@ -7,6 +7,14 @@ README ("Quality") says what it costs in answers. With `--table-bits 4` the word
 is stored in 4 bits instead (one scale per 32 values), as the second reader's is: its table is a
 fifth of its weights, and only looked up, never multiplied. reader.json records it, so an export
 is never quantised twice.
+
+The int8 weights are stored unsigned (each value plus 128, zero point 128; `store_unsigned`): the
+same numbers, but ONNX Runtime then multiplies them by the unsigned activations in its u8u8
+kernels, which widen to 16 bits first and are exact. With signed weights it takes its u8s8 kernels, which on a CPU
+without VNNI (AVX2 alone, or AVX-512 without VNNI) add the products in pairs in 16 bits and
+saturate: there the second reader gave the founders' sentence of "Who founded Xiaohongshu?" 0.15
+instead of 0.99, and qa.jsonl's AUC fell to 0.62 (docs/QUALITY.md, "Readers that read alike on
+every CPU"). `python -m training.quantise DIR --unsigned` stores an int8 export's weights so.
 """
 
 from __future__ import annotations
@@ -42,10 +50,43 @@ def quantise(directory: Path, *, table_bits: int = 8) -> Path:
         op_types = ["MatMul"] if table_bits == 4 else None
         quantize_dynamic(str(prepared), str(quantised), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=op_types)
+        _store_unsigned(quantised)
         os.replace(quantised, model)
     extra = {"word_piece_table_bits": 4} if table_bits == 4 else {}
     config_file.write_text(json.dumps({**config, "weights": "int8", **extra}, indent=2))
     return model
+
+
+def store_unsigned(directory: Path) -> Path:
+    """Store an int8 export's signed weights unsigned, in place (the same values; see the module's
+    docstring); return the file. An export already so stored is left as it is."""
+    model = directory / "model.onnx"
+    if json.loads((directory / "reader.json").read_text()).get("weights") != "int8":
+        raise ValueError(f"{model} is not int8: quantise it (its weights are then stored unsigned)")
+    _store_unsigned(model)
+    return model
+
+
+def _store_unsigned(path: Path) -> None:
+    """Rewrite the model at `path` with every signed weight of a MatMulInteger, and its zero
+    point, shifted by 128 into uint8 (a model with none is left untouched)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    constants = {tensor.name: tensor for tensor in model.graph.initializer}
+    # Inputs 1 and 3 of MatMulInteger are the weight and its zero point.
+    signed = {name for node in model.graph.node if node.op_type == "MatMulInteger" for name in node.input[1::2]
+              if name in constants and constants[name].data_type == onnx.TensorProto.INT8}
+    if not signed:
+        return
+    for name in signed:
+        values = numpy_helper.to_array(constants[name]).astype(np.int16) + 128
+        constants[name].CopyFrom(numpy_helper.from_array(values.astype(np.uint8), name))
+    staging = path.with_suffix(".unsigned")
+    onnx.save(model, str(staging))
+    os.replace(staging, path)
 
 
 def _table_in_four_bits(path: Path) -> None:
@@ -64,12 +105,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, nargs="?", default=DEFAULT_DIR)
     parser.add_argument("--table-bits", type=int, choices=(4, 8), default=8, help="bits of the word-piece table")
+    parser.add_argument("--unsigned", action="store_true",
+                        help="only store an int8 export's signed weights unsigned (exports made before they were)")
     args = parser.parse_args()
     try:
-        path = quantise(args.directory, table_bits=args.table_bits)
+        path = store_unsigned(args.directory) if args.unsigned else quantise(args.directory, table_bits=args.table_bits)
     except ValueError as error:
         raise SystemExit(str(error)) from error
-    print(f"{path}: int8, {path.stat().st_size / 1e6:.1f} MB")
+    print(f"{path}: int8 (weights stored unsigned), {path.stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
