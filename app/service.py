@@ -586,6 +586,12 @@ class Sourcebook:
                 self._answers.popitem(last=False)
         return answer
 
+    def known_suggestions(self, limit: int = 5) -> list[str]:
+        """Return the starter questions already found for the library as it is now, without asking
+        any (none when it changed since): what a page can show at once (`suggested_questions` finds them)."""
+        found = self._suggestions
+        return found[1][:limit] if found is not None and found[0] == self.library.store.generation else []
+
     def suggested_questions(self, limit: int = 5) -> list[str]:
         """Return up to `limit` starter questions drawn from the indexed documents that it can answer.
 

@@ -110,6 +110,24 @@ def test_starter_questions_in_a_large_library_read_a_few_documents(make_service,
     assert service.suggested_questions(3) == questions and len(read) <= 8 and len(asked) <= 12
 
 
+def test_the_questions_already_found_are_shown_at_once_and_none_once_the_library_changes(
+    make_service, tmp_path, monkeypatch
+):
+    # The page draws its start screen from these first, then asks for the rest (ui/web.py, show_start).
+    service = make_service(abstain_below=0.2)
+    service.ingest(_team_notes(tmp_path / "notes", 4))
+    read, asked = _counting(service, monkeypatch)
+
+    assert service.known_suggestions(3) == [] and asked == []
+    questions = service.suggested_questions(3)
+    assert len(questions) == 3 and service.known_suggestions(3) == questions
+    assert service.known_suggestions(2) == questions[:2]
+
+    service.ingest(_team_notes(tmp_path / "more", 6))
+    asks = len(asked)
+    assert service.known_suggestions(3) == [] and len(asked) == asks
+
+
 def test_when_nothing_is_answerable_starter_questions_stop_after_a_bounded_number_of_tries(
     make_service, tmp_path, monkeypatch
 ):

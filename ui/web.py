@@ -1089,6 +1089,12 @@ class PageEvents:
 
     # --- the chat tab ---
     def start_screen(self) -> str:
+        """The start screen at once, with the suggested questions already found for the library as it is."""
+        service = self.service
+        return render_start(service.documents(), service.counts(), service.known_suggestions(SUGGESTIONS))
+
+    def start_suggestions(self) -> str:
+        """The start screen with its suggested questions, found by asking them (seconds on a slow machine)."""
         service = self.service
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
@@ -1491,6 +1497,15 @@ def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None
     chat.export.click(None, None, None, js=EXPORT_JS, queue=False)
 
 
+def show_start(after, events: PageEvents, start: gr.HTML) -> None:
+    """After an event, the start screen: at once what the library holds, then the suggested
+    questions once they are found (each one asked first: twenty asks may take half a minute on a
+    slow machine, and the counts should not wait for them)."""
+    after.then(events.start_screen, None, start, show_progress="hidden").then(
+        events.start_suggestions, None, start, show_progress="hidden"
+    )
+
+
 def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, token_needed: bool) -> None:
     """Connect the sources tab's events: upload, delete and the refresh when the tab opens."""
     # Uploads, deletes and the refresh when the Sources tab opens run one at a time, in the
@@ -1505,7 +1520,7 @@ def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, tok
     uploaded = sources.files.upload(
         events.upload, [sources.files, sources.token], [sources.upload_results, *listing, sources.files], **in_order
     )
-    uploaded.then(events.start_screen, None, start)
+    show_start(uploaded, events, start)
     # Delete asks first; Yes deletes the document asked about (kept in the reader's session), even
     # if the dropdown changed meanwhile; Undo and Restore bring a file back.
     pending = gr.State(None)
@@ -1520,12 +1535,12 @@ def wire_sources(events: PageEvents, sources: SourcesTab, start: gr.HTML, *, tok
         events.delete, [pending, sources.token],
         [sources.delete_result, *listing, sources.confirm_row, sources.deleted], **in_order,
     )
-    deleted.then(events.start_screen, None, start)
+    show_start(deleted, events, start)
     for shown in (sources.delete_result, sources.deleted):
         restored = shown.restore(
             events.restore_document, [sources.token], [sources.delete_result, *listing, sources.deleted], **in_order
         )
-        restored.then(events.start_screen, None, start)
+        show_start(restored, events, start)
     if token_needed:
         sources.token.blur(events.deleted_view, [sources.token], sources.deleted, show_progress="hidden")
     # The table is refreshed whenever its tab opens, as other readers may have changed the
@@ -1578,9 +1593,8 @@ def build_page(service: Sourcebook) -> gr.Blocks:
         for tab in tabs.children:
             if isinstance(tab, gr.Tab):
                 tab.select(timer_switch(tab is sources.tab), None, sources.ingest_timer, queue=False, show_progress="hidden")
-        page.load(events.sources_view, None, [sources.table, sources.chosen], show_progress="hidden").then(
-            events.start_screen, None, chat.start
-        )
+        show_start(page.load(events.sources_view, None, [sources.table, sources.chosen], show_progress="hidden"),
+                   events, chat.start)
         # A link to a passage opens it in the viewer as the page loads.
         page.load(events.open_link, None, chat.viewer)
         page.load(events.restore, [turns], [chat.conversation, chat.start, chat.actions])
