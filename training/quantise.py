@@ -10,11 +10,12 @@ is never quantised twice.
 
 The int8 weights are stored unsigned (each value plus 128, zero point 128; `store_unsigned`): the
 same numbers, but ONNX Runtime then multiplies them by the unsigned activations in its u8u8
-kernels, which widen to 16 bits first and are exact. With signed weights it takes its u8s8 kernels, which on a CPU
-without VNNI (AVX2 alone, or AVX-512 without VNNI) add the products in pairs in 16 bits and
-saturate: there the second reader gave the founders' sentence of "Who founded Xiaohongshu?" 0.15
-instead of 0.99, and qa.jsonl's AUC fell to 0.62 (docs/QUALITY.md, "Readers that read alike on
-every CPU"). `python -m training.quantise DIR --unsigned` stores an int8 export's weights so.
+kernels, which widen to 16 bits first and are exact. With signed weights it takes its u8s8
+kernels, which on a CPU without VNNI (AVX2 alone, or AVX-512 without VNNI) add the products in
+pairs in 16 bits and saturate: there the second reader gave the founders' sentence of "Who
+founded Xiaohongshu?" 0.15 instead of 0.99, and qa.jsonl's AUC fell to 0.62 (docs/QUALITY.md,
+"Readers that read alike on every CPU"). `python -m training.quantise DIR --unsigned` stores an
+int8 export's weights so.
 """
 
 from __future__ import annotations
