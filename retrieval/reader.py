@@ -62,7 +62,8 @@ class Reader:
             if not path.is_file():
                 raise ReaderUnavailable(f"the reader model file {path} is missing: run `make train-reader` to build it")
         try:
-            self.config = ReaderConfig(max_length=int(json.loads(config_file.read_text())["max_length"]))
+            said = json.loads(config_file.read_text())
+            self.config = ReaderConfig(max_length=int(said["max_length"]))
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
             options = onnxruntime.SessionOptions()
             # One thread per run; a question's sentences are split into one run per core instead
@@ -74,6 +75,12 @@ class Reader:
             raise ReaderUnavailable(
                 f"the reader model in {directory} could not be loaded ({error}): run `make train-reader` to rebuild it"
             ) from error
+        if said.get("weights") == "int8" and not said.get("unsigned_weights"):
+            # ONNX Runtime multiplies signed int8 weights wrongly on a CPU without VNNI (training/quantise.py).
+            raise ReaderUnavailable(
+                f"the reader model {model} stores its int8 weights signed, which a CPU without VNNI multiplies "
+                f"wrongly: run `python -m training.quantise {directory} --unsigned` to store them unsigned"
+            )
         self.directory = directory
         # Runs take turns with the embedder's, so an upload's embedding goes before questions.
         self._turns = turns or nullcontext()

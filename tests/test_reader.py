@@ -65,6 +65,28 @@ def test_a_corrupt_reader_is_a_clear_error(tmp_path):
     assert "could not be loaded" in str(error.value) and "make train-reader" in str(error.value)
 
 
+def test_an_int8_reader_with_signed_weights_is_refused_naming_the_command_that_stores_them_unsigned(tmp_path):
+    # Signed int8 weights are multiplied wrongly on a CPU without VNNI (training/quantise.py): an
+    # export made before they were stored unsigned is refused at load, not served wrong, and the
+    # command it names makes it load, scoring as the shipped file it was copied from.
+    import shutil
+
+    from training.quantise import store_unsigned
+
+    signed = tmp_path / "signed"
+    shutil.copytree(READER_DIR, signed)
+    config = json.loads((signed / "reader.json").read_text())
+    (signed / "reader.json").write_text(json.dumps({k: v for k, v in config.items() if k != "unsigned_weights"}))
+
+    with pytest.raises(ReaderUnavailable) as error:
+        Reader(signed)
+    assert f"python -m training.quantise {signed} --unsigned" in str(error.value)
+
+    store_unsigned(signed)
+    pairs = [reader_context("Ann Lee founded the mill in 1803.", title="Town3")]
+    assert np.array_equal(Reader(signed).score("Who founded the mill?", pairs), Reader(READER_DIR).score("Who founded the mill?", pairs))
+
+
 def _article(n: int) -> dict:
     """A tiny SQuAD 2.0 article: one paragraph, an answerable and an unanswerable question."""
     city = f"Town{n}"

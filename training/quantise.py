@@ -54,17 +54,20 @@ def quantise(directory: Path, *, table_bits: int = 8) -> Path:
         _store_unsigned(quantised)
         os.replace(quantised, model)
     extra = {"word_piece_table_bits": 4} if table_bits == 4 else {}
-    config_file.write_text(json.dumps({**config, "weights": "int8", **extra}, indent=2))
+    config_file.write_text(json.dumps({**config, "weights": "int8", "unsigned_weights": True, **extra}, indent=2))
     return model
 
 
 def store_unsigned(directory: Path) -> Path:
     """Store an int8 export's signed weights unsigned, in place (the same values; see the module's
     docstring); return the file. An export already so stored is left as it is."""
-    model = directory / "model.onnx"
-    if json.loads((directory / "reader.json").read_text()).get("weights") != "int8":
+    model, config_file = directory / "model.onnx", directory / "reader.json"
+    config = json.loads(config_file.read_text())
+    if config.get("weights") != "int8":
         raise ValueError(f"{model} is not int8: quantise it (its weights are then stored unsigned)")
     _store_unsigned(model)
+    # The reader refuses an int8 export without this (retrieval/reader.py).
+    config_file.write_text(json.dumps({**config, "unsigned_weights": True}, indent=2))
     return model
 
 
