@@ -1093,9 +1093,12 @@ class PageEvents:
         service = self.service
         return render_start(service.documents(), service.counts(), service.known_suggestions(SUGGESTIONS))
 
-    def start_suggestions(self) -> str:
-        """The start screen with its suggested questions, found by asking them (seconds on a slow machine)."""
+    def start_suggestions(self):
+        """The start screen with its suggested questions, found by asking them (seconds on a slow
+        machine); nothing to redraw when `start_screen` already showed them."""
         service = self.service
+        if service.known_suggestions(SUGGESTIONS):
+            return gr.skip()
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
     def ask(self, question: str, earlier: list, request: gr.Request):
