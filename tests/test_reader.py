@@ -507,12 +507,10 @@ def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_
     assert weights and {types[name] for name in weights} == {onnx.TensorProto.UINT8}
 
 
-def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_saturate(tmp_path):
-    # ONNX Runtime's u8s8 kernels on a CPU without VNNI add products in pairs in 16 bits: 255 * 127
-    # twice overflows. The same weights stored unsigned (plus 128, zero point 128) go through its
-    # u8u8 kernels, exact on every CPU: the graph quantise writes, checked against integer arithmetic.
+def _one_product(tmp_path):
+    """A one-node MatMulInteger written as quantise writes it (weights unsigned), with its signed
+    weights and activations that meet a column of the largest weights with the largest values."""
     import onnx
-    import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
     from training.quantise import _store_unsigned
@@ -531,15 +529,55 @@ def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_sat
     path = tmp_path / "product.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     _store_unsigned(path)
+    activations = np.vstack([np.full(64, 255, dtype=np.uint8), rng.integers(0, 256, size=(3, 64), dtype=np.uint8)])
+    return path, weights, activations
 
+
+def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_saturate(tmp_path):
+    # ONNX Runtime's u8s8 kernels on a CPU without VNNI add products in pairs in 16 bits: 255 * 127
+    # twice overflows. The same weights stored unsigned (plus 128, zero point 128) go through its
+    # u8u8 kernels, exact on every CPU: the graph quantise writes, checked against integer arithmetic.
+    import onnx
+    import onnxruntime
+    from onnx import numpy_helper
+
+    path, weights, activations = _one_product(tmp_path)
     stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
     assert stored["w"].dtype == np.uint8 and np.array_equal(stored["w"].astype(np.int16) - 128, weights)
     assert stored["w_zero"].dtype == np.uint8 and set(stored["w_zero"]) == {128}
-    activations = np.vstack([np.full(64, 255, dtype=np.uint8), rng.integers(0, 256, size=(3, 64), dtype=np.uint8)])
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (product,) = session.run(None, {"a": activations})
     assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
     assert product[0, 0] == 255 * 127 * 64
+
+
+def test_unsigned_weights_go_back_to_signed_as_quantised(tmp_path):
+    # On a CPU with VNNI the reader serves the weights signed (faster there): exactly the values
+    # quantise shifted, zero points back at 0, on any CPU this runs on.
+    import onnx
+    from onnx import numpy_helper
+
+    from retrieval.reader import signed_where_exact
+
+    path, weights, _ = _one_product(tmp_path)
+    served = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(signed_where_exact(path)).graph.initializer}
+    assert served["w"].dtype == np.int8 and np.array_equal(served["w"], weights)
+    assert served["w_zero"].dtype == np.int8 and set(served["w_zero"]) == {0}
+    assert served["a_zero"].dtype == np.uint8  # the activations' zero point is left as it was
+
+
+def test_int8_weights_multiply_exactly_as_served_on_this_cpu(tmp_path):
+    # Whichever form the reader serves here (signed with VNNI, unsigned without), ONNX Runtime's
+    # product on this CPU is the integer one, even where 16-bit pairs would saturate.
+    import onnxruntime
+
+    from retrieval.reader import _vnni, signed_where_exact
+
+    path, weights, activations = _one_product(tmp_path)
+    served = signed_where_exact(path) if _vnni() else str(path)
+    session = onnxruntime.InferenceSession(served, providers=["CPUExecutionProvider"])
+    (product,) = session.run(None, {"a": activations})
+    assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
 
 
 class _ScriptedReader:
