@@ -58,6 +58,23 @@ def _vnni() -> bool:
     return bool(flags & {"avx512_vnni", "avx_vnni"})
 
 
+def shift_int8_weights(graph, *, signed: bool) -> bool:
+    """Shift every MatMulInteger weight of the ONNX model `graph`, and its zero point, by 128 in place:
+    to int8 (`signed`) or to uint8, the same products either way. Whether any was shifted."""
+    import onnx
+    from onnx import numpy_helper
+
+    stored, shifted, by = ((onnx.TensorProto.UINT8, np.int8, -128) if signed else (onnx.TensorProto.INT8, np.uint8, 128))
+    constants = {tensor.name: tensor for tensor in graph.graph.initializer}
+    # Inputs 1 and 3 of MatMulInteger are the weight and its zero point.
+    names = {name for node in graph.graph.node if node.op_type == "MatMulInteger" for name in node.input[1::2]
+             if name in constants and constants[name].data_type == stored}
+    for name in names:
+        values = numpy_helper.to_array(constants[name]).astype(np.int16) + by
+        constants[name].CopyFrom(numpy_helper.from_array(values.astype(shifted), name))
+    return bool(names)
+
+
 def signed_where_exact(model: Path) -> bytes:
     """The int8 export at `model` with its unsigned weights (and their zero points) shifted back to signed.
 
@@ -68,16 +85,9 @@ def signed_where_exact(model: Path) -> bytes:
     weights go back to the signed values they were quantised as.
     """
     import onnx
-    from onnx import numpy_helper
 
     graph = onnx.load(str(model))
-    constants = {tensor.name: tensor for tensor in graph.graph.initializer}
-    # Inputs 1 and 3 of MatMulInteger are the weight and its zero point.
-    unsigned = {name for node in graph.graph.node if node.op_type == "MatMulInteger" for name in node.input[1::2]
-                if name in constants and constants[name].data_type == onnx.TensorProto.UINT8}
-    for name in unsigned:
-        values = numpy_helper.to_array(constants[name]).astype(np.int16) - 128
-        constants[name].CopyFrom(numpy_helper.from_array(values.astype(np.int8), name))
+    shift_int8_weights(graph, signed=True)
     return graph.SerializeToString()
 
 

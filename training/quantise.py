@@ -74,20 +74,13 @@ def store_unsigned(directory: Path) -> Path:
 def _store_unsigned(path: Path) -> None:
     """Rewrite the model at `path` with every signed weight of a MatMulInteger, and its zero
     point, shifted by 128 into uint8 (a model with none is left untouched)."""
-    import numpy as np
     import onnx
-    from onnx import numpy_helper
+
+    from retrieval.reader import shift_int8_weights
 
     model = onnx.load(str(path))
-    constants = {tensor.name: tensor for tensor in model.graph.initializer}
-    # Inputs 1 and 3 of MatMulInteger are the weight and its zero point.
-    signed = {name for node in model.graph.node if node.op_type == "MatMulInteger" for name in node.input[1::2]
-              if name in constants and constants[name].data_type == onnx.TensorProto.INT8}
-    if not signed:
+    if not shift_int8_weights(model, signed=False):
         return
-    for name in signed:
-        values = numpy_helper.to_array(constants[name]).astype(np.int16) + 128
-        constants[name].CopyFrom(numpy_helper.from_array(values.astype(np.uint8), name))
     staging = path.with_suffix(".unsigned")
     onnx.save(model, str(staging))
     os.replace(staging, path)
