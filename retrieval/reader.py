@@ -7,6 +7,7 @@ on ONNX Runtime directly, as the embedder's export does.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +50,26 @@ class ReaderConfig:
     max_length: int
 
 
-def _vnni() -> bool:
-    """Whether this CPU has VNNI, as Linux's /proc/cpuinfo lists it (elsewhere: taken as not)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_vnni", "avx_vnni"})
+@functools.cache
+def signed_products_exact() -> bool:
+    """Whether ONNX Runtime on this CPU multiplies unsigned activations by signed int8 weights
+    exactly: it does with VNNI, and without it adds products in pairs in 16 bits, which saturate.
+    Asked of ONNX Runtime itself, on one product of the largest values (a few milliseconds, once)."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.full((64, 1), 127, dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])], "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.zeros(1, dtype=np.int8), "w_zero"),
+         numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (product,) = session.run(None, {"a": np.full((1, 64), 255, dtype=np.uint8)})
+    return int(product[0, 0]) == 255 * 127 * 64
 
 
 def shift_int8_weights(graph, *, signed: bool) -> bool:
@@ -81,8 +95,8 @@ def signed_where_exact(model: Path) -> bytes:
     The weights are stored unsigned (training/quantise.py) because ONNX Runtime's kernels for
     unsigned activations times signed weights saturate on a CPU without VNNI, and its unsigned
     times unsigned ones do not. With VNNI the signed kernels are exact too, and about three times
-    faster (the second reader's four pairs: 61 ms against 198 ms, 2026-12-06), so there the
-    weights go back to the signed values they were quantised as.
+    faster (the second reader's four pairs: 61 ms against 198 ms, 2026-12-06), so where they are
+    exact (`signed_products_exact`) the weights go back to the signed values they were quantised as.
     """
     import onnx
 
@@ -113,7 +127,7 @@ class Reader:
             options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             unsigned = said.get("weights") == "int8" and said.get("unsigned_weights")
-            served = signed_where_exact(model) if unsigned and _vnni() else str(model)
+            served = signed_where_exact(model) if unsigned and signed_products_exact() else str(model)
             self.session = onnxruntime.InferenceSession(served, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime and tokenizers raise their own classes for a bad file
             raise ReaderUnavailable(

@@ -567,14 +567,15 @@ def test_unsigned_weights_go_back_to_signed_as_quantised(tmp_path):
 
 
 def test_int8_weights_multiply_exactly_as_served_on_this_cpu(tmp_path):
-    # Whichever form the reader serves here (signed with VNNI, unsigned without), ONNX Runtime's
-    # product on this CPU is the integer one, even where 16-bit pairs would saturate.
+    # Whichever form the reader serves here (signed where its probe finds the signed kernels exact,
+    # as with VNNI; unsigned elsewhere), ONNX Runtime's product on this CPU is the integer one,
+    # even where 16-bit pairs would saturate.
     import onnxruntime
 
-    from retrieval.reader import _vnni, signed_where_exact
+    from retrieval.reader import signed_products_exact, signed_where_exact
 
     path, weights, activations = _one_product(tmp_path)
-    served = signed_where_exact(path) if _vnni() else str(path)
+    served = signed_where_exact(path) if signed_products_exact() else str(path)
     session = onnxruntime.InferenceSession(served, providers=["CPUExecutionProvider"])
     (product,) = session.run(None, {"a": activations})
     assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
