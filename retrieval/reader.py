@@ -50,24 +50,31 @@ class ReaderConfig:
     max_length: int
 
 
+def one_product(weights: np.ndarray) -> bytes:
+    """An ONNX model of one MatMulInteger, as the quantised readers hold them: uint8 activations
+    `a` (zero point 0) times the int8 `weights` (zero point 0), int32 out."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows, columns = weights.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])], "one_product",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, rows])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [None, columns])],
+        [numpy_helper.from_array(weights.astype(np.int8), "w"),
+         numpy_helper.from_array(np.zeros(columns, dtype=np.int8), "w_zero"),
+         numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 @functools.cache
 def signed_products_exact() -> bool:
     """Whether ONNX Runtime on this CPU multiplies unsigned activations by signed int8 weights
     exactly: it does with VNNI, and without it adds products in pairs in 16 bits, which saturate.
     Asked of ONNX Runtime itself, on one product of the largest values (a few milliseconds, once)."""
     import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
 
-    weights = np.full((64, 1), 127, dtype=np.int8)
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])], "probe",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
-        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.zeros(1, dtype=np.int8), "w_zero"),
-         numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(one_product(np.full((64, 1), 127)), providers=["CPUExecutionProvider"])
     (product,) = session.run(None, {"a": np.full((1, 64), 255, dtype=np.uint8)})
     return int(product[0, 0]) == 255 * 127 * 64
 
@@ -78,7 +85,9 @@ def shift_int8_weights(graph, *, signed: bool) -> bool:
     import onnx
     from onnx import numpy_helper
 
-    stored, shifted, by = ((onnx.TensorProto.UINT8, np.int8, -128) if signed else (onnx.TensorProto.INT8, np.uint8, 128))
+    stored, shifted, by = (
+        (onnx.TensorProto.UINT8, np.int8, -128) if signed else (onnx.TensorProto.INT8, np.uint8, 128)
+    )
     constants = {tensor.name: tensor for tensor in graph.graph.initializer}
     # Inputs 1 and 3 of MatMulInteger are the weight and its zero point.
     names = {name for node in graph.graph.node if node.op_type == "MatMulInteger" for name in node.input[1::2]
@@ -89,15 +98,18 @@ def shift_int8_weights(graph, *, signed: bool) -> bool:
     return bool(names)
 
 
-def signed_where_exact(model: Path) -> bytes:
-    """The int8 export at `model` with its unsigned weights (and their zero points) shifted back to signed.
+def signed_where_exact(model: Path) -> bytes | str:
+    """The int8 export at `model`, whose weights are stored unsigned, as ONNX Runtime should run it
+    on this CPU: the weights shifted back to signed where signed products are exact
+    (`signed_products_exact`), else the file as it is.
 
-    The weights are stored unsigned (training/quantise.py) because ONNX Runtime's kernels for
-    unsigned activations times signed weights saturate on a CPU without VNNI, and its unsigned
-    times unsigned ones do not. With VNNI the signed kernels are exact too, and about three times
-    faster (the second reader's four pairs: 61 ms against 198 ms, 2026-12-06), so where they are
-    exact (`signed_products_exact`) the weights go back to the signed values they were quantised as.
+    They are stored unsigned (training/quantise.py) because ONNX Runtime's kernels for unsigned
+    activations times signed weights saturate on a CPU without VNNI, and its unsigned times
+    unsigned ones do not. With VNNI the signed kernels are exact too, and about three times faster
+    (the second reader's four pairs: 61 ms against 198 ms, 2026-12-06).
     """
+    if not signed_products_exact():
+        return str(model)
     import onnx
 
     graph = onnx.load(str(model))
@@ -126,14 +138,14 @@ class Reader:
             # (score): on two cores faster than one run on both, and each run pads less.
             options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            unsigned = said.get("weights") == "int8" and said.get("unsigned_weights")
-            served = signed_where_exact(model) if unsigned and signed_products_exact() else str(model)
+            int8, unsigned = said.get("weights") == "int8", bool(said.get("unsigned_weights"))
+            served = signed_where_exact(model) if int8 and unsigned else str(model)
             self.session = onnxruntime.InferenceSession(served, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime and tokenizers raise their own classes for a bad file
             raise ReaderUnavailable(
                 f"the reader model in {directory} could not be loaded ({error}): run `make train-reader` to rebuild it"
             ) from error
-        if said.get("weights") == "int8" and not said.get("unsigned_weights"):
+        if int8 and not unsigned:
             # ONNX Runtime multiplies signed int8 weights wrongly on a CPU without VNNI (training/quantise.py).
             raise ReaderUnavailable(
                 f"the reader model {model} stores its int8 weights signed, which a CPU without VNNI multiplies "

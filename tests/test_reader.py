@@ -510,24 +510,14 @@ def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_
 def _one_product(tmp_path):
     """A one-node MatMulInteger written as quantise writes it (weights unsigned), with its signed
     weights and activations that meet a column of the largest weights with the largest values."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
+    from retrieval.reader import one_product
     from training.quantise import _store_unsigned
 
     rng = np.random.default_rng(3)
     weights = rng.integers(-127, 128, size=(64, 8), dtype=np.int8)
     weights[:, 0] = 127  # a column of largest weights, met by the largest activations below
-    zero = np.zeros(8, dtype=np.int8)
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])], "one_product",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [None, 8])],
-        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(zero, "w_zero"),
-         numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero")],
-    )
     path = tmp_path / "product.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    path.write_bytes(one_product(weights))
     _store_unsigned(path)
     activations = np.vstack([np.full(64, 255, dtype=np.uint8), rng.integers(0, 256, size=(3, 64), dtype=np.uint8)])
     return path, weights, activations
@@ -552,18 +542,21 @@ def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_sat
 
 
 def test_unsigned_weights_go_back_to_signed_as_quantised(tmp_path):
-    # On a CPU with VNNI the reader serves the weights signed (faster there): exactly the values
-    # quantise shifted, zero points back at 0, on any CPU this runs on.
+    # Where signed products are exact (with VNNI) the reader serves the weights signed, faster
+    # there: exactly the values quantise shifted, zero points back at 0, on any CPU this runs on.
     import onnx
     from onnx import numpy_helper
 
-    from retrieval.reader import signed_where_exact
+    from retrieval.reader import shift_int8_weights
 
     path, weights, _ = _one_product(tmp_path)
-    served = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(signed_where_exact(path)).graph.initializer}
+    graph = onnx.load(str(path))
+    assert shift_int8_weights(graph, signed=True)
+    served = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
     assert served["w"].dtype == np.int8 and np.array_equal(served["w"], weights)
     assert served["w_zero"].dtype == np.int8 and set(served["w_zero"]) == {0}
     assert served["a_zero"].dtype == np.uint8  # the activations' zero point is left as it was
+    assert not shift_int8_weights(graph, signed=True)  # nothing unsigned is left to shift
 
 
 def test_int8_weights_multiply_exactly_as_served_on_this_cpu(tmp_path):
@@ -572,11 +565,10 @@ def test_int8_weights_multiply_exactly_as_served_on_this_cpu(tmp_path):
     # even where 16-bit pairs would saturate.
     import onnxruntime
 
-    from retrieval.reader import signed_products_exact, signed_where_exact
+    from retrieval.reader import signed_where_exact
 
     path, weights, activations = _one_product(tmp_path)
-    served = signed_where_exact(path) if signed_products_exact() else str(path)
-    session = onnxruntime.InferenceSession(served, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(signed_where_exact(path), providers=["CPUExecutionProvider"])
     (product,) = session.run(None, {"a": activations})
     assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
 
