@@ -174,25 +174,18 @@ class Reader:
             return np.zeros(0, dtype=np.float32)
         question = self._fit_question(question)
         encodings = self._pairs.encode_batch([(question, context) for context in contexts])
-        # Sorted by length and cut into one run per core: each run pads only to its own longest.
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        size = -(-len(order) // _cores())
-        runs = [order[first : first + size] for first in range(0, len(order), size)]
-        probabilities = np.zeros(len(contexts), dtype=np.float32)
-        for rows, values in zip(runs, self._spread.map(lambda rows: self._run([encodings[i] for i in rows]), runs)):
-            probabilities[rows] = values
-        return probabilities
+        # One pair per run, the runs spread over the cores. The int8 readers quantise a run's
+        # activations with one scale for the whole run, so in a run of several pairs each pair's
+        # probability moved with the others' (the second reader: 0.63 alone, 0.51 beside three
+        # others; docs/QUALITY.md, "A pair's probability, its own"); alone, a pair is never padded.
+        values = self._spread.map(self._probability, encodings)
+        return np.fromiter(values, dtype=np.float32, count=len(encodings))
 
-    def _run(self, encodings: list) -> np.ndarray:
-        """One model run over encoded pairs: their probabilities."""
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            n = len(encoding.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    def _probability(self, encoding) -> float:
+        """One model run over one encoded pair: the probability that its sentence answers."""
+        ids = np.array([encoding.ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "token_type_ids": np.array([encoding.type_ids], dtype=np.int64)}
         with self._turns:
             logits = self.session.run(None, {name: value for name, value in feeds.items() if name in self._inputs})[0]
-        return (1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))).astype(np.float32)
+        return float(1.0 / (1.0 + np.exp(-float(logits[0, 0]))))

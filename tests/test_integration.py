@@ -111,15 +111,15 @@ def test_the_shipped_question_set_meets_its_floor(library):
 
     assert report.answerable >= 40 and report.unanswerable >= 8
     # Measured with the embedder tuned for questions and both readers (the second at its stage 6,
-    # agreed 0.1 / 0.9, int8 weights stored unsigned) at their SQuAD-calibrated threshold (README,
-    # "Quality"): recall@5 0.977; 0.818, 0.034 and 0.735 (25 of 34) on an AVX2 machine, 0.830,
-    # 0.034 and 0.765 on the earlier ones. The floors leave a question either way for the float
-    # arithmetic that still differs between CPUs.
+    # agreed 0.1 / 0.9, int8 weights stored unsigned, each pair read alone) at their SQuAD-calibrated
+    # threshold (README, "Quality"): recall@5 0.977; 0.830, 0.034 and 0.706 (24 of 34) on a VNNI
+    # machine; before pairs were read alone, 0.818 / 0.034 / 0.735 on an AVX2 machine. The floors
+    # leave a question either way for the float arithmetic that still differs between CPUs.
     assert report.recall_at_5 >= 0.95
     assert report.mrr_at_10 >= 0.85
     assert report.answer_hit_rate >= 0.80
     assert report.declined_answerable <= 0.06
-    assert report.declined_unanswerable >= 0.70
+    assert report.declined_unanswerable >= 0.67
 
 
 def test_search_through_the_source_filter(library):

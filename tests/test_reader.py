@@ -507,6 +507,29 @@ def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_
     assert weights and {types[name] for name in weights} == {onnx.TensorProto.UINT8}
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("directory", [READER_DIR, SECOND_READER_DIR], ids=["reader", "second-reader"])
+def test_a_pairs_probability_is_the_same_whatever_it_is_read_beside(directory):
+    # The int8 readers quantise a run's activations with one scale: read in one run with others,
+    # a pair's probability moved with theirs (the second reader: 0.63 alone, 0.51 beside three more).
+    reader = Reader(directory)
+    question = "Who founded Xiaohongshu?"
+    contexts = [
+        reader_context("Xiaohongshu was founded in 2013 by Miranda Qu and Charlwin Mao.", title="RedNote"),
+        reader_context(f"In {2019} the app had some 300 million users, most of them young women.", title="RedNote"),
+        reader_context("The company is based in Shanghai and employs thousands of people.", title="RedNote"),
+        reader_context("Its name means little red book, after a book of quotations.", title="RedNote",
+                       heading="Name", previous="The app took its name early on."),
+        reader_context("Users share reviews of products, restaurants and travel.", title="RedNote"),
+    ]
+
+    alone = np.array([reader.score(question, [context])[0] for context in contexts])
+
+    assert np.array_equal(reader.score(question, contexts), alone)
+    assert np.array_equal(reader.score(question, contexts[::-1]), alone[::-1])
+    assert np.array_equal(reader.score(question, contexts[1:4]), alone[1:4])
+
+
 def _one_product(tmp_path):
     """A one-node MatMulInteger written as quantise writes it (weights unsigned), with its signed
     weights and activations that meet a column of the largest weights with the largest values."""
