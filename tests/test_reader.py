@@ -516,7 +516,7 @@ def test_a_pairs_probability_is_the_same_whatever_it_is_read_beside(directory):
     question = "Who founded Xiaohongshu?"
     contexts = [
         reader_context("Xiaohongshu was founded in 2013 by Miranda Qu and Charlwin Mao.", title="RedNote"),
-        reader_context(f"In {2019} the app had some 300 million users, most of them young women.", title="RedNote"),
+        reader_context("In 2019 the app had some 300 million users, most of them young women.", title="RedNote"),
         reader_context("The company is based in Shanghai and employs thousands of people.", title="RedNote"),
         reader_context("Its name means little red book, after a book of quotations.", title="RedNote",
                        heading="Name", previous="The app took its name early on."),
