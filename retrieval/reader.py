@@ -134,8 +134,8 @@ class Reader:
             self.config = ReaderConfig(max_length=int(said["max_length"]))
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
             options = onnxruntime.SessionOptions()
-            # One thread per run; a question's sentences are split into one run per core instead
-            # (score): on two cores faster than one run on both, and each run pads less.
+            # One thread per run; a question's pairs are read one to a run, the runs spread over
+            # the cores instead (score): on two cores faster than one run on both.
             options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             int8, unsigned = said.get("weights") == "int8", bool(said.get("unsigned_weights"))
