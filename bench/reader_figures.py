@@ -29,16 +29,19 @@ def figures(records: list[dict], threshold: float, *, unknown_names: bool) -> di
     """Answer and abstention figures at a threshold, retrieval recall by re-rank weight, and the AUC."""
     report = score_qa(with_threshold(outcomes(records, unknown_names=unknown_names), threshold))
     answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
     recall = {w: (round(float(np.mean([r["ranks"][w] == 1 for r in answerable])), 3),
                   round(float(np.mean([r["ranks"][w] is not None and r["ranks"][w] <= 5 for r in answerable])), 3))
               for w in answerable[0]["ranks"]}
     return {
         "threshold": threshold, "answer_hit_rate": report.answer_hit_rate,
+        # A file of answerable questions only (squad-unseen.json) has no declines or AUC to give.
         "declined_unanswerable": report.declined_unanswerable, "declined_answerable": report.declined_answerable,
         "best_sentence_holds_answer": round(float(np.mean([r["best_holds_answer"] for r in answerable])), 3),
-        "auc": round(auc([r["evidence"] for r in answerable], [r["evidence"] for r in records if not r["answerable"]]), 3),
+        "auc": round(auc([r["evidence"] for r in answerable], [r["evidence"] for r in unanswerable]), 3)
+        if unanswerable else None,
         "recall@1,@5 by reader weight": recall,
-        "questions": f"{len(answerable)} answerable, {len(records) - len(answerable)} unanswerable",
+        "questions": f"{len(answerable)} answerable, {len(unanswerable)} unanswerable",
     }
 
 

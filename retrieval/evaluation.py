@@ -76,17 +76,21 @@ def first_relevant_rank(relevant: Sequence[bool]) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class QAReport:
-    """Retrieval, answer and abstention figures over a question set."""
+    """Retrieval, answer and abstention figures over a question set.
+
+    A figure over a kind of question the set does not hold is None: a SQuAD v1.1 file has no
+    unanswerable questions to decline, and 0.0 would read as none declined.
+    """
 
     questions: int
     answerable: int
     unanswerable: int
-    recall_at_1: float
-    recall_at_5: float
-    mrr_at_10: float
-    answer_hit_rate: float
-    declined_unanswerable: float
-    declined_answerable: float
+    recall_at_1: float | None
+    recall_at_5: float | None
+    mrr_at_10: float | None
+    answer_hit_rate: float | None
+    declined_unanswerable: float | None
+    declined_answerable: float | None
 
     def to_dict(self) -> dict:
         """Return the figures as a plain dict."""
@@ -109,8 +113,8 @@ def score_qa(outcomes: Sequence[QAOutcome]) -> QAReport:
     answerable = [o for o in outcomes if o.item.answerable]
     unanswerable = [o for o in outcomes if not o.item.answerable]
 
-    def share(flags: list[bool]) -> float:
-        return round(sum(flags) / len(flags), 4) if flags else 0.0
+    def share(flags: list[bool]) -> float | None:
+        return round(sum(flags) / len(flags), 4) if flags else None
 
     return QAReport(
         questions=len(outcomes),
@@ -120,7 +124,7 @@ def score_qa(outcomes: Sequence[QAOutcome]) -> QAReport:
         recall_at_5=share([o.rank is not None and o.rank <= 5 for o in answerable]),
         mrr_at_10=round(sum(1 / o.rank for o in answerable if o.rank and o.rank <= 10) / len(answerable), 4)
         if answerable
-        else 0.0,
+        else None,
         answer_hit_rate=share([o.answer_correct for o in answerable]),
         declined_unanswerable=share([not o.answered for o in unanswerable]),
         declined_answerable=share([not o.answered for o in answerable]),

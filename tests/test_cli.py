@@ -243,6 +243,23 @@ def test_eval_squad_builds_a_library_of_the_articles_and_asks_their_questions(ru
     assert not (tmp_path / "index").exists() or not any((tmp_path / "index").iterdir())
 
 
+def test_eval_of_a_squad_v1_file_says_it_has_no_unanswerable_questions_to_decline(runner, tmp_path):
+    context = "The garage under building B has forty parking spaces. Visitors park there for free."
+    squad = {"version": "1.1", "data": [{"title": "Parking_rules", "paragraphs": [{"context": context, "qas": [
+        {"id": "a", "question": "How many parking spaces does the garage under building B have?",
+         "answers": [{"text": "forty", "answer_start": context.index("forty")}]},
+    ]}]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(squad))
+
+    result = runner.invoke(app, ["eval", "--squad", str(path)])
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "declined_unanswerable" in line)
+    assert "no such questions" in row
+    assert "0.0000" not in row
+
+
 def test_serve_on_a_busy_port_says_so_before_loading_anything(tmp_path, runner):
     import socket
 

@@ -79,6 +79,18 @@ def test_qa_scores_count_declines_separately():
     assert report.declined_unanswerable == 1.0
 
 
+def test_a_set_without_unanswerable_questions_reports_no_declines_of_them_rather_than_none():
+    answerable = QAItem("q", ("x",), True)
+
+    report = score_qa([QAOutcome(answerable, rank=1, answered=False, answer_correct=False, evidence=0.1)])
+
+    assert report.declined_unanswerable is None and report.declined_answerable == 1.0
+    only_unanswerable = score_qa([QAOutcome(QAItem("u", (), False), rank=None, answered=False,
+                                            answer_correct=False, evidence=0.1)])
+    assert only_unanswerable.answer_hit_rate is None and only_unanswerable.recall_at_1 is None
+    assert only_unanswerable.mrr_at_10 is None and only_unanswerable.declined_unanswerable == 1.0
+
+
 def test_a_malformed_qa_line_is_named(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text('{"question": "ok?", "answers": ["a"], "answerable": true}\n{"answers": []}\n')

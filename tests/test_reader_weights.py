@@ -55,3 +55,19 @@ def test_a_doubt_weight_lets_the_threshold_decline_what_only_one_reader_accepts(
         assert all(rights(again, threshold)[:10])  # every answerable one still answered, rightly
 
     assert declined[0.0] < 10 and declined[0.5] == 10
+
+
+def test_a_file_of_answerable_questions_only_gives_no_declines_or_auc_to_report():
+    from bench.reader_figures import figures
+
+    records = [{**_record(True, (0.8, 0.8, 0, 0.5, True)), "evidence": 0.5 + 0.1 * i, "best_holds_answer": True}
+               for i in range(4)]
+
+    only_answerable = figures(records, 0.65, unknown_names=False)
+    both = figures([*records, {**_record(False, (0.2, 0.2, 0, 0.5, False)), "evidence": 0.2,
+                               "best_holds_answer": False}], 0.65, unknown_names=False)
+
+    assert only_answerable["declined_unanswerable"] is None and only_answerable["auc"] is None
+    # Two of the four answerable ones are under 0.65.
+    assert only_answerable["declined_answerable"] == 0.5
+    assert both["declined_unanswerable"] == 1.0 and both["auc"] == 1.0

@@ -395,7 +395,8 @@ def evaluate(
     else:
         table = Table("measure", "value", title=str(qa or squad))
         for name, value in results.items():
-            table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+            shown = f"{value:.4f}" if isinstance(value, float) else "no such questions" if value is None else str(value)
+            table.add_row(name, shown)
     out.print(table)
 
 
