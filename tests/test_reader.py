@@ -127,6 +127,31 @@ def test_dev_articles_are_split_apart_by_article(tiny_squad):
     assert split_dev(load_articles(tiny_squad / "dev-v2.0.json.gz")) == parts
 
 
+def test_the_split_also_writes_the_v1_dev_articles_no_choice_has_seen(tiny_squad, tmp_path, monkeypatch):
+    import sys
+
+    from training import split_squad
+
+    # SQuAD v1.1's dev file holds the 2.0 dev file's articles and more (here, two more).
+    v1 = [_article(n) for n in range(18)]
+    for article in v1:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"] = [qa for qa in paragraph["qas"] if not qa["is_impossible"]]
+    with gzip.open(tiny_squad / "dev-v1.1.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"version": "1.1", "data": v1}, handle)
+    out = tmp_path / "split"
+    monkeypatch.setattr(sys, "argv", ["split_squad", "--data", str(tiny_squad), "--out", str(out)])
+
+    split_squad.main()
+
+    titles = {name: [a["title"] for a in json.loads((out / f"squad-{name}.json").read_text())["data"]]
+              for name in ("calibrate", "test", "unseen")}
+    assert titles["unseen"] == ["Article_16", "Article_17"]
+    parts = split_dev(load_articles(tiny_squad / "dev-v2.0.json.gz"))
+    assert sorted(titles["calibrate"]) == sorted(a["title"] for a in parts["calibrate"])
+    assert sorted(titles["test"]) == sorted(a["title"] for a in parts["test"])
+
+
 def test_pairs_mark_the_answering_sentence_and_take_near_misses_as_negatives(tiny_squad):
     import random
 

@@ -87,6 +87,14 @@ def split_dev(articles: Sequence[dict]) -> dict[str, list[dict]]:
     return {name: [a for a in articles if a["title"] in chosen] for name, chosen in parts.items()}
 
 
+def unseen_articles(v1_dev: Sequence[dict], v2_dev: Sequence[dict]) -> list[dict]:
+    """The SQuAD v1.1 dev articles that SQuAD 2.0's dev file does not hold: nothing trains, calibrates
+    or is chosen on them, so they show how the threshold carries to articles no choice has seen
+    (answerable questions only: how many an answer declines wrongly, how many it gets right)."""
+    seen = {article["title"] for article in v2_dev}
+    return [article for article in v1_dev if article["title"] not in seen]
+
+
 def readable_title(title: str) -> str:
     """SQuAD titles are page names: "Super_Bowl_50" reads "Super Bowl 50"."""
     return title.replace("_", " ")
