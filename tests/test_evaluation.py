@@ -164,3 +164,16 @@ def test_balanced_calibration_weighs_right_answers_and_declines_alike():
     assert report.answer_hit_rate == 0.5 and report.declined_unanswerable == 0.75
     # With no more than a quarter of the answerable questions declined, it stops lower.
     assert calibrate_threshold(outcomes, max_wrong_declines=0.25) == 0.4
+
+
+@pytest.mark.parametrize("name", ["qa.jsonl", "fresh.jsonl"])
+def test_every_answer_of_the_corpus_question_sets_stands_in_one_of_its_articles(name):
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parent.parent / "corpus"
+    articles = [path.read_text(encoding="utf-8") for path in sorted(corpus.glob("*.txt"))]
+    items = load_qa(corpus / name)
+
+    assert len(articles) == 5 and sum(i.answerable for i in items) >= 40
+    missing = [(i.question, a) for i in items for a in i.answers if not any(contains_answer(t, [a]) for t in articles)]
+    assert missing == []
