@@ -23,6 +23,8 @@ def conversation_markdown(answers: Sequence[Answer], *, base: str = "") -> str:
 def turn_markdown(answer: Answer, *, base: str = "") -> str:
     """Return one question and its answer as conversation_markdown writes it, links made at `base`."""
     parts = [f"## {markdown_text(' '.join(answer.question.split()))}"]
+    if answer.corrections:
+        parts.append(f"*{markdown_text(answer.reading())}*")
     if answer.answered:
         parts.append(markdown_text(answer.answer))
         parts.append("\n".join(f"{c.n}. {c.cite_markdown(base=base)}" for c in answer.citations))

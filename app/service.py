@@ -36,6 +36,7 @@ from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
+from retrieval import spelling
 from retrieval.answer import compose
 from retrieval.embedder import Embedder, is_bundled, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
@@ -560,10 +561,13 @@ class Sourcebook:
         """
         question = _clean(question, "question")
         check_k(k)
-        query = contextualise(question, history)
         searcher = self.searcher
+        # Misspelt words are read as the library's nearest words, and the answer says so.
+        corrections = searcher.corrections(question)
+        read = spelling.corrected(question, corrections)
+        query = contextualise(read, history)
         passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source)
-        unknown = self.library.keywords.missing_words(names_in(question))
+        unknown = self.library.keywords.missing_words(names_in(read))
         answer = compose(
             query,
             passages[: self.settings.answer_passages],
@@ -576,7 +580,8 @@ class Sourcebook:
             second_reads=self.settings.second_reads,
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
-        answer = replace(answer, question=question, passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
+        answer = replace(answer, question=question, corrections=corrections,
+                         passages=(*answer.passages, *passages[self.settings.answer_passages :])[:k])
         if not answer.answered and log_declined:
             self._log_declined(query, answer.passages)
         with self._answers_lock:

@@ -22,7 +22,7 @@ import numpy as np
 
 from app.service import Sourcebook
 from retrieval import answer as answering
-from retrieval import reading
+from retrieval import reading, spelling
 from retrieval.candidates import shared_words
 from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
 from retrieval.settings import Settings
@@ -72,28 +72,30 @@ def main() -> None:
     second = Recording(service.second_reader) if service.second_reader is not None else None
     with open(args.out, "w") as out:
         for item in items:
-            passages = service.searcher.search(item.question, k=10)
+            # Read as `ask` reads it: misspelt words as the library's nearest words.
+            question = spelling.corrected(item.question, service.searcher.corrections(item.question))
+            passages = service.searcher.search(question, k=10)
             answering_passages = passages[: settings.answer_passages]
-            unknown = service.library.keywords.missing_words(reading.names_in(item.question))
-            terms = set(keyword_terms(item.question))
+            unknown = service.library.keywords.missing_words(reading.names_in(question))
+            terms = set(keyword_terms(question))
             # What read_candidates does with both readers, in two steps, so that each reader's own
             # probability is kept beside the agreed one (bench.reader_weights refits their weighing).
-            scored = reading.read_candidates(service.reader, item.question, answering_passages, candidates,
+            scored = reading.read_candidates(service.reader, question, answering_passages, candidates,
                                              service.library.keywords.share_holding)
             own = {(s.hit.document_id, s.start): (round(s.score, 4), None) for s in scored}
             if second is not None and settings.second_reads > 0:
                 second.last = []
                 reread = scored[: settings.second_reads]
-                scored = reading.reread(second, item.question, reread)
+                scored = reading.reread(second, question, reread)
                 for s, p in zip(reread, second.last):
                     own[(s.hit.document_id, s.start)] = (round(s.score, 4), round(p, 4))
             best = scored[0].score if scored else 0.0
             # The quote the service would give at the shipped threshold (a refitted one differs a little).
-            chosen = answering.select(item.question, scored, settings.abstain_below)[0] if scored else []
+            chosen = answering.select(question, scored, settings.abstain_below)[0] if scored else []
             quote = " ".join(s.text for s in chosen)
             ranks = {}
             for weight in WEIGHTS:
-                reranked = answering.rerank(item.question, answering_passages, scored, reader_weight=weight)
+                reranked = answering.rerank(question, answering_passages, scored, reader_weight=weight)
                 order = [*reranked, *passages[settings.answer_passages :]]
                 ranks[str(weight)] = first_relevant_rank([contains_answer(p.text, item.answers) for p in order])
             out.write(json.dumps({

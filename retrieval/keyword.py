@@ -227,6 +227,18 @@ class KeywordIndex:
         """Return the words that no passage contains (compared after stemming)."""
         return [word for word in words if (terms := keyword_terms(word)) and not self._holds_all(terms)]
 
+    def near(self, word: str, edits: int, *, limit: int) -> list[int]:
+        """Return the rowids of up to `limit` passages holding a term within `edits` edits of the
+        word's (a misspelling's nearest words are in them: retrieval/spelling.py)."""
+        terms = self._terms([word])
+        if not terms:
+            return []
+        fuzzy = [(tantivy.Occur.Should, tantivy.Query.fuzzy_term_query(self._schema, "text", term, distance=edits))
+                 for term in terms]
+        searcher = self._searcher
+        found = searcher.search(tantivy.Query.boolean_query(fuzzy), limit, count=False).hits
+        return [int(rowid) for rowid in searcher.fast_field_values("rowid", [address for _, address in found])]
+
     def share_holding(self, word: str, source: str) -> float:
         """Return the share of the source's passages that contain the word (all its terms, after stemming)."""
         terms = self._terms([word])

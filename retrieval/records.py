@@ -196,6 +196,18 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A word of the question as typed, and the library word it was read as (retrieval/spelling.py)."""
+
+    typed: str
+    read_as: str
+
+    def to_dict(self) -> dict:
+        """Return the JSON shape the CLI and the HTTP API share."""
+        return {"typed": self.typed, "read_as": self.read_as}
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """Quoted sentences with [n] markers, or an abstention with passages to see instead."""
 
@@ -207,6 +219,8 @@ class Answer:
     # The reader's probability for the best sentence, compared with the abstention threshold
     # (not in the JSON: each citation's score is its sentence's probability).
     evidence: float = 0.0
+    # Misspelt words of the question and how they were read: the answer is to the question so read.
+    corrections: tuple[Correction, ...] = ()
 
     @property
     def id(self) -> str:
@@ -226,6 +240,7 @@ class Answer:
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
+            "corrections": [c.to_dict() for c in self.corrections],
         }
 
     @classmethod
@@ -237,7 +252,15 @@ class Answer:
             answer=data["answer"],
             citations=tuple(Citation.from_dict(c) for c in data["citations"]),
             passages=tuple(Hit.from_dict(p) for p in data["passages"]),
+            # Answers kept by a browser before words were corrected have none.
+            corrections=tuple(Correction(c["typed"], c["read_as"]) for c in data.get("corrections") or ()),
         )
+
+    def reading(self) -> str:
+        """How the question was read, for people: 'Read "employes" as "employees".' ('' when as typed)."""
+        if not self.corrections:
+            return ""
+        return "Read " + ", ".join(f"“{c.typed}” as “{c.read_as}”" for c in self.corrections) + "."
 
     def cite(self) -> str:
         """Return the answer as a reader pastes it: each quote followed by its citation, one a line."""

@@ -9,15 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from retrieval import spelling
 from retrieval.embedder import Embedder, TokenVectors
 from retrieval.fusion import Fusion, Ranked, fuse
 from retrieval.index import VectorIndex
 from retrieval.keyword import KeywordIndex
-from retrieval.records import Hit, Place
+from retrieval.records import Correction, Hit, Place
 from retrieval.store import WINDOW_SLOTS, Store
 from retrieval.text import WORD
 
 MAX_K = 50
+# A misspelt word's nearest library words are looked for in this many passages holding a term near it.
+SPELLING_PASSAGES = 10
 
 
 def check_k(k: int) -> int:
@@ -172,6 +175,17 @@ class Searcher:
         deep = dense_search(self.index, query_vector, self.candidates * 20)
         allowed = {r for r, c in self.store.chunks([r for r, _ in deep]).items() if c.source == source}
         return [pair for pair in deep if pair[0] in allowed][: self.candidates]
+
+    def corrections(self, question: str) -> tuple[Correction, ...]:
+        """How to read the question's misspelt words: each as the nearest word the library holds
+        (retrieval/spelling.py), found in the passages holding a term near it."""
+
+        def library_words_near(word: str, edits: int) -> list[str]:
+            rowids = self.keywords.near(word, edits, limit=SPELLING_PASSAGES)
+            return [w for stored in self.store.chunks(rowids).values() for w in spelling.words_of(stored.chunk.text)]
+
+        return spelling.corrections(question, known=lambda word: not self.keywords.missing_words([word]),
+                                    english=spelling.is_english, library_words_near=library_words_near)
 
     def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """Return the k best distinct passages for `query`, optionally from one source only."""

@@ -81,6 +81,19 @@ def test_ask_returns_an_answer_with_citations(client):
     assert answer.citations[0].source == "corpus/travel.txt"
 
 
+def test_a_misspelt_question_is_answered_as_the_library_spells_it_and_says_so(client):
+    typed = "How far ahead should I book flihgts through the travle desk?"
+
+    answer = AskResponse.model_validate(client.post("/api/ask", json={"question": typed}).json())
+
+    assert answer.question == typed
+    assert [(c.typed, c.read_as) for c in answer.corrections] == [("flihgts", "flights"), ("travle", "travel")]
+    assert answer.answered and "two weeks ahead" in answer.answer
+    # A question spelt as the library spells it is read as typed.
+    clean = client.post("/api/ask", json={"question": "How far ahead should I book flights through the travel desk?"})
+    assert clean.json()["corrections"] == []
+
+
 def test_history_lets_a_follow_up_find_its_subject(client):
     first = "How many daily users did the app have in the US in January?"
 

@@ -85,7 +85,8 @@ def test_ask_json_has_the_shared_contract(corpus, runner):
     result = runner.invoke(app, ["ask", "How far ahead should flights be booked through the travel desk?", "--json"])
 
     payload = json.loads(result.output)
-    assert set(payload) == {"question", "answer_id", "answered", "answer", "citations", "passages"}
+    assert set(payload) == {"question", "answer_id", "answered", "answer", "citations", "passages", "corrections"}
+    assert payload["corrections"] == []
     assert payload["answered"] is True
     assert set(payload["citations"][0]) == CITATION_KEYS
     assert "two weeks ahead" in payload["citations"][0]["quote"]
@@ -96,6 +97,14 @@ def test_ask_json_has_the_shared_contract(corpus, runner):
         f'"{citation["quote"]}" ([Travel](/?doc={citation["document_id"]}&start={citation["start"]}'
         f'&end={citation["end"]}&h={citation["url"][-8:]}), line 2, docs/travel.txt)'
     )
+
+
+def test_ask_says_how_it_read_a_misspelt_question_and_answers_it(corpus, runner):
+    result = runner.invoke(app, ["ask", "How far ahead should flihgts be booked through the travel desk?"])
+
+    assert result.exit_code == 0, result.output
+    assert "Read “flihgts” as “flights”." in result.output
+    assert "two weeks ahead" in result.output
 
 
 def test_ask_reads_questions_from_stdin_one_json_line_each(corpus, runner, fake_model):

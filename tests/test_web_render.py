@@ -16,7 +16,7 @@ from app.service import Deletion, token_accepted
 from app.uploads import UploadResult
 from ingest.health import DocumentHealth, HealthWarning
 from ingest.records import Document, Page, Section
-from retrieval.records import Answer, Citation, Hit, StoredDocument
+from retrieval.records import Answer, Citation, Correction, Hit, StoredDocument
 from ui import web
 
 SCRIPT = "<script>window.__pwned = 1</script>"
@@ -134,6 +134,19 @@ def test_an_answer_turn_shows_question_quotes_and_cards():
     assert 'class="answer answered"' in markup and "not-found" not in markup
     assert markup.count('class="sb-card citation-card"') == 1
     assert "Which cloud?" in visible_text(markup)
+
+
+def test_a_turn_says_how_a_misspelt_question_was_read_and_its_markdown_too():
+    passage = hit()
+    answer = Answer("Which clowd?", True, f"{QUOTE} [1]", (citation(passage),), (passage,),
+                    corrections=(Correction("clowd", "cloud"),))
+
+    markup = web.render_turn(answer)
+
+    assert "Which clowd?" in visible_text(markup)
+    assert "Read “clowd” as “cloud”." in visible_text(markup)
+    assert "Read “clowd” as “cloud”." in unescape(re.search(r'data-markdown="([^"]*)"', markup).group(1))
+    assert "Read " not in visible_text(web.render_turn(replace(answer, corrections=())))
 
 
 def test_a_declined_answer_is_a_distinct_box_with_see_also_passages():

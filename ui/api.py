@@ -119,6 +119,11 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=50)
 
 
+class CorrectionModel(BaseModel):
+    typed: str = Field(description="A word of the question as typed, in no passage and no English word")
+    read_as: str = Field(description="The library's nearest word, which the question was read with")
+
+
 class AskResponse(BaseModel):
     question: str
     answer_id: str = Field(description="The answer's stable id (a hash of what it says): rate it with POST /api/feedback")
@@ -126,6 +131,9 @@ class AskResponse(BaseModel):
     answer: str
     citations: list[CitationModel]
     passages: list[HitModel]
+    corrections: list[CorrectionModel] = Field(
+        default_factory=list, description="Misspelt words of the question and how they were read (the answer is to the question so read)"
+    )
 
 
 class HealthWarningModel(BaseModel):

@@ -231,6 +231,8 @@ def print_hits(hits: list[Hit], *, heading: str | None = None) -> None:
 
 def print_answer(answer: Answer) -> None:
     """Print an answer with its numbered citations, or the abstention with passages to see."""
+    if answer.corrections:
+        out.print(f"[dim]{escape(answer.reading())}[/dim]")
     if not answer.answered:
         out.print(f"[yellow]{escape(answer.answer)}[/yellow]\n")
         print_hits(list(answer.passages), heading="See also")

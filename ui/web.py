@@ -100,6 +100,7 @@ STYLE = """
 .sb-conversation .turn { margin: 0 0 1.4rem; }
 .sb-conversation .question { font-weight: 600; margin: 0 0 .5rem; padding: .5rem .8rem; border-radius: 8px;
   background: var(--color-accent-soft); display: inline-block; max-width: 100%; }
+.sb-conversation .reading { color: var(--body-text-color-subdued); font-size: .9em; margin: -.2rem 0 .5rem .2rem; }
 .sb-conversation .answer { padding: .8rem 1rem; border-radius: 8px; border: 1px solid var(--border-color-primary); }
 .sb-conversation .answer.answered { border-left: 4px solid var(--color-accent); }
 .sb-conversation .answer-text { margin: 0 0 .6rem; line-height: 1.55; white-space: pre-line; }
@@ -686,6 +687,8 @@ def render_turn(answer: Answer, *, base: str = "", rating: Mapping | None = None
     under it, its thumbs and comment box (`rating` is its stored record; `turn` its place in the conversation).
     """
     question = f'<div class="question">{esc(answer.question)}</div>'
+    if answer.corrections:
+        question += f'<div class="reading">{esc(answer.reading())}</div>'
     if answer.answered:
         cards = "".join(citation_card(c, answer.passages, base=base) for c in answer.citations)
         actions = copy_button("Copy answer", answer.cite(), describe="Copy the answer's quotes with their citations")

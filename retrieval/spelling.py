@@ -1,0 +1,151 @@
+"""Misspelt words of a question, read as the library's nearest words.
+
+A question's word that no passage holds and that is not an English word is most likely a slip of
+the keys ("Xioohongshu", "employes", "advertiing"): left as typed, search misses it, the readers
+doubt every sentence, and a misspelt name even turns the question into one about something the
+documents never mention. So such a word is read as the library word nearest to it in edit
+distance (a letter left out, added, changed, or two swapped; two of them for longer words), with
+the same first letter, the most frequent of equally near ones. Words the library holds, English
+words it does not (a question may ask about what the documents lack: "Paris" is not "pairs"),
+short words and words with digits are read as typed. The answer reports each reading, so the
+asker sees how the question was read (docs/QUALITY.md, "Misspelt questions").
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from importlib import resources
+
+from retrieval.records import Correction
+from retrieval.text import STOPWORDS
+
+# A word as typed: letters, with inner apostrophes or hyphens ("Xiaohongshu's", "cross-border"),
+# not part of a token with digits ("Lemon8").
+QUESTION_WORD = re.compile(r"(?<![\w'’-])[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*(?!\w)")
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+SHORTEST = 4
+# Up to this length one edit, beyond it two: two slips in a short word make another word.
+ONE_EDIT_UP_TO = 7
+# A question with more words than this that are neither the library's nor English is not misspelt
+# English (another language, a code, a list of names): it is read as typed.
+MOST_SUSPECTS = 3
+# pyspellchecker's English list counts each word in a corpus of film subtitles; its rarest
+# entries (counts under 100) include common misspellings, so they do not count as words here.
+ENGLISH_AT_LEAST = 100
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Letters inserted, deleted, changed or swapped with a neighbour to turn `a` into `b`
+    (optimal string alignment); anything over `limit` is reported as `limit + 1`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] | None = None
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (a[i - 1] != b[j - 1]))
+            if before is not None and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, row = row, current
+    return min(row[-1], limit + 1)
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a passage, as `suspects` reads a question's (a possessive's 's left off)."""
+    return [_POSSESSIVE.sub("", match.group()) for match in QUESTION_WORD.finditer(text)]
+
+
+def allowed_edits(word: str) -> int:
+    """How many edits a misspelling of this length may be from its word."""
+    return 1 if len(word) <= ONE_EDIT_UP_TO else 2
+
+
+def suspects(question: str, *, known: Callable[[str], bool], english: Callable[[str], bool]) -> list[str]:
+    """The words of `question` that may be misspelt: long enough, no library word, no English word."""
+    found: list[str] = []
+    for match in QUESTION_WORD.finditer(question):
+        word = _POSSESSIVE.sub("", match.group())
+        folded = word.casefold()
+        if len(word) < SHORTEST or folded in STOPWORDS or word in found:
+            continue
+        # The library first: the English list is loaded only when a word is not in the library.
+        if known(word) or english(folded):
+            continue
+        found.append(word)
+    return found
+
+
+def nearest(word: str, library_words: Iterable[str]) -> str | None:
+    """The library word nearest to `word` (same first letter, within `allowed_edits`), in its most
+    frequent form as written there; of equally near ones the most frequent. None if none is near."""
+    folded = word.casefold()
+    limit = allowed_edits(folded)
+    forms: dict[str, Counter[str]] = {}
+    for written in library_words:
+        candidate = written.casefold()
+        if candidate[:1] == folded[:1] and candidate != folded:
+            forms.setdefault(candidate, Counter())[written] += 1
+    best: tuple[int, int, str] | None = None
+    for candidate, written in forms.items():
+        distance = edit_distance(folded, candidate, limit)
+        if distance <= limit:
+            key = (distance, -sum(written.values()), candidate)
+            if best is None or key < best:
+                best = key
+    if best is None:
+        return None
+    form = forms[best[2]].most_common(1)[0][0]
+    # Typed in lower case, read in lower case: a word the documents capitalise only at a sentence's start.
+    return form.casefold() if word == folded else form
+
+
+def corrections(
+    question: str,
+    *,
+    known: Callable[[str], bool],
+    english: Callable[[str], bool],
+    library_words_near: Callable[[str, int], Iterable[str]],
+) -> tuple[Correction, ...]:
+    """How to read the question's misspelt words: `library_words_near(word, edits)` gives the words
+    of the passages that hold a word within `edits` of it."""
+    found = []
+    words = suspects(question, known=known, english=english)
+    if len(words) > MOST_SUSPECTS:
+        return ()
+    for word in words:
+        near = nearest(word, library_words_near(word, allowed_edits(word.casefold())))
+        if near is not None:
+            found.append(Correction(word, near))
+    return tuple(found)
+
+
+def corrected(question: str, found: Iterable[Correction]) -> str:
+    """The question with each misspelt word replaced by the word it was read as."""
+    for correction in found:
+        question = re.sub(rf"(?<![\w'’-]){re.escape(correction.typed)}(?![\w-])", correction.read_as, question)
+    return question
+
+
+_english: frozenset[str] | None = None
+_english_lock = threading.Lock()
+
+
+def is_english(word: str) -> bool:
+    """Whether a lower-cased word is in pyspellchecker's English list (loaded once, about 0.3 s)."""
+    global _english
+    if _english is None:
+        with _english_lock:
+            if _english is None:
+                source = resources.files("spellchecker") / "resources" / "en.json.gz"
+                with resources.as_file(source) as path, gzip.open(path, "rt", encoding="utf-8") as handle:
+                    counts = json.load(handle)
+                _english = frozenset(w for w, n in counts.items() if n >= ENGLISH_AT_LEAST)
+    return word in _english
