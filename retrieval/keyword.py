@@ -27,12 +27,15 @@ from retrieval.text import WORD, keyword_terms
 log = logging.getLogger(__name__)
 
 TOKENIZER = "sourcebook"
+# The words as written (lower-cased, accents folded, not stemmed), for finding the words near a
+# misspelling: a stem is no guide to one ("bsaed" stems to "bsa", "Beijing" to "beij").
+WORDS_TOKENIZER = "sourcebook-words"
 # Memory the writer may fill before it writes a segment (tantivy's minimum is 15 MB per thread).
 WRITER_HEAP_BYTES = 64_000_000
 REBUILD_HEAP_BYTES = 256_000_000
 SIDECAR = "sourcebook-keyword.json"
 # Bumped when the schema or the analyzer changes: an index of another layout is rebuilt on open.
-LAYOUT = 1
+LAYOUT = 2
 # A removed passage stays in BM25's statistics (document frequencies, average length) until its
 # segment is merged away, so scores would depend on the library's history. Up to this many
 # passages a save with removals rebuilds the index instead (about a second at 20k), and beyond
@@ -41,22 +44,29 @@ EXACT_STATISTICS_UP_TO = 20_000
 REMOVED_SHARE_REBUILT = 0.1
 
 
-def _analyzer() -> tantivy.TextAnalyzer:
-    # Words split at anything not a letter or digit, lower-cased, accents folded, English stems.
-    return (
+def _analyzer(*, stems: bool = True) -> tantivy.TextAnalyzer:
+    # Words split at anything not a letter or digit, lower-cased, accents folded, English stems
+    # (or, without `stems`, the words as written).
+    builder = (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(64))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
     )
+    return (builder.filter(tantivy.Filter.stemmer("english")) if stems else builder).build()
+
+
+def _registered(index: tantivy.Index) -> tantivy.Index:
+    index.register_tokenizer(TOKENIZER, _analyzer())
+    index.register_tokenizer(WORDS_TOKENIZER, _analyzer(stems=False))
+    return index
 
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("rowid", stored=False, indexed=True, fast=True)
     builder.add_text_field("text", stored=False, tokenizer_name=TOKENIZER)
+    builder.add_text_field("words", stored=False, tokenizer_name=WORDS_TOKENIZER, index_option="basic")
     builder.add_text_field("source", stored=False, tokenizer_name="raw", index_option="basic")
     return builder.build()
 
@@ -71,6 +81,7 @@ class KeywordIndex:
         self._index = index
         self._schema = index.schema
         self._analyzer = _analyzer()
+        self._words_analyzer = _analyzer(stems=False)
         self._writer: tantivy.IndexWriter | None = None
         self._lock = threading.Lock()
         self._searcher = index.searcher()
@@ -89,13 +100,12 @@ class KeywordIndex:
                 log.info("keyword index %s is stale (built for generation %s, store is at %s)",
                          directory, info.get("generation"), generation)
                 return None
-            index = tantivy.Index.open(str(directory))
+            index = _registered(tantivy.Index.open(str(directory)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
             log.warning("keyword index %s is unreadable (%s); it will be rebuilt", directory, error)
             return None
-        index.register_tokenizer(TOKENIZER, _analyzer())
         keywords = cls(directory, index, removed=int(info.get("removed", 0)))
         if keywords.count != info.get("count"):
             log.warning("keyword index %s does not match its record; it will be rebuilt", directory)
@@ -111,8 +121,7 @@ class KeywordIndex:
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(parents=True)
         try:
-            index = tantivy.Index(_schema(), path=str(fresh))
-            index.register_tokenizer(TOKENIZER, _analyzer())
+            index = _registered(tantivy.Index(_schema(), path=str(fresh)))
             writer = index.writer(heap_size=REBUILD_HEAP_BYTES, num_threads=max(1, min(4, os.cpu_count() or 1)))
             count = 0
             for passage in passages:
@@ -134,9 +143,7 @@ class KeywordIndex:
             shutil.rmtree(fresh, ignore_errors=True)
         if count:
             log.info("built the keyword index over %d passages", count)
-        index = tantivy.Index.open(str(directory))
-        index.register_tokenizer(TOKENIZER, _analyzer())
-        return cls(directory, index)
+        return cls(directory, _registered(tantivy.Index.open(str(directory))))
 
     # --- writes ---------------------------------------------------------------------
     def add(self, passages: Iterable[KeywordPassage]) -> None:
@@ -227,13 +234,23 @@ class KeywordIndex:
         """Return the words that no passage contains (compared after stemming)."""
         return [word for word in words if (terms := keyword_terms(word)) and not self._holds_all(terms)]
 
+    def written(self, word: str) -> bool:
+        """Whether some passage holds the word as written (not only its stem: "employes" is not
+        "employ"), case and accents aside."""
+        terms = self._words_analyzer.analyze(word)
+        return bool(terms) and all(self._searcher.doc_freq("words", term) > 0 for term in terms)
+
+    def same_stem(self, a: str, b: str) -> bool:
+        """Whether search reads the two words alike (the same stems: "valuations", "valuation")."""
+        return self._analyzer.analyze(a) == self._analyzer.analyze(b)
+
     def near(self, word: str, edits: int, *, limit: int) -> list[int]:
-        """Return the rowids of up to `limit` passages holding a term within `edits` edits of the
-        word's (a misspelling's nearest words are in them: retrieval/spelling.py)."""
-        terms = self._terms([word])
+        """Return the rowids of up to `limit` passages holding a word (as written, not stemmed)
+        within `edits` edits of this one (a misspelling's nearest words are in them: retrieval/spelling.py)."""
+        terms = self._words_analyzer.analyze(word)
         if not terms:
             return []
-        fuzzy = [(tantivy.Occur.Should, tantivy.Query.fuzzy_term_query(self._schema, "text", term, distance=edits))
+        fuzzy = [(tantivy.Occur.Should, tantivy.Query.fuzzy_term_query(self._schema, "words", term, distance=edits))
                  for term in terms]
         searcher = self._searcher
         found = searcher.search(tantivy.Query.boolean_query(fuzzy), limit, count=False).hits
@@ -279,6 +296,7 @@ def _document(passage: KeywordPassage) -> tantivy.Document:
     document = tantivy.Document()
     document.add_integer("rowid", passage.rowid)
     document.add_text("text", passage.text)
+    document.add_text("words", passage.text)
     document.add_text("source", passage.source)
     return document
 

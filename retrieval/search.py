@@ -20,7 +20,7 @@ from retrieval.text import WORD
 
 MAX_K = 50
 # A misspelt word's nearest library words are looked for in this many passages holding a term near it.
-SPELLING_PASSAGES = 10
+SPELLING_PASSAGES = 20
 
 
 def check_k(k: int) -> int:
@@ -184,8 +184,8 @@ class Searcher:
             rowids = self.keywords.near(word, edits, limit=SPELLING_PASSAGES)
             return [w for stored in self.store.chunks(rowids).values() for w in spelling.words_of(stored.chunk.text)]
 
-        return spelling.corrections(question, known=lambda word: not self.keywords.missing_words([word]),
-                                    english=spelling.is_english, library_words_near=library_words_near)
+        return spelling.corrections(question, known=self.keywords.written, english=spelling.is_english,
+                                    library_words_near=library_words_near, same_stem=self.keywords.same_stem)
 
     def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """Return the k best distinct passages for `query`, optionally from one source only."""

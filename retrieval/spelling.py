@@ -83,11 +83,12 @@ def suspects(question: str, *, known: Callable[[str], bool], english: Callable[[
     return found
 
 
-def nearest(word: str, library_words: Iterable[str]) -> str | None:
-    """The library word nearest to `word` (same first letter, within `allowed_edits`), in its most
-    frequent form as written there; of equally near ones the most frequent. None if none is near."""
+def nearest(word: str, library_words: Iterable[str], *, limit: int | None = None) -> str | None:
+    """The library word nearest to `word` (same first letter, within `limit` edits, by default
+    `allowed_edits`), in its most frequent form as written there; of equally near ones the most
+    frequent. None if none is near."""
     folded = word.casefold()
-    limit = allowed_edits(folded)
+    limit = allowed_edits(folded) if limit is None else limit
     forms: dict[str, Counter[str]] = {}
     for written in library_words:
         candidate = written.casefold()
@@ -113,24 +114,32 @@ def corrections(
     known: Callable[[str], bool],
     english: Callable[[str], bool],
     library_words_near: Callable[[str, int], Iterable[str]],
+    same_stem: Callable[[str, str], bool] = lambda typed, near: False,
 ) -> tuple[Correction, ...]:
     """How to read the question's misspelt words: `library_words_near(word, edits)` gives the words
-    of the passages that hold a word within `edits` of it."""
+    of the passages that hold a word within `edits` of it. A word whose nearest has its stem
+    (`same_stem`: "valuations", "valuation") is another form of a library word, not a slip: as typed."""
     found = []
     words = suspects(question, known=known, english=english)
     if len(words) > MOST_SUSPECTS:
         return ()
     for word in words:
-        near = nearest(word, library_words_near(word, allowed_edits(word.casefold())))
-        if near is not None:
-            found.append(Correction(word, near))
+        # One edit first: the passages holding a word two edits away are many more, and those
+        # looked at might all miss the word one edit away.
+        for edits in range(1, allowed_edits(word.casefold()) + 1):
+            near = nearest(word, library_words_near(word, edits), limit=edits)
+            if near is not None:
+                if not same_stem(word, near):
+                    found.append(Correction(word, near))
+                break
     return tuple(found)
 
 
 def corrected(question: str, found: Iterable[Correction]) -> str:
     """The question with each misspelt word replaced by the word it was read as."""
     for correction in found:
-        question = re.sub(rf"(?<![\w'’-]){re.escape(correction.typed)}(?![\w-])", correction.read_as, question)
+        question = re.sub(rf"(?<![\w'’-]){re.escape(correction.typed)}(?![\w-])", lambda _: correction.read_as,
+                          question)
     return question
 
 

@@ -53,6 +53,18 @@ def test_library_words_english_words_short_words_and_figures_are_read_as_typed()
     assert _corrections("Who is the Xylophonist?") == ()
 
 
+def test_another_form_of_a_library_word_is_not_a_slip():
+    known = {w.casefold() for w in WORDS}
+    stem = lambda word: word.casefold().removesuffix("s")  # noqa: E731 (a stand-in for the index's stemmer)
+
+    found = spelling.corrections("Which employes and advertiser?", known=lambda word: word.casefold() in known,
+                                 english=lambda word: False, library_words_near=lambda word, edits: WORDS,
+                                 same_stem=lambda a, b: stem(a) == stem(b))
+
+    # "advertiser" is "advertisers" less its s; "employes" is a slip for "employees".
+    assert found == (Correction("employes", "employees"),)
+
+
 def test_a_question_with_many_unknown_words_is_not_taken_for_misspelt_english():
     assert _corrections("Xioohongshu employes advertsers founderz?") == ()
     assert len(_corrections("Xioohongshu employes advertsers?")) == 3
@@ -91,6 +103,10 @@ def test_the_keyword_index_finds_the_passages_holding_a_word_near_a_misspelling(
                 KeywordPassage(2, "The office is in Shanghai.", "b.txt")]
     keywords = KeywordIndex.build(tmp_path / "keyword", passages, generation=1)
 
+    assert keywords.written("Advertising") and keywords.written("shanghai")
+    # Its stem is in the index ("advertis"), the word as written is not.
+    assert not keywords.written("advertise") and not keywords.written("advertiing")
+    assert keywords.same_stem("valuations", "valuation") and not keywords.same_stem("employes", "employees")
     assert keywords.near("advertiing", 1, limit=5) == [1]
     assert keywords.near("Shangai", 1, limit=5) == [2]
     assert keywords.near("zebra", 2, limit=5) == []
