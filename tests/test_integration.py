@@ -75,6 +75,19 @@ def test_the_cloud_provider_question_is_answered_from_the_right_passage(library)
     assert answer.citations[0].source.endswith("rednote-after-the-tiktok-refugees.txt")
 
 
+def test_a_misspelt_question_is_read_as_the_documents_spell_it_and_answered_alike(library):
+    _, service, _ = library
+
+    typed = service.ask("Which cloud provdier does Xioohongshu run on?")
+
+    assert [(c.typed, c.read_as) for c in typed.corrections] == [("provdier", "provider"), ("Xioohongshu", "Xiaohongshu")]
+    assert "Alibaba Cloud" in typed.answer
+    # Not read as "a thing no document mentions", as the misspelt name once made it.
+    assert "do not mention" not in typed.answer
+    # A name the documents lack, spelt as an English word, is still one they lack.
+    assert not service.ask("When is RedNote launching in Brazil?").corrections
+
+
 def test_disagreeing_figures_for_monthly_users_are_all_shown(library):
     _, service, _ = library
 
