@@ -185,7 +185,8 @@ class Searcher:
             return [w for stored in self.store.chunks(rowids).values() for w in spelling.words_of(stored.chunk.text)]
 
         return spelling.corrections(question, known=self.keywords.written, english=spelling.is_english,
-                                    library_words_near=library_words_near, same_stem=self.keywords.same_stem)
+                                    library_words_near=library_words_near, same_stem=self.keywords.same_stem,
+                                    listed=spelling.is_listed)
 
     def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """Return the k best distinct passages for `query`, optionally from one source only."""

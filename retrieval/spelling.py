@@ -5,10 +5,12 @@ the keys ("Xioohongshu", "employes", "advertiing"): left as typed, search misses
 doubt every sentence, and a misspelt name even turns the question into one about something the
 documents never mention. So such a word is read as the library word nearest to it in edit
 distance (a letter left out, added, changed, or two swapped; two of them for longer words), with
-the same first letter, the most frequent of equally near ones. Words the library holds, English
-words it does not (a question may ask about what the documents lack: "Paris" is not "pairs"),
-short words and words with digits are read as typed. The answer reports each reading, so the
-asker sees how the question was read (docs/QUALITY.md, "Misspelt questions").
+the same first letter or the first letter left out or swapped with the second ("ikTok"), of
+equally near ones the same first letter first, then the most frequent. Words the library holds,
+English words it does not (a question may ask about what the documents lack: "Paris" is not
+"pairs"), short words, codes ("FISS", "OmpF": one letter changed is another code) and words with
+digits are read as typed. The answer reports each reading, so the asker sees how the question
+was read (docs/QUALITY.md, "Misspelt questions"); `search` reads its query the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from retrieval.text import STOPWORDS
 QUESTION_WORD = re.compile(r"(?<![\w'’-])[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*(?!\w)")
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 SHORTEST = 4
+# A word this short with a capital after its first letter is an acronym or a code (`is_code`).
+CODE_UP_TO = 4
 # Up to this length one edit, beyond it two: two slips in a short word make another word.
 ONE_EDIT_UP_TO = 7
 # A question with more words than this that are neither the library's nor English is not misspelt
@@ -68,13 +72,19 @@ def allowed_edits(word: str) -> int:
     return 1 if len(word) <= ONE_EDIT_UP_TO else 2
 
 
+def is_code(word: str) -> bool:
+    """Whether the word is an acronym or a code ("FISS", "OmpF", "dLNs"): four letters or fewer
+    with a capital after the first. One letter changed makes another code of it, not a slip."""
+    return len(word) <= CODE_UP_TO and any(letter.isupper() for letter in word[1:])
+
+
 def suspects(question: str, *, known: Callable[[str], bool], english: Callable[[str], bool]) -> list[str]:
     """The words of `question` that may be misspelt: long enough, no library word, no English word."""
     found: list[str] = []
     for match in QUESTION_WORD.finditer(question):
         word = _POSSESSIVE.sub("", match.group())
         folded = word.casefold()
-        if len(word) < SHORTEST or folded in STOPWORDS or word in found:
+        if len(word) < SHORTEST or folded in STOPWORDS or word in found or is_code(word):
             continue
         # The library first: the English list is loaded only when a word is not in the library.
         if known(word) or english(folded):
@@ -83,27 +93,38 @@ def suspects(question: str, *, known: Callable[[str], bool], english: Callable[[
     return found
 
 
-def nearest(word: str, library_words: Iterable[str], *, limit: int | None = None) -> str | None:
-    """The library word nearest to `word` (same first letter, within `limit` edits, by default
-    `allowed_edits`), in its most frequent form as written there; of equally near ones the most
+def first_letter_slip(typed: str, word: str) -> bool:
+    """Whether `typed` is `word` with its first letter left out ("ikTok") or swapped with the
+    second ("mAerican"): the slips that change a word's first letter without making another name
+    of it, as changing the letter would ("Tanya", "Sanya")."""
+    return word[1:] == typed or (len(word) == len(typed) > 2 and word[:2] == typed[1::-1] and word[2:] == typed[2:])
+
+
+def nearest(
+    word: str, library_words: Iterable[str], *, limit: int | None = None, first_letter_slips: bool = True
+) -> str | None:
+    """The library word nearest to `word` (within `limit` edits, by default `allowed_edits`; the
+    same first letter, or a `first_letter_slip` away if `first_letter_slips`), in its most frequent
+    form as written there; of equally near ones the one with the same first letter, then the most
     frequent. None if none is near."""
     folded = word.casefold()
     limit = allowed_edits(folded) if limit is None else limit
     forms: dict[str, Counter[str]] = {}
     for written in library_words:
         candidate = written.casefold()
-        if candidate[:1] == folded[:1] and candidate != folded:
+        if candidate != folded and (candidate[:1] == folded[:1]
+                                    or first_letter_slips and first_letter_slip(folded, candidate)):
             forms.setdefault(candidate, Counter())[written] += 1
-    best: tuple[int, int, str] | None = None
+    best: tuple[int, bool, int, str] | None = None
     for candidate, written in forms.items():
         distance = edit_distance(folded, candidate, limit)
         if distance <= limit:
-            key = (distance, -sum(written.values()), candidate)
+            key = (distance, candidate[:1] != folded[:1], -sum(written.values()), candidate)
             if best is None or key < best:
                 best = key
     if best is None:
         return None
-    form = forms[best[2]].most_common(1)[0][0]
+    form = forms[best[3]].most_common(1)[0][0]
     # Typed in lower case, read in lower case: a word the documents capitalise only at a sentence's start.
     return form.casefold() if word == folded else form
 
@@ -115,10 +136,13 @@ def corrections(
     english: Callable[[str], bool],
     library_words_near: Callable[[str, int], Iterable[str]],
     same_stem: Callable[[str, str], bool] = lambda typed, near: False,
+    listed: Callable[[str], bool] = lambda word: False,
 ) -> tuple[Correction, ...]:
     """How to read the question's misspelt words: `library_words_near(word, edits)` gives the words
     of the passages that hold a word within `edits` of it. A word whose nearest has its stem
-    (`same_stem`: "valuations", "valuation") is another form of a library word, not a slip: as typed."""
+    (`same_stem`: "valuations", "valuation") is another form of a library word, not a slip: as typed.
+    A word the English list holds at all (`listed`, its rare entries too) is no slip of a first
+    letter: "synchronously" is not "asynchronously" with the "a" left out."""
     found = []
     words = suspects(question, known=known, english=english)
     if len(words) > MOST_SUSPECTS:
@@ -127,7 +151,8 @@ def corrections(
         # One edit first: the passages holding a word two edits away are many more, and those
         # looked at might all miss the word one edit away.
         for edits in range(1, allowed_edits(word.casefold()) + 1):
-            near = nearest(word, library_words_near(word, edits), limit=edits)
+            near = nearest(word, library_words_near(word, edits), limit=edits,
+                           first_letter_slips=not listed(word.casefold()))
             if near is not None:
                 if not same_stem(word, near):
                     found.append(Correction(word, near))
@@ -143,12 +168,14 @@ def corrected(question: str, found: Iterable[Correction]) -> str:
     return question
 
 
-_english: frozenset[str] | None = None
+# pyspellchecker's English list in two sets: its common words (`ENGLISH_AT_LEAST`) and the rest.
+_english: tuple[frozenset[str], frozenset[str]] | None = None
 _english_lock = threading.Lock()
 
 
-def is_english(word: str) -> bool:
-    """Whether a lower-cased word is in pyspellchecker's English list (loaded once, about 0.3 s)."""
+def _english_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The English list's common words and its rare ones (loaded once, about 0.3 s; two sets, as a
+    dict of every count holds twice the memory)."""
     global _english
     if _english is None:
         with _english_lock:
@@ -156,5 +183,17 @@ def is_english(word: str) -> bool:
                 source = resources.files("spellchecker") / "resources" / "en.json.gz"
                 with resources.as_file(source) as path, gzip.open(path, "rt", encoding="utf-8") as handle:
                     counts = json.load(handle)
-                _english = frozenset(w for w, n in counts.items() if n >= ENGLISH_AT_LEAST)
-    return word in _english
+                _english = (frozenset(w for w, n in counts.items() if n >= ENGLISH_AT_LEAST),
+                            frozenset(w for w, n in counts.items() if n < ENGLISH_AT_LEAST))
+    return _english
+
+
+def is_english(word: str) -> bool:
+    """Whether a lower-cased word is a common English word (pyspellchecker's list, counts `ENGLISH_AT_LEAST` up)."""
+    return word in _english_words()[0]
+
+
+def is_listed(word: str) -> bool:
+    """Whether a lower-cased word is in pyspellchecker's English list at all, its rarest entries included."""
+    common, rare = _english_words()
+    return word in common or word in rare

@@ -77,6 +77,42 @@ def test_of_equally_near_words_the_more_frequent_wins_and_the_first_letter_must_
     assert spelling.nearest("founds", words) == "found"
 
 
+def test_a_first_letter_left_out_or_swapped_is_a_slip_but_one_changed_is_another_name():
+    assert spelling.nearest("ikTok", ["TikTok"]) == "TikTok"
+    assert spelling.nearest("mAerican", ["American"]) == "American"
+    assert spelling.nearest("Tanya", ["Sanya", "Sanya"]) is None
+    # As near, the word with the typed first letter wins over a more frequent one.
+    assert spelling.nearest("arge", ["large"] * 5 + ["argue"]) == "argue"
+
+
+def test_a_word_the_english_list_holds_at_all_is_no_first_letter_slip():
+    words = ["Packets", "travel", "asynchronously"]
+    ask = lambda listed: spelling.corrections(  # noqa: E731
+        "How do packets travel synchronously?", known=lambda word: word.casefold() in {"packets", "travel"},
+        english=lambda word: False, library_words_near=lambda word, edits: words, listed=listed)
+
+    # "synchronously" is in the list's rare words: not "asynchronously" with its "a" left out.
+    assert ask(lambda word: word == "synchronously") == ()
+    assert ask(lambda word: False) == (Correction("synchronously", "asynchronously"),)
+    assert spelling.is_listed("synchronously") and not spelling.is_english("synchronously")
+    assert not spelling.is_listed("xiaohongshu")
+
+
+def test_a_short_word_with_a_capital_inside_is_a_code_read_as_typed():
+    words = ["The", "FIS", "was", "founded", "OmpA", "binds", "Lemon"]
+    ask = lambda question: spelling.corrections(  # noqa: E731
+        question, known=lambda word: word in words, english=lambda word: False,
+        library_words_near=lambda word, edits: words)
+
+    assert ask("When was the FISS founded?") == ()
+    assert ask("What OmpF binds?") == ()
+    # A longer name with capitals inside is still read as the library spells it; so is a short word
+    # with a capital at its start only.
+    assert spelling.nearest("LemonEight", ["LemonLight"]) == "LemonLight"
+    assert ask("What binds Lemn?") == (Correction("Lemn", "Lemon"),)
+    assert not spelling.is_code("Lemn") and spelling.is_code("dLNs") and spelling.is_code("RUNX")
+
+
 def test_a_word_typed_in_lower_case_stays_in_lower_case_and_a_name_takes_the_librarys_form():
     words = ["Launched", "launched", "Launched", "REDnote", "REDnote"]
     assert spelling.nearest("launchd", words) == "launched"
