@@ -44,7 +44,7 @@ from retrieval.files import PART_PREFIX, PART_SUFFIX, part_of, write_atomically,
 from retrieval.library import MODEL_KEY, Library
 from retrieval.reader import Reader
 from retrieval.reading import Scorer, names_in
-from retrieval.records import Answer, Hit, StoredDocument
+from retrieval.records import Answer, Found, Hit, StoredDocument
 from retrieval.search import Fusion, Searcher, check_k
 from retrieval.settings import Settings
 
@@ -544,9 +544,13 @@ class Sourcebook:
         return self.library.store.counts()
 
     # --- queries --------------------------------------------------------------------
-    def search(self, query: str, *, k: int = 5, source: str | None = None) -> list[Hit]:
-        """Return the k best passages for `query`."""
-        return self.searcher.search(_clean(query, "query"), k=k, source=source)
+    def search(self, query: str, *, k: int = 5, source: str | None = None) -> Found:
+        """Return the k best passages for `query`, its misspelt words read as the library's nearest (as `ask` reads them)."""
+        query = _clean(query, "query")
+        check_k(k)
+        corrections = self.searcher.corrections(query)
+        hits = self.searcher.search(spelling.corrected(query, corrections), k=k, source=source)
+        return Found(query, tuple(hits), corrections)
 
     def ask(
         self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = (),

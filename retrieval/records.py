@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from urllib.parse import urlencode
 
@@ -207,6 +207,34 @@ class Correction:
         return {"typed": self.typed, "read_as": self.read_as}
 
 
+def reading(corrections: Sequence[Correction]) -> str:
+    """How a question or query was read, for people: 'Read "employes" as "employees".' ('' when as typed)."""
+    if not corrections:
+        return ""
+    return "Read " + ", ".join(f"“{c.typed}” as “{c.read_as}”" for c in corrections) + "."
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The passages a search found, best first, and how the query's misspelt words were read to find them."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    corrections: tuple[Correction, ...] = ()
+
+    def to_dict(self) -> dict:
+        """Return the JSON shape the CLI and the HTTP API share."""
+        return {
+            "query": self.query,
+            "hits": [h.to_dict() for h in self.hits],
+            "corrections": [c.to_dict() for c in self.corrections],
+        }
+
+    def reading(self) -> str:
+        """How the query was read, for people ('' when as typed)."""
+        return reading(self.corrections)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Quoted sentences with [n] markers, or an abstention with passages to see instead."""
@@ -258,9 +286,7 @@ class Answer:
 
     def reading(self) -> str:
         """How the question was read, for people: 'Read "employes" as "employees".' ('' when as typed)."""
-        if not self.corrections:
-            return ""
-        return "Read " + ", ".join(f"“{c.typed}” as “{c.read_as}”" for c in self.corrections) + "."
+        return reading(self.corrections)
 
     def cite(self) -> str:
         """Return the answer as a reader pastes it: each quote followed by its citation, one a line."""

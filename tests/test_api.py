@@ -61,6 +61,15 @@ def test_search_returns_the_cli_contract(client):
     assert result.hits[0].source == "corpus/security.md"
     assert set(response.json()["hits"][0]) == {"chunk_id", "document_id", "source", "title", "heading", "page",
                                                "line_start", "line_end", "start", "end", "text", "score"}
+    assert result.corrections == []
+
+
+def test_a_misspelt_search_says_how_it_was_read(client):
+    result = SearchResponse.model_validate(client.post("/api/search", json={"query": "phising emails", "k": 2}).json())
+
+    assert [(c.typed, c.read_as) for c in result.corrections] == [("phising", "phishing")]
+    assert result.query == "phising emails"
+    assert result.hits[0].source == "corpus/security.md"
 
 
 def test_a_place_in_the_api_is_the_place_record_spelled_flat(client):

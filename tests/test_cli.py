@@ -76,9 +76,19 @@ def test_search_json_has_the_shared_contract(corpus, runner):
     result = runner.invoke(app, ["search", "phishing emails", "--json", "-k", "2"])
 
     payload = json.loads(result.output)
+    assert set(payload) == {"query", "hits", "corrections"}
     assert payload["query"] == "phishing emails"
     assert set(payload["hits"][0]) == HIT_KEYS
     assert payload["hits"][0]["source"] == "docs/security.txt"
+    assert payload["corrections"] == []
+
+
+def test_search_says_how_a_misspelt_query_was_read(corpus, runner):
+    result = runner.invoke(app, ["search", "phising emails", "-k", "1"])
+
+    assert result.exit_code == 0
+    assert "Read “phising” as “phishing”." in result.output
+    assert "docs/security.txt" in result.output
 
 
 def test_ask_json_has_the_shared_contract(corpus, runner):

@@ -138,7 +138,7 @@ def test_a_page_from_another_origin_cannot_upload_replace_delete_or_rate(target,
     after = ({d.id: d.source for d in service.documents()}, {p.name: p.read_bytes() for p in corpus.iterdir()})
     assert after == before
     assert service.feedback() == []
-    assert service.search("planted note", k=1)[0].source != "corpus/planted.txt"
+    assert service.search("planted note", k=1).hits[0].source != "corpus/planted.txt"
     # Every attempt reached the server from the other origin and was refused. The DELETEs and
     # the application/json feedback need a preflight; refused, the browser never sent them.
     travel = next(id_ for id_, source in before[0].items() if source == "corpus/travel.txt")

@@ -82,7 +82,7 @@ def test_sigkill_at_many_points_never_loses_or_duplicates_anything(settings, tmp
         service = open_library(settings)
         assert_consistent(service)
         assert earlier <= {d.source for d in service.documents()}
-        assert service.search("on-call rota Monday", k=1)[0].source == "docs/earlier/oncall.txt"
+        assert service.search("on-call rota Monday", k=1).hits[0].source == "docs/earlier/oncall.txt"
         counts.append(service.counts()[0])
     # The kills landed at different stages, and each run went further.
     assert counts == sorted(counts) and counts[0] < 26
@@ -91,7 +91,7 @@ def test_sigkill_at_many_points_never_loses_or_duplicates_anything(settings, tmp
     service = open_library(settings)
     assert_consistent(service)
     assert service.counts()[0] == 26
-    assert service.search("decision 161 topic 23", k=1)[0].source == "docs/new/note-23.txt"
+    assert service.search("decision 161 topic 23", k=1).hits[0].source == "docs/new/note-23.txt"
     top_keyword = service.library.keywords.search("decision 161", 1)[0][0]
     assert service.library.store.chunks([top_keyword])[top_keyword].source == "docs/new/note-23.txt"
 
@@ -140,12 +140,12 @@ def test_queries_during_an_ingest_keep_working_and_see_whole_documents(settings,
     writer.start()
     while writer.is_alive():
         try:
-            for hit in service.search("meeting note decision topic", k=10):
+            for hit in service.search("meeting note decision topic", k=10).hits:
                 # Every passage seen belongs to a whole stored document, at its stated place.
                 document = service.document(hit.document_id)
                 assert document.text[hit.start : hit.end] == hit.text
                 seen.add(hit.source)
-            assert service.search("on-call rota Monday", k=1)[0].source == "docs/earlier/oncall.txt"
+            assert service.search("on-call rota Monday", k=1).hits[0].source == "docs/earlier/oncall.txt"
         except Exception as error:  # noqa: BLE001 - any failure while the ingest runs is the finding
             failures.append(repr(error))
     writer.join()
@@ -314,7 +314,7 @@ def test_reconcile_takes_in_what_changed_while_stopped_and_keeps_the_text_of_wha
     assert_folder_store_and_indexes_agree(tmp_path)
     recovered = list((corpus / ".deleted").glob("gone.txt.*.txt"))
     assert [path.read_text(encoding="utf-8") for path in recovered] == ["Gone\nThe orchard grows seven kinds of pear.\n"]
-    assert make_service(corpus_dir=corpus).search("pear orchard", k=1)[0].source != "corpus/gone.txt"
+    assert make_service(corpus_dir=corpus).search("pear orchard", k=1).hits[0].source != "corpus/gone.txt"
     assert make_service(corpus_dir=corpus).reconcile().summary() == {
         "added": 0, "updated": 0, "removed": 0, "unchanged": 3, "failed": 0,
     }
@@ -410,4 +410,4 @@ def test_an_index_save_onto_a_full_disk_leaves_no_temporary_file_and_the_next_st
     # The store committed the document before the save failed; the next start rebuilds the index from it.
     reopened = make_service(corpus_dir=tmp_path / "corpus")
     assert_consistent(reopened)
-    assert reopened.search("boiler serviced", k=1)[0].source == "corpus/notes.txt"
+    assert reopened.search("boiler serviced", k=1).hits[0].source == "corpus/notes.txt"

@@ -139,7 +139,7 @@ def test_search_through_the_source_filter(library):
     _, service, _ = library
     source = next(d.source for d in service.documents() if d.source.endswith("what-is-red-note.txt"))
 
-    hits = service.search("App Store ranking", k=5, source=source)
+    hits = service.search("App Store ranking", k=5, source=source).hits
 
     assert hits and all(hit.source == source for hit in hits)
 

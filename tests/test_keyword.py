@@ -160,9 +160,9 @@ def test_a_server_takes_up_what_another_process_saved_and_nothing_half_done(make
     save_for_real = writer.library.save
     monkeypatch.setattr(writer.library, "save", lambda: None)
     writer.ingest(write_files(tmp_path / "two", {"b.txt": "Memo\nThe desk moves on Monday.\n"}))
-    assert [h.source for h in serving.search("desk Monday", k=5)] == ["one/a.txt"]
+    assert [h.source for h in serving.search("desk Monday", k=5).hits] == ["one/a.txt"]
     assert serving.library.keywords is before  # nothing rebuilt or reloaded
 
     save_for_real()
-    assert serving.search("desk Monday", k=1)[0].source == "two/b.txt"
+    assert serving.search("desk Monday", k=1).hits[0].source == "two/b.txt"
     assert serving.library.keywords is not before

@@ -34,7 +34,7 @@ def test_a_reopened_index_holds_the_same_vector_ids_as_the_store(make_service, t
     reopened = make_service()
 
     assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
-    assert reopened.search("backed up every night", k=1)[0].source == "docs/a.txt"
+    assert reopened.search("backed up every night", k=1).hits[0].source == "docs/a.txt"
 
 
 def test_a_corrupt_index_file_is_rebuilt_from_stored_vectors(make_service, embedder, tmp_path, caplog):
@@ -49,7 +49,7 @@ def test_a_corrupt_index_file_is_rebuilt_from_stored_vectors(make_service, embed
     assert embedder.encoded == []  # rebuilt without re-embedding
     assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
     assert any("rebuilt" in record.message or "unreadable" in record.message for record in caplog.records)
-    assert reopened.search("on-call pages", k=1)[0].source == "docs/b.txt"
+    assert reopened.search("on-call pages", k=1).hits[0].source == "docs/b.txt"
 
 
 def test_an_index_left_behind_by_a_crash_is_rebuilt(make_service, tmp_path):
@@ -63,7 +63,7 @@ def test_an_index_left_behind_by_a_crash_is_rebuilt(make_service, tmp_path):
     reopened = make_service()
 
     assert np.array_equal(reopened.library.index.ids(), reopened.library.store.vector_ids())
-    assert reopened.search("office closes Christmas", k=1)[0].source == "docs/c.txt"
+    assert reopened.search("office closes Christmas", k=1).hits[0].source == "docs/c.txt"
 
 
 def test_opening_with_other_chunk_settings_says_how_to_fix_it(make_service, tmp_path):
@@ -120,7 +120,7 @@ def test_a_library_another_model_embedded_is_refused_by_a_server_and_embedded_ag
     for window_id, vector in zip(*next(store.iter_vectors()), strict=True):
         assert np.allclose(vector, mirrored.encode([texts[int(window_id)]])[0])
     assert store.meta()["model"] == "mirrored-fake" and len(again.feedback()) == 1
-    assert again.search("database backed up", k=1)[0].source == "docs/a.txt"
+    assert again.search("database backed up", k=1).hits[0].source == "docs/a.txt"
     assert Sourcebook(settings, embedder=_MirroredEmbedder()).counts() == service.counts()  # opens as any library
     # A server still running with the old model does not take up the new vectors its queries would miss.
     loaded = service.library.index
@@ -140,7 +140,7 @@ def test_a_crash_while_embedding_again_leaves_the_library_as_the_old_model_made_
 
     reopened = make_service()
     assert np.array_equal(next(reopened.library.store.iter_vectors())[1], before)
-    assert reopened.search("database backed up", k=1)[0].source == "docs/a.txt"
+    assert reopened.search("database backed up", k=1).hits[0].source == "docs/a.txt"
     again = Sourcebook(settings, embedder=_MirroredEmbedder(), embed_again=True)
     assert again.library.store.meta()["model"] == "mirrored-fake"
 
@@ -160,7 +160,7 @@ def test_rebuild_starts_afresh_with_the_new_settings_keeping_ratings_and_decline
     assert [gap.question for gap in fresh.gaps()] == ["Who is the chief executive of the company?"]
     fresh.ingest(tmp_path / "docs")
     assert fresh.counts()[0] == 2
-    assert fresh.search("database backed up", k=1)[0].source == "docs/a.txt"
+    assert fresh.search("database backed up", k=1).hits[0].source == "docs/a.txt"
 
 
 def test_rebuild_replaces_a_store_sqlite_cannot_read(settings, tmp_path):
@@ -180,7 +180,7 @@ def test_deleting_a_document_removes_it_from_search_and_disk(make_service, tmp_p
     service.delete(target.id)
 
     assert [d.source for d in make_service().documents()] == ["docs/b.txt"]
-    assert all(hit.source != "docs/a.txt" for hit in make_service().search("database backed up", k=5))
+    assert all(hit.source != "docs/a.txt" for hit in make_service().search("database backed up", k=5).hits)
 
 
 def test_counts_follow_changes_made_through_another_connection(make_service, tmp_path):

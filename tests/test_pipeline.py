@@ -53,9 +53,9 @@ def test_a_changed_file_is_re_embedded_and_the_others_are_not(make_service, embe
 
     assert report.updated == ["docs/notes.txt"]
     assert embedder.encoded == ["The cafeteria now serves breakfast from eight o'clock."]
-    top = service.search("when is breakfast served", k=1)[0]
+    top = service.search("when is breakfast served", k=1).hits[0]
     assert top.source == "docs/notes.txt" and "breakfast" in top.text
-    assert all("lunch" not in hit.text for hit in service.search("lunch cafeteria", k=5))
+    assert all("lunch" not in hit.text for hit in service.search("lunch cafeteria", k=5).hits)
 
 
 def test_a_deleted_file_loses_its_chunks(make_service, tmp_path):
@@ -68,7 +68,7 @@ def test_a_deleted_file_loses_its_chunks(make_service, tmp_path):
 
     assert report.removed == ["docs/notes.txt"]
     assert [d.source for d in service.documents()] == ["docs/handbook/holidays.txt", "docs/handbook/setup.md"]
-    assert all(hit.source != "docs/notes.txt" for hit in service.search("cafeteria lunch", k=5))
+    assert all(hit.source != "docs/notes.txt" for hit in service.search("cafeteria lunch", k=5).hits)
     assert np.array_equal(service.library.index.ids(), service.library.store.vector_ids())
 
 
@@ -90,7 +90,7 @@ def test_bad_files_are_reported_and_skipped_while_the_rest_is_ingested(make_serv
     assert sorted(failed) == ["docs/binary.txt", "docs/broken.pdf", "docs/empty.md", "docs/program.exe"]
     assert all(reason for reason in failed.values())
     assert len(report.added) == 3
-    assert service.search("VPN certificate", k=1)[0].source == "docs/handbook/setup.md"
+    assert service.search("VPN certificate", k=1).hits[0].source == "docs/handbook/setup.md"
 
 
 def test_a_file_that_turns_bad_keeps_its_earlier_version(make_service, tmp_path):
@@ -103,7 +103,7 @@ def test_a_file_that_turns_bad_keeps_its_earlier_version(make_service, tmp_path)
 
     assert [source for source, _ in report.failed] == ["docs/notes.txt"]
     assert report.removed == []
-    assert service.search("cafeteria lunch", k=1)[0].source == "docs/notes.txt"
+    assert service.search("cafeteria lunch", k=1).hits[0].source == "docs/notes.txt"
 
 
 def test_files_over_the_size_limit_are_skipped(make_service, tmp_path):

@@ -175,7 +175,7 @@ def assert_consistent(service: Sourcebook) -> None:
 
 
 def top_results(service: Sourcebook) -> list[list[tuple[str, float]]]:
-    return [[(hit.chunk_id, hit.score) for hit in service.search(query, k=5)] for query in QUERIES]
+    return [[(hit.chunk_id, hit.score) for hit in service.search(query, k=5).hits] for query in QUERIES]
 
 
 # --- tests -----------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_ray_ingest_stores_exactly_what_a_local_ingest_stores(local_ray, tmp_pat
     # The fake model is deterministic, so the vectors are identical, not just close.
     assert np.array_equal(got["vectors"], expected["vectors"])
     assert top_results(distributed_service) == top_results(local)
-    assert distributed_service.search("VPN certificate first day", k=1)[0].source == "docs/guide/setup.md"
+    assert distributed_service.search("VPN certificate first day", k=1).hits[0].source == "docs/guide/setup.md"
     assert_consistent(distributed_service)
     # One model load per actor (each in its own process), and every window embedded or reused.
     loads = [e for e in events(tmp_path / "model.log") if e["event"] == "load"]
@@ -234,7 +234,7 @@ def test_a_second_ray_run_embeds_nothing_and_a_third_only_the_change(local_ray, 
     assert third.updated == ["docs/guide/holidays.txt"] and third.removed == ["docs/teams/data.txt"]
     embedded = [text for e in events(log) if e["event"] == "done" for text in e["texts"]]
     assert embedded == ["Holidays\nEach employee now has thirty days of paid leave."]
-    assert service.search("how many days of paid leave", k=1)[0].text.endswith("thirty days of paid leave.")
+    assert service.search("how many days of paid leave", k=1).hits[0].text.endswith("thirty days of paid leave.")
     local = fake_service(tmp_path / "local")
     local.ingest(folder)
     assert {c[0] for c in snapshot(service)["chunks"].values()} == {c[0] for c in snapshot(local)["chunks"].values()}
@@ -436,8 +436,8 @@ def test_ray_ingest_of_the_default_corpus_matches_a_local_one_with_the_real_mode
     questions = ["How many monthly active users does Xiaohongshu have?", "Which cloud provider does Xiaohongshu use?",
                  "When was the app launched?"]
     for question in questions:
-        assert [h.chunk_id for h in distributed_service.search(question, k=5)] == \
-            [h.chunk_id for h in local.search(question, k=5)]
+        assert [h.chunk_id for h in distributed_service.search(question, k=5).hits] == \
+            [h.chunk_id for h in local.search(question, k=5).hits]
     # The preparing tasks count tokens with the tokenizer alone, exactly as the model does.
     count = token_counter(distributed_service.settings)
     text = (corpus / "what-is-red-note.txt").read_text()
@@ -472,7 +472,7 @@ def test_the_cli_ray_flag_starts_and_stops_its_own_runtime(_ray_module, tmp_path
     assert payload["windows_embedded"] > 0 and any(e["event"] == "done" for e in events(log))
     assert not ray.is_initialized()
     service = fake_service(tmp_path / "index")
-    assert service.search("hotel corporate rate", k=1)[0].source == "docs/guide/travel.html"
+    assert service.search("hotel corporate rate", k=1).hits[0].source == "docs/guide/travel.html"
     assert_consistent(service)
 
     wrong = runner.invoke(app, ["ingest", str(folder), "--ray-actors", "2"])

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from retrieval.records import Hit, Place
+from retrieval.records import Correction, Hit, Place
 import numpy as np
 
 from retrieval.embedder import TokenVectors
@@ -128,9 +128,22 @@ def test_the_passage_about_the_question_ranks_first(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
-    assert service.search("how long is the VPN certificate valid", k=3)[0].source == "docs/vpn.txt"
-    assert service.search("reimbursed meals abroad", k=3)[0].source == "docs/expenses.txt"
-    assert service.search("lost badge", k=3)[0].source == "docs/security.txt"
+    assert service.search("how long is the VPN certificate valid", k=3).hits[0].source == "docs/vpn.txt"
+    assert service.search("reimbursed meals abroad", k=3).hits[0].source == "docs/expenses.txt"
+    assert service.search("lost badge", k=3).hits[0].source == "docs/security.txt"
+
+
+def test_a_misspelt_query_is_read_as_the_library_spells_it_and_says_so(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", HANDBOOK))
+
+    found = service.search("full-disk encrpytion", k=3)
+
+    assert found.corrections == (Correction("encrpytion", "encryption"),)
+    assert found.hits[0].source == "docs/security.txt"
+    assert found.query == "full-disk encrpytion"
+    assert found.reading() == "Read “encrpytion” as “encryption”."
+    assert service.search("full-disk encryption", k=3).corrections == ()
 
 
 def test_keyword_side_finds_exact_rare_terms(make_service, tmp_path):
@@ -146,7 +159,7 @@ def test_source_filter_keeps_to_one_document(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
-    hits = service.search("VPN certificate", k=5, source="docs/expenses.txt")
+    hits = service.search("VPN certificate", k=5, source="docs/expenses.txt").hits
 
     assert hits and {h.source for h in hits} == {"docs/expenses.txt"}
 
@@ -155,7 +168,7 @@ def test_hits_carry_their_place_in_the_document(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
-    top = service.search("full-disk encryption laptops", k=1)[0]
+    top = service.search("full-disk encryption laptops", k=1).hits[0]
     document = service.document(top.document_id)
 
     assert document.text[top.start : top.end] == top.text
@@ -179,7 +192,7 @@ def test_query_syntax_in_a_query_is_treated_as_words(make_service, tmp_path):
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
 
-    hits = service.search('VPN" OR NEAR(certificate AND * -', k=2)
+    hits = service.search('VPN" OR NEAR(certificate AND * -', k=2).hits
 
     assert hits[0].source == "docs/vpn.txt"
 
@@ -212,7 +225,7 @@ def test_the_keyword_half_runs_while_the_vectors_are_searched(make_service, tmp_
     monkeypatch.setattr(keywords, "search", keyword_search_noted)
     monkeypatch.setattr(embedder, "token_vectors", token_vectors_noted)
     monkeypatch.setattr(search_module, "dense_search", dense_search_waiting)
-    hits = service.search("how long is the VPN certificate valid", k=3)
+    hits = service.search("how long is the VPN certificate valid", k=3).hits
 
     assert sorted(seen) == [("keyword after encode", True), ("keyword during dense", True)]
     assert hits[0].source == "docs/vpn.txt"
@@ -234,10 +247,10 @@ def test_a_forked_process_can_search_after_its_parent_did(make_service, tmp_path
     """A child forked after its parent searched has none of the parent's keyword threads; it starts its own."""
     service = make_service()
     service.ingest(write_files(tmp_path / "docs", HANDBOOK))
-    assert service.search("lost badge", k=1)[0].source == "docs/security.txt"
+    assert service.search("lost badge", k=1).hits[0].source == "docs/security.txt"
 
     def search_in_child():
-        hits = make_service().search("lost badge", k=1)
+        hits = make_service().search("lost badge", k=1).hits
         os._exit(0 if hits and hits[0].source == "docs/security.txt" else 1)
 
     child = multiprocessing.get_context("fork").Process(target=search_in_child)
@@ -265,11 +278,11 @@ def test_a_search_reads_only_the_passages_it_needs(make_service, tmp_path, monke
         return chunks(rowids)
 
     monkeypatch.setattr(store, "chunks", counting)
-    hits = service.search("when is the heating in room 5 serviced", k=2)
+    hits = service.search("when is the heating in room 5 serviced", k=2).hits
     assert read == [4] and len(hits) == 2
 
     read.clear()
-    hits = service.search("how often is the basement boiler replaced", k=2)
+    hits = service.search("how often is the basement boiler replaced", k=2).hits
     assert read == [4, 2]  # the first four were all copies of one passage
     assert "boiler" in hits[0].text and "heating" in hits[1].text
 

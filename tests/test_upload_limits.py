@@ -146,7 +146,7 @@ def test_the_service_refuses_an_upload_over_the_total_and_writes_nothing(service
     assert (refusal.value.size, refusal.value.limit) == (3200, MAX_TOTAL)
     assert corpus_state(tmp_path) == before_files
     assert service.counts() == before_counts
-    assert service.search("cleaning rota kitchen wall", k=1)[0].source != "corpus/rota-a.txt"
+    assert service.search("cleaning rota kitchen wall", k=1).hits[0].source != "corpus/rota-a.txt"
 
 
 def unread(*sizes: int) -> list[Upload]:

@@ -121,7 +121,7 @@ def test_a_dropped_file_is_answerable_and_a_removed_one_gone(service, watcher, c
 
     eventually(lambda: "parking.txt" not in sources(service))
     assert not service.ask(PARKING_QUESTION).answered
-    assert all(Path(hit.source).name != "parking.txt" for hit in service.search("visitors park garage"))
+    assert all(Path(hit.source).name != "parking.txt" for hit in service.search("visitors park garage").hits)
     # Removed by hand, as at a server's start: its text is kept, so it can be restored.
     assert [kept.name for kept in service.deleted()] == ["parking.txt.txt"]
     assert sources(service) == {"travel.txt"}
@@ -144,7 +144,7 @@ def test_a_burst_of_rewrites_leaves_one_document_with_its_final_text(service, wa
     assert 1 <= watcher.ingests <= 3
     [parking] = [d for d in service.documents() if d.source.endswith("parking.txt")]
     assert parking.id == document_id and sources(service) == {"travel.txt", "parking.txt"}
-    hits = service.search("visitors park north garage level", k=20)
+    hits = service.search("visitors park north garage level", k=20).hits
     parking_hits = [hit for hit in hits if hit.document_id == document_id]
     assert len(parking_hits) == parking.chunks == 1
     assert "level 19 of the north garage" in parking_hits[0].text

@@ -98,9 +98,17 @@ class SearchRequest(BaseModel):
     source: str | None = None
 
 
+class CorrectionModel(BaseModel):
+    typed: str = Field(description="A word of the question (or query) as typed, in no passage and no English word")
+    read_as: str = Field(description="The library's nearest word, which the question (or query) was read with")
+
+
 class SearchResponse(BaseModel):
     query: str
     hits: list[HitModel]
+    corrections: list[CorrectionModel] = Field(
+        default_factory=list, description="Misspelt words of the query and how they were read (the hits are for the query so read)"
+    )
 
 
 class Turn(BaseModel):
@@ -117,11 +125,6 @@ class AskRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
     history: list[Turn] = Field(default_factory=list, max_length=50)
-
-
-class CorrectionModel(BaseModel):
-    typed: str = Field(description="A word of the question as typed, in no passage and no English word")
-    read_as: str = Field(description="The library's nearest word, which the question was read with")
 
 
 class AskResponse(BaseModel):
@@ -327,8 +330,8 @@ def health(request: Request) -> Health:
 # slow question never blocks the event loop or the other users.
 @router.post("/api/search", response_model=SearchResponse, responses={422: {"model": ErrorResponse}})
 def search(body: SearchRequest, request: Request) -> SearchResponse:
-    hits = service_of(request).search(body.query, k=body.k, source=body.source)
-    return SearchResponse(query=body.query, hits=[HitModel(**h.to_dict()) for h in hits])
+    found = service_of(request).search(body.query, k=body.k, source=body.source)
+    return SearchResponse.model_validate(found.to_dict())
 
 
 @router.post("/api/ask", response_model=AskResponse, responses={422: {"model": ErrorResponse}})

@@ -263,11 +263,13 @@ def search(
     """Print the passages that best match QUERY."""
     with failures_as_messages():
         service = open_service(index)
-        hits = service.search(query, k=k, source=source)
+        found = service.search(query, k=k, source=source)
     if as_json:
-        print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        print(json.dumps(found.to_dict(), ensure_ascii=False))
     else:
-        print_hits(hits)
+        if found.corrections:
+            out.print(f"[dim]{escape(found.reading())}[/dim]")
+        print_hits(list(found.hits))
 
 
 @app.command()
