@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.records import Document
+from retrieval import spelling
 from retrieval.answer import clears
 from retrieval.fusion import Fusion, fuse
 from retrieval.search import dense_search
@@ -309,17 +310,20 @@ def documents_ranking(ranked_chunks: Sequence[tuple[int, float]], source_of: dic
 
 
 def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 100) -> dict[str, dict[str, list[tuple[str, float]]]]:
-    """Rank documents for every query three ways: dense only, keyword only and hybrid."""
+    """Rank documents for every query three ways: dense only, keyword only and hybrid; each query
+    read as `search` reads it (misspelt words as the library's nearest, retrieval/spelling.py)."""
     store, index, keywords = service.library.store, service.library.index, service.library.keywords
     source_of = store.chunk_sources()
     # Chunks per document vary, so take more chunk candidates than documents wanted.
     candidates = depth * 4
     ids = list(queries)
-    vectors = service.searcher.query_vectors([queries[q] for q in ids])
+    searcher = service.searcher
+    read = {q: spelling.corrected(queries[q], searcher.corrections(queries[q])) for q in ids}
+    vectors = searcher.query_vectors([read[q] for q in ids])
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {"dense": {}, "keyword": {}, "hybrid": {}}
     for query_id, vector in zip(ids, vectors):
         dense = dense_search(index, vector, candidates)
-        keyword = keywords.search(queries[query_id], candidates)
+        keyword = keywords.search(read[query_id], candidates)
         runs["dense"][query_id] = documents_ranking(dense, source_of, depth)
         runs["keyword"][query_id] = documents_ranking(keyword, source_of, depth)
         runs["hybrid"][query_id] = documents_ranking(fuse(dense, keyword, fusion), source_of, depth)

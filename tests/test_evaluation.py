@@ -11,6 +11,7 @@ from retrieval.evaluation import (
     QAItem,
     QAOutcome,
     beir_metrics,
+    beir_runs,
     calibrate_threshold,
     contains_answer,
     documents_ranking,
@@ -23,6 +24,7 @@ from retrieval.evaluation import (
     with_threshold,
     write_trec_run,
 )
+from tests.helpers import write_files
 
 
 def test_answers_match_after_folding_case_quotes_and_whitespace():
@@ -177,3 +179,15 @@ def test_every_answer_of_the_corpus_question_sets_stands_in_one_of_its_articles(
     assert len(articles) == 5 and sum(i.answerable for i in items) >= 40
     missing = [(i.question, a) for i in items for a in i.answers if not any(contains_answer(t, [a]) for t in articles)]
     assert missing == []
+
+
+def test_beir_runs_read_each_query_as_search_does(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {
+        "locks.txt": "Laptops use full-disk encryption.\n", "meals.txt": "Meals abroad are reimbursed.\n"}))
+
+    runs = beir_runs(service, {"q": "encrpytion"}, fusion=service.fusion)
+
+    # The misspelt word matches no passage as typed; read as "encryption", the keyword side finds it.
+    assert [source for source, _ in runs["keyword"]["q"]] == ["docs/locks.txt"]
+    assert runs["hybrid"]["q"][0][0] == "docs/locks.txt"
