@@ -544,17 +544,18 @@ class Sourcebook:
         return self.library.store.counts()
 
     # --- queries --------------------------------------------------------------------
-    def search(self, query: str, *, k: int = 5, source: str | None = None) -> Found:
-        """Return the k best passages for `query`, its misspelt words read as the library's nearest (as `ask` reads them)."""
+    def search(self, query: str, *, k: int = 5, source: str | None = None, as_typed: bool = False) -> Found:
+        """Return the k best passages for `query`, its misspelt words read as the library's nearest
+        (as `ask` reads them) unless `as_typed`."""
         query = _clean(query, "query")
         check_k(k)
-        corrections = self.searcher.corrections(query)
+        corrections = () if as_typed else self.searcher.corrections(query)
         hits = self.searcher.search(spelling.corrected(query, corrections), k=k, source=source)
         return Found(query, tuple(hits), corrections)
 
     def ask(
         self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = (),
-        log_declined: bool = True,
+        log_declined: bool = True, as_typed: bool = False,
     ) -> Answer:
         """Answer `question` with quoted, cited sentences, or abstain with the closest passages.
 
@@ -562,12 +563,14 @@ class Sourcebook:
         follow-up ("and what about March?") is searched for, and read, together with what it follows.
         A declined question is logged for `gaps` (what was searched for, with the nearest
         passages' documents) unless `log_declined` is off (evaluation, starter questions).
+        Misspelt words are read as the library's nearest words unless `as_typed` (the asker meant
+        a word the library lacks: "Ask as typed" on the page).
         """
         question = _clean(question, "question")
         check_k(k)
         searcher = self.searcher
         # Misspelt words are read as the library's nearest words, and the answer says so.
-        corrections = searcher.corrections(question)
+        corrections = () if as_typed else searcher.corrections(question)
         read = spelling.corrected(question, corrections)
         query = contextualise(read, history)
         passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source)

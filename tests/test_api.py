@@ -71,6 +71,19 @@ def test_a_misspelt_search_says_how_it_was_read(client):
     assert result.query == "phising emails"
     assert result.hits[0].source == "corpus/security.md"
 
+    as_typed = {"query": "phising emails", "k": 2, "as_typed": True}
+    assert SearchResponse.model_validate(client.post("/api/search", json=as_typed).json()).corrections == []
+
+
+def test_a_misspelt_question_is_read_as_the_library_spells_it_unless_asked_as_typed(client):
+    asked = {"question": "Where do I report phising emails?"}
+    read = AskResponse.model_validate(client.post("/api/ask", json=asked).json())
+    typed = AskResponse.model_validate(client.post("/api/ask", json={**asked, "as_typed": True}).json())
+
+    assert [(c.typed, c.read_as) for c in read.corrections] == [("phising", "phishing")]
+    assert typed.corrections == [] and typed.question == read.question
+    assert client.post("/api/ask", json={**asked, "as_typed": "maybe"}).status_code == 422
+
 
 def test_a_place_in_the_api_is_the_place_record_spelled_flat(client):
     # One record says where a passage or quote sits; the API's model of it must not drift from it.

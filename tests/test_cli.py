@@ -90,6 +90,9 @@ def test_search_says_how_a_misspelt_query_was_read(corpus, runner):
     assert "Read “phising” as “phishing”." in result.output
     assert "docs/security.txt" in result.output
 
+    typed = runner.invoke(app, ["search", "phising emails", "-k", "1", "--as-typed", "--json"])
+    assert typed.exit_code == 0 and json.loads(typed.output)["corrections"] == []
+
 
 def test_ask_json_has_the_shared_contract(corpus, runner):
     result = runner.invoke(app, ["ask", "How far ahead should flights be booked through the travel desk?", "--json"])

@@ -144,6 +144,8 @@ def test_a_misspelt_query_is_read_as_the_library_spells_it_and_says_so(make_serv
     assert found.query == "full-disk encrpytion"
     assert found.reading() == "Read “encrpytion” as “encryption”."
     assert service.search("full-disk encryption", k=3).corrections == ()
+    # Asked to, it reads every word as typed.
+    assert service.search("full-disk encrpytion", k=3, as_typed=True).corrections == ()
 
 
 def test_keyword_side_finds_exact_rare_terms(make_service, tmp_path):

@@ -226,6 +226,22 @@ def test_an_answer_quotes_the_documents_and_cites_title_and_lines(page, shots):
     assert screenshot.stat().st_size > 10_000
 
 
+def test_a_misspelt_question_says_how_it_was_read_and_can_be_asked_again_as_typed(page):
+    turn = ask(page, "Which cloud provdier does Xiaohongshu use?")
+
+    expect(turn.locator(".reading")).to_contain_text("Read “provdier” as “provider”.")
+    expect(turn.locator(".answer.answered .answer-text")).to_contain_text("Alibaba Cloud")
+
+    turns = page.locator("#sb-conversation .turn")
+    count = turns.count()
+    turn.get_by_role("button", name="Ask as typed").click()
+    expect(turns).to_have_count(count + 1)
+    again = turns.last
+    expect(again.locator(".question")).to_have_text("Which cloud provdier does Xiaohongshu use?")
+    expect(again.locator(".reading")).to_have_count(0)
+    expect(again.locator(".answer")).to_have_count(1)
+
+
 def test_clicking_a_citation_opens_the_document_at_the_quote(page):
     turn = ask(page, "Which cloud provider does Xiaohongshu use?")
     card = turn.locator(".citation-card").first

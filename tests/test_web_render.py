@@ -141,12 +141,20 @@ def test_a_turn_says_how_a_misspelt_question_was_read_and_its_markdown_too():
     answer = Answer("Which clowd?", True, f"{QUOTE} [1]", (citation(passage),), (passage,),
                     corrections=(Correction("clowd", "cloud"),))
 
-    markup = web.render_turn(answer)
+    markup = web.render_turn(answer, before="And the \"biggest\" one?")
 
     assert "Which clowd?" in visible_text(markup)
     assert "Read “clowd” as “cloud”." in visible_text(markup)
-    assert "Read “clowd” as “cloud”." in unescape(re.search(r'data-markdown="([^"]*)"', markup).group(1))
-    assert "Read " not in visible_text(web.render_turn(replace(answer, corrections=())))
+    markdown = unescape(re.search(r'data-markdown="([^"]*)"', markup).group(1))
+    assert "Read “clowd” as “cloud”." in markdown and "Ask as typed" not in markdown
+    # Beside the reading, a button asks the question again as typed, after the one it followed.
+    button = re.search(r'<button type="button" class="sb-as-typed" data-question="([^"]*)" data-before="([^"]*)"', markup)
+    assert [unescape(v) for v in button.groups()] == ["Which clowd?", 'And the "biggest" one?']
+    plain = web.render_turn(replace(answer, corrections=()))
+    assert "Read " not in visible_text(plain) and "sb-as-typed" not in plain
+    # Drawn again from the kept conversation, the question it followed is the turn before.
+    drawn = web.render_conversation([replace(answer, question="Which cloud?", corrections=()), answer])
+    assert unescape(re.search(r'class="sb-as-typed"[^>]* data-before="([^"]*)"', drawn).group(1)) == "Which cloud?"
 
 
 def test_a_declined_answer_is_a_distinct_box_with_see_also_passages():

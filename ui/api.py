@@ -91,11 +91,15 @@ HAS_TEXT = r"[^\s\x00-\x1f\x7f-\x9f\ufeff\ud800-\udfff]"
 TEXT_MODEL = ConfigDict(regex_engine="python-re")
 
 
+AS_TYPED = "Read every word as typed: no misspelt word is read as the library's nearest"
+
+
 class SearchRequest(BaseModel):
     model_config = TEXT_MODEL
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=HAS_TEXT)
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
+    as_typed: bool = Field(default=False, description=AS_TYPED)
 
 
 class CorrectionModel(BaseModel):
@@ -125,6 +129,7 @@ class AskRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=MAX_K)
     source: str | None = None
     history: list[Turn] = Field(default_factory=list, max_length=50)
+    as_typed: bool = Field(default=False, description=AS_TYPED)
 
 
 class AskResponse(BaseModel):
@@ -330,14 +335,15 @@ def health(request: Request) -> Health:
 # slow question never blocks the event loop or the other users.
 @router.post("/api/search", response_model=SearchResponse, responses={422: {"model": ErrorResponse}})
 def search(body: SearchRequest, request: Request) -> SearchResponse:
-    found = service_of(request).search(body.query, k=body.k, source=body.source)
+    found = service_of(request).search(body.query, k=body.k, source=body.source, as_typed=body.as_typed)
     return SearchResponse.model_validate(found.to_dict())
 
 
 @router.post("/api/ask", response_model=AskResponse, responses={422: {"model": ErrorResponse}})
 def ask(body: AskRequest, request: Request) -> AskResponse:
     answer = service_of(request).ask(
-        body.question, k=body.k, source=body.source, history=[turn.question for turn in body.history]
+        body.question, k=body.k, source=body.source, history=[turn.question for turn in body.history],
+        as_typed=body.as_typed,
     )
     return AskResponse.model_validate(answer.to_dict())
 

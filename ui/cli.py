@@ -36,6 +36,9 @@ IndexOption = Annotated[Optional[Path], typer.Option("--index", help="Index dire
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of readable text.")]
 KOption = Annotated[int, typer.Option("--k", "-k", help="How many passages, 1 to 50.")]
 SourceOption = Annotated[Optional[str], typer.Option("--source", help="Only passages from this source.")]
+AsTypedOption = Annotated[bool, typer.Option(
+    "--as-typed", help="Read every word as typed: no misspelt word is read as the library's nearest."
+)]
 
 
 @app.callback()
@@ -259,11 +262,12 @@ def search(
     source: SourceOption = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
+    as_typed: AsTypedOption = False,
 ) -> None:
     """Print the passages that best match QUERY."""
     with failures_as_messages():
         service = open_service(index)
-        found = service.search(query, k=k, source=source)
+        found = service.search(query, k=k, source=source, as_typed=as_typed)
     if as_json:
         print(json.dumps(found.to_dict(), ensure_ascii=False))
     else:
@@ -285,6 +289,7 @@ def ask(
     link_base: Annotated[str, typer.Option(
         "--link-base", help="The chat page's address (https://host:port) that Markdown links start with."
     )] = "",
+    as_typed: AsTypedOption = False,
 ) -> None:
     """Answer QUESTION with quoted, cited sentences, or say the documents do not."""
     if link_base and not link_base.startswith(("http://", "https://")):
@@ -293,7 +298,7 @@ def ask(
     with failures_as_messages():
         service = open_service(index)
         if question != "-":
-            answer = service.ask(question, k=k, source=source)
+            answer = service.ask(question, k=k, source=source, as_typed=as_typed)
             if as_markdown:
                 print(conversation_markdown([answer], base=base), end="")
             else:
@@ -306,7 +311,7 @@ def ask(
         if not line.strip():
             continue
         try:
-            answer = service.ask(line, k=k, source=source)
+            answer = service.ask(line, k=k, source=source, as_typed=as_typed)
         except ValueError as error:
             failed = True
             print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True,

@@ -101,6 +101,9 @@ STYLE = """
 .sb-conversation .question { font-weight: 600; margin: 0 0 .5rem; padding: .5rem .8rem; border-radius: 8px;
   background: var(--color-accent-soft); display: inline-block; max-width: 100%; }
 .sb-conversation .reading { color: var(--body-text-color-subdued); font-size: .9em; margin: -.2rem 0 .5rem .2rem; }
+.sb-conversation .reading button.sb-as-typed { all: unset; cursor: pointer; margin-left: .3rem;
+  color: var(--color-accent); text-decoration: underline; }
+.sb-conversation .reading button.sb-as-typed:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
 .sb-conversation .answer { padding: .8rem 1rem; border-radius: 8px; border: 1px solid var(--border-color-primary); }
 .sb-conversation .answer.answered { border-left: 4px solid var(--color-accent); }
 .sb-conversation .answer-text { margin: 0 0 .6rem; line-height: 1.55; white-space: pre-line; }
@@ -335,6 +338,13 @@ watch('value', () => {
   if (control) control.focus({preventScroll: true});
 });
 element.addEventListener('click', (event) => {
+  // Under a question read with misspelt words corrected: ask it again, every word as typed.
+  const typed = event.target.closest('button.sb-as-typed');
+  if (typed && element.contains(typed)) {
+    event.preventDefault();
+    trigger('astyped', {question: typed.dataset.question, before: typed.dataset.before || ''});
+    return;
+  }
   const rater = event.target.closest('button.sb-rate, button.sb-rate-comment');
   if (rater && element.contains(rater)) { event.preventDefault(); rate(rater); return; }
   const button = event.target.closest('button.sb-copy');
@@ -680,15 +690,23 @@ def render_rating(answer: Answer, rating: Mapping | None, *, turn: int) -> str:
     )
 
 
-def render_turn(answer: Answer, *, base: str = "", rating: Mapping | None = None, turn: int = 0) -> str:
+def render_turn(
+    answer: Answer, *, base: str = "", rating: Mapping | None = None, turn: int = 0, before: str = ""
+) -> str:
     """One question and its answer block: quoted answer and cited passages, or the not-found box.
 
     An answer's buttons copy its quotes, each followed by its citation (Markdown links at `base`);
     under it, its thumbs and comment box (`rating` is its stored record; `turn` its place in the conversation).
+    A question read with misspelt words corrected says how, with a button that asks it again as
+    typed (AS_TYPED in CITE_JS), after `before`, the question it followed, as it was asked.
     """
     question = f'<div class="question">{esc(answer.question)}</div>'
     if answer.corrections:
-        question += f'<div class="reading">{esc(answer.reading())}</div>'
+        question += (
+            f'<div class="reading">{esc(answer.reading())} <button type="button" class="sb-as-typed" '
+            f'data-question="{esc(answer.question)}" data-before="{esc(before)}" '
+            f'title="Ask again, reading every word as typed">Ask as typed</button></div>'
+        )
     if answer.answered:
         cards = "".join(citation_card(c, answer.passages, base=base) for c in answer.citations)
         actions = copy_button("Copy answer", answer.cite(), describe="Copy the answer's quotes with their citations")
@@ -717,7 +735,10 @@ def render_conversation(turns: Sequence[Answer], *, base: str = "", ratings: Map
     `ratings` holds the stored rating of each rated answer, by the answer's id.
     """
     ratings = ratings or {}
-    shown = "".join(render_turn(t, base=base, rating=ratings.get(t.id), turn=n) for n, t in enumerate(turns))
+    shown = "".join(
+        render_turn(t, base=base, rating=ratings.get(t.id), turn=n, before=turns[n - 1].question if n else "")
+        for n, t in enumerate(turns)
+    )
     return f'<div class="sb-conversation">{shown}</div>'
 
 
@@ -1104,7 +1125,7 @@ class PageEvents:
             return gr.skip()
         return render_start(service.documents(), service.counts(), service.suggested_questions(SUGGESTIONS))
 
-    def ask(self, question: str, earlier: list, request: gr.Request):
+    def ask(self, question: str, earlier: list, request: gr.Request, *, as_typed: bool = False):
         """Answer a question that follows `earlier` ones; return the new turn alone (ADD_TURN_JS adds it to the rest).
 
         The turn is its JSON, which the reader's browser keeps, and its markup, with the answer's
@@ -1113,10 +1134,17 @@ class PageEvents:
         question = (question or "").strip()
         if not question:
             return gr.skip(), None, gr.skip(), gr.skip()
-        answer = self.service.ask(question, history=earlier_questions(earlier))
+        history = earlier_questions(earlier)
+        answer = self.service.ask(question, history=history, as_typed=as_typed)
         rating = self.service.feedback_for(answer.id)
-        added = {"turn": answer.to_dict(), "markup": render_turn(answer, base=page_origin(request), rating=rating)}
-        return "", added, gr.update(visible=False), gr.update(visible=True)
+        markup = render_turn(answer, base=page_origin(request), rating=rating, before=history[-1] if history else "")
+        return "", {"turn": answer.to_dict(), "markup": markup}, gr.update(visible=False), gr.update(visible=True)
+
+    def ask_as_typed(self, event: gr.EventData, request: gr.Request):
+        """Ask a question again with every word read as typed ("Ask as typed" under a reading), after
+        the question it followed; both come from the browser and are checked like any input."""
+        before = getattr(event, "before", "")
+        return self.ask(str(getattr(event, "question", "")), [before] if before else [], request, as_typed=True)
 
     def conversation(self, turns: Sequence[Answer], request: gr.Request | None) -> str:
         """The conversation drawn with each answer's stored rating."""
@@ -1490,6 +1518,7 @@ def wire_chat(events: PageEvents, chat: ChatTab, turns: gr.BrowserState) -> None
         chat.ask.click(events.ask, [chat.question, turns], asked, **answering),
         chat.question.submit(events.ask, [chat.question, turns], asked, **answering),
         chat.start.suggest(events.ask_suggested, [turns], asked, **answering),
+        chat.conversation.astyped(events.ask_as_typed, None, asked, show_progress_on=answering["show_progress_on"]),
     ):
         asking.success(None, [turns, chat.conversation, chat.added], [turns, chat.conversation], js=ADD_TURN_JS)
     chat.conversation.cite(events.open_citation, None, chat.viewer)
