@@ -9,8 +9,11 @@ the same first letter or the first letter left out or swapped with the second ("
 equally near ones the same first letter first, then the most frequent. Words the library holds,
 English words it does not (a question may ask about what the documents lack: "Paris" is not
 "pairs"), short words, codes ("FISS", "OmpF": one letter changed is another code) and words with
-digits are read as typed. The answer reports each reading, so the asker sees how the question
-was read (docs/QUALITY.md, "Misspelt questions"); `search` reads its query the same way.
+digits are read as typed. Two or three words typed apart that the library writes as one ("Tik
+Tok", "Xiao Hongshu") are read as that word: apart, a name no document writes so would make the
+question one about something the documents never mention. The answer reports each reading, so
+the asker sees how the question was read (docs/QUALITY.md, "Misspelt questions"); `search`
+reads its query the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ SHORTEST = 4
 CODE_UP_TO = 4
 # Up to this length one edit, beyond it two: two slips in a short word make another word.
 ONE_EDIT_UP_TO = 7
+# Words typed apart that the library writes as one ("Tik Tok"): up to this many.
+MOST_JOINED = 3
 # A question with more words than this that are neither the library's nor English is not misspelt
 # English (another language, a code, a list of names): it is read as typed.
 MOST_SUSPECTS = 3
@@ -129,6 +134,38 @@ def nearest(
     return form.casefold() if word == folded else form
 
 
+def joined(question: str, *, known: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """Runs of two or three words typed a space apart that the library holds as one word, and not
+    each apart ("Tik Tok" for "TikTok", "Xiao Hong Shu"): each as (the run as typed, the word).
+    Words the library holds each ("Red Note") are found as they are."""
+    matches = list(QUESTION_WORD.finditer(question))
+    found = []
+    i = 0
+    while i < len(matches):
+        for size in range(min(MOST_JOINED, len(matches) - i), 1, -1):
+            run = matches[i : i + size]
+            if any(question[a.end() : b.start()] != " " for a, b in zip(run, run[1:])):
+                continue
+            parts = [m.group() for m in run[:-1]] + [_POSSESSIVE.sub("", run[-1].group())]
+            word = "".join(parts)
+            if (len(word) >= SHORTEST and not any(p.casefold() in STOPWORDS for p in parts)
+                    and not all(known(p) for p in parts) and known(word)):
+                found.append((question[run[0].start() : run[-1].start()] + parts[-1], word))
+                i += size
+                break
+        else:
+            i += 1
+    return found
+
+
+def library_form(word: str, library_words: Iterable[str]) -> str:
+    """The word as the library most often writes it ("TikTok" for "tiktok"); lower case if typed so."""
+    forms = Counter(w for w in library_words if w.casefold() == word.casefold())
+    if word == word.casefold() or not forms:
+        return word
+    return forms.most_common(1)[0][0]
+
+
 def corrections(
     question: str,
     *,
@@ -143,10 +180,12 @@ def corrections(
     (`same_stem`: "valuations", "valuation") is another form of a library word, not a slip: as typed.
     A word the English list holds at all (`listed`, its rare entries too) is no slip of a first
     letter: "synchronously" is not "asynchronously" with the "a" left out."""
-    found = []
-    words = suspects(question, known=known, english=english)
+    found = [Correction(typed, library_form(word, library_words_near(word, 0)))
+             for typed, word in joined(question, known=known)]
+    # The words joined are read as one library word; the rest may be misspelt.
+    words = suspects(corrected(question, found), known=known, english=english)
     if len(words) > MOST_SUSPECTS:
-        return ()
+        return tuple(found)
     for word in words:
         # One edit first: the passages holding a word two edits away are many more, and those
         # looked at might all miss the word one edit away.

@@ -86,6 +86,10 @@ def test_a_misspelt_question_is_read_as_the_documents_spell_it_and_answered_alik
     assert "do not mention" not in typed.answer
     # A name the documents lack, spelt as an English word, is still one they lack.
     assert not service.ask("When is RedNote launching in Brazil?").corrections
+    # A name typed as two words is the documents' one word, not two names they never mention.
+    apart = service.ask("Which cloud provider does Xiao Hongshu run on?")
+    assert [(c.typed, c.read_as) for c in apart.corrections] == [("Xiao Hongshu", "Xiaohongshu")]
+    assert "Alibaba Cloud" in apart.answer
 
 
 def test_disagreeing_figures_for_monthly_users_are_all_shown(library):

@@ -113,6 +113,23 @@ def test_a_short_word_with_a_capital_inside_is_a_code_read_as_typed():
     assert not spelling.is_code("Lemn") and spelling.is_code("dLNs") and spelling.is_code("RUNX")
 
 
+def test_words_typed_apart_that_the_library_writes_as_one_are_read_as_one():
+    words = ["TikTok", "TikTok", "tiktok", "users", "Red", "Note", "RedNote", "Xiaohongshu", "left", "rain"]
+    known = {w.casefold() for w in words}
+    ask = lambda question: spelling.corrections(  # noqa: E731
+        question, known=lambda word: word.casefold() in known, english=spelling.is_english,
+        library_words_near=lambda word, edits: words)
+
+    assert ask("Why did Tik Tok's users leave?") == (Correction("Tik Tok", "TikTok"),)
+    assert ask("Why did tik tok users leave?") == (Correction("tik tok", "tiktok"),)
+    assert ask("Who runs Xiao Hong Shu?") == (Correction("Xiao Hong Shu", "Xiaohongshu"),)
+    # Each a library word: found as they are. Not a library word joined: as typed.
+    assert ask("Did users leave Red Note?") == ()
+    assert ask("Did rain forest users leave?") == ()
+    # A comma between is not one word typed apart.
+    assert ask("Tik, Tok users left") == ()
+
+
 def test_a_word_typed_in_lower_case_stays_in_lower_case_and_a_name_takes_the_librarys_form():
     words = ["Launched", "launched", "Launched", "REDnote", "REDnote"]
     assert spelling.nearest("launchd", words) == "launched"
