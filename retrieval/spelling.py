@@ -148,9 +148,13 @@ def joined(question: str, *, known: Callable[[str], bool]) -> list[tuple[str, st
                 continue
             parts = [m.group() for m in run[:-1]] + [_POSSESSIVE.sub("", run[-1].group())]
             word = "".join(parts)
+            typed = question[run[0].start() : run[-1].start()] + parts[-1]
+            if any(typed == seen for seen, _ in found):
+                i += size
+                break
             if (len(word) >= SHORTEST and not any(p.casefold() in STOPWORDS for p in parts)
                     and not all(known(p) for p in parts) and known(word)):
-                found.append((question[run[0].start() : run[-1].start()] + parts[-1], word))
+                found.append((typed, word))
                 i += size
                 break
         else:

@@ -121,6 +121,7 @@ def test_words_typed_apart_that_the_library_writes_as_one_are_read_as_one():
         library_words_near=lambda word, edits: words)
 
     assert ask("Why did Tik Tok's users leave?") == (Correction("Tik Tok", "TikTok"),)
+    assert ask("Tik Tok users left Tik Tok") == (Correction("Tik Tok", "TikTok"),)  # once, read everywhere
     assert ask("Why did tik tok users leave?") == (Correction("tik tok", "tiktok"),)
     assert ask("Who runs Xiao Hong Shu?") == (Correction("Xiao Hong Shu", "Xiaohongshu"),)
     # Each a library word: found as they are. Not a library word joined: as typed.
