@@ -36,7 +36,6 @@ from app.uploads import NoSupportedFile, Upload, UploadResult, of_supported_type
 from ingest.errors import IngestError
 from ingest.loaders import parse
 from ingest.records import Document
-from retrieval import spelling
 from retrieval.answer import compose
 from retrieval.embedder import Embedder, is_bundled, load_embedder, writer_first
 from retrieval.errors import AnswerNotKnown, DocumentNotFound, KeptFileNotFound, NameTaken, UploadTooLarge
@@ -549,9 +548,8 @@ class Sourcebook:
         (as `ask` reads them) unless `as_typed`."""
         query = _clean(query, "query")
         check_k(k)
-        corrections = () if as_typed else self.searcher.corrections(query)
-        hits = self.searcher.search(spelling.corrected(query, corrections), k=k, source=source)
-        return Found(query, tuple(hits), corrections)
+        read, corrections = (query, ()) if as_typed else self.searcher.read(query)
+        return Found(query, tuple(self.searcher.search(read, k=k, source=source)), corrections)
 
     def ask(
         self, question: str, *, k: int = 5, source: str | None = None, history: Sequence[str] = (),
@@ -570,8 +568,7 @@ class Sourcebook:
         check_k(k)
         searcher = self.searcher
         # Misspelt words are read as the library's nearest words, and the answer says so.
-        corrections = () if as_typed else searcher.corrections(question)
-        read = spelling.corrected(question, corrections)
+        read, corrections = (question, ()) if as_typed else searcher.read(question)
         query = contextualise(read, history)
         passages = searcher.search(query, k=max(k, self.settings.answer_passages), source=source)
         unknown = self.library.keywords.missing_words(names_in(read))

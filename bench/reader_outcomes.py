@@ -22,7 +22,7 @@ import numpy as np
 
 from app.service import Sourcebook
 from retrieval import answer as answering
-from retrieval import reading, spelling
+from retrieval import reading
 from retrieval.candidates import shared_words
 from retrieval.evaluation import contains_answer, first_relevant_rank, load_qa, load_squad
 from retrieval.settings import Settings
@@ -73,7 +73,7 @@ def main() -> None:
     with open(args.out, "w") as out:
         for item in items:
             # Read as `ask` reads it: misspelt words as the library's nearest words.
-            question = spelling.corrected(item.question, service.searcher.corrections(item.question))
+            question = service.searcher.read(item.question)[0]
             passages = service.searcher.search(question, k=10)
             answering_passages = passages[: settings.answer_passages]
             unknown = service.library.keywords.missing_words(reading.names_in(question))

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from ingest.records import Document
-from retrieval import spelling
 from retrieval.answer import clears
 from retrieval.fusion import Fusion, fuse
 from retrieval.search import dense_search
@@ -318,7 +317,7 @@ def beir_runs(service, queries: dict[str, str], *, fusion: Fusion, depth: int = 
     candidates = depth * 4
     ids = list(queries)
     searcher = service.searcher
-    read = {q: spelling.corrected(queries[q], searcher.corrections(queries[q])) for q in ids}
+    read = {q: searcher.read(queries[q])[0] for q in ids}
     vectors = searcher.query_vectors([read[q] for q in ids])
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {"dense": {}, "keyword": {}, "hybrid": {}}
     for query_id, vector in zip(ids, vectors):

@@ -188,6 +188,12 @@ class Searcher:
                                     library_words_near=library_words_near, same_stem=self.keywords.same_stem,
                                     listed=spelling.is_listed)
 
+    def read(self, query: str) -> tuple[str, tuple[Correction, ...]]:
+        """The query as `ask` and `search` read it (its misspelt words as the library's nearest),
+        with the readings made."""
+        found = self.corrections(query)
+        return spelling.corrected(query, found), found
+
     def search(self, query: str, *, k: int = 5, source: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """Return the k best distinct passages for `query`, optionally from one source only."""
         check_k(k)

@@ -18,6 +18,7 @@ reads its query the same way.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -127,11 +128,14 @@ def nearest(
             key = (distance, candidate[:1] != folded[:1], -sum(written.values()), candidate)
             if best is None or key < best:
                 best = key
-    if best is None:
-        return None
-    form = forms[best[3]].most_common(1)[0][0]
-    # Typed in lower case, read in lower case: a word the documents capitalise only at a sentence's start.
-    return form.casefold() if word == folded else form
+    return None if best is None else _in_typed_case(word, forms[best[3]])
+
+
+def _in_typed_case(typed: str, forms: Counter[str]) -> str:
+    """The library's most frequent form of a word; lower case if `typed` was (typed in lower case,
+    read in lower case: a word the documents capitalise only at a sentence's start)."""
+    form = forms.most_common(1)[0][0]
+    return form.casefold() if typed == typed.casefold() else form
 
 
 def joined(question: str, *, known: Callable[[str], bool]) -> list[tuple[str, str]]:
@@ -148,26 +152,21 @@ def joined(question: str, *, known: Callable[[str], bool]) -> list[tuple[str, st
                 continue
             parts = [m.group() for m in run[:-1]] + [_POSSESSIVE.sub("", run[-1].group())]
             word = "".join(parts)
-            typed = question[run[0].start() : run[-1].start()] + parts[-1]
-            if any(typed == seen for seen, _ in found):
-                i += size
-                break
             if (len(word) >= SHORTEST and not any(p.casefold() in STOPWORDS for p in parts)
                     and not all(known(p) for p in parts) and known(word)):
-                found.append((typed, word))
+                found.append((question[run[0].start() : run[-1].start()] + parts[-1], word))
                 i += size
                 break
         else:
             i += 1
-    return found
+    # A run typed more than once is read once (`corrected` replaces it everywhere).
+    return list(dict.fromkeys(found))
 
 
 def library_form(word: str, library_words: Iterable[str]) -> str:
     """The word as the library most often writes it ("TikTok" for "tiktok"); lower case if typed so."""
     forms = Counter(w for w in library_words if w.casefold() == word.casefold())
-    if word == word.casefold() or not forms:
-        return word
-    return forms.most_common(1)[0][0]
+    return _in_typed_case(word, forms) if forms else word
 
 
 def corrections(
@@ -184,6 +183,8 @@ def corrections(
     (`same_stem`: "valuations", "valuation") is another form of a library word, not a slip: as typed.
     A word the English list holds at all (`listed`, its rare entries too) is no slip of a first
     letter: "synchronously" is not "asynchronously" with the "a" left out."""
+    # Joining and the suspects ask after the same words: each is looked up once.
+    known = functools.cache(known)
     found = [Correction(typed, library_form(word, library_words_near(word, 0)))
              for typed, word in joined(question, known=known)]
     # The words joined are read as one library word; the rest may be misspelt.
