@@ -698,7 +698,7 @@ def render_turn(
     An answer's buttons copy its quotes, each followed by its citation (Markdown links at `base`);
     under it, its thumbs and comment box (`rating` is its stored record; `turn` its place in the conversation).
     A question read with misspelt words corrected says how, with a button that asks it again as
-    typed (AS_TYPED in CITE_JS), after `before`, the question it followed, as it was asked.
+    typed (the "astyped" event of CITE_JS), after `before`, the question it followed, as it was asked.
     """
     question = f'<div class="question">{esc(answer.question)}</div>'
     if answer.corrections:
