@@ -1,12 +1,14 @@
 """The sentences of retrieved passages that a reader may quote, and the cheap first cut of them.
 
 Each candidate is located in its document (offsets, so a citation can point at it); a sentence
-leading into a list takes the list's short items in; headings, captions and lines that only
-restate a title are left out. `first_cut` picks the few the reader reads (README, "Speed").
+leading into a list takes the list's short items in; headings, captions, lines that only restate
+a title or heading (Markdown's "## " and all) and sentences that ask a question are left out.
+`first_cut` picks the few the reader reads (README, "Speed").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,19 @@ from retrieval.text import keyword_terms
 
 # Shorter fragments are headings, list items or captions: they do not answer anything alone.
 MIN_SENTENCE_WORDS = 4
+# A sentence that opens with one of these words and ends in a question mark asks; it states
+# nothing to quote ("When was the app's name changed to REDnote?", an FAQ's own question).
+# "If TikTok shuts down, the question arises: where will its users go?" opens otherwise and stays.
+_ASKS = re.compile(
+    r"(what|when|where|who|whom|whose|which|why|how|is|are|was|were|am|do|does|did|can|could|will|would|"
+    r"shall|should|may|might|must|has|have|had|isn't|aren't|wasn't|weren't|don't|doesn't|didn't|can't|"
+    r"couldn't|won't|wouldn't|shouldn't|hasn't|haven't|hadn't)\b.*\?$",
+    re.IGNORECASE | re.DOTALL,
+)
+# Markdown's markup around a heading line: "## Parking ##".
+_HEADING_MARKUP = re.compile(r"^#{1,6}\s+|\s+#+$")
+# What may stand around a sentence without changing what it says: quotes, brackets, emphasis.
+_WRAPPING = "\"'“”‘’«»()[]*_ "
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +56,8 @@ def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
         for local_start, local_end in with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text))):
             text = hit.text[local_start:local_end]
             key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            if key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit):
+            if (key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit)
+                    and not asks(text)):
                 seen.add(key)
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
@@ -72,9 +88,15 @@ def _short_line(text: str, after: int, start: int, end: int) -> bool:
     return own_line and len(text[start:end].split()) < MIN_SENTENCE_WORDS
 
 
+def asks(sentence: str) -> bool:
+    """Whether the sentence is a question (`_ASKS`): it asks, so it answers nothing."""
+    return bool(_ASKS.match(sentence.strip(_WRAPPING).replace("’", "'")))
+
+
 def _labels(text: str, hit: Hit) -> bool:
-    """Whether a line only restates the document's title or its section's heading: it names a subject, answers nothing."""
-    line = " ".join(text.split()).casefold()
+    """Whether a line only restates the document's title or its section's heading (in Markdown's
+    markup or not): it names a subject, answers nothing."""
+    line = " ".join(_HEADING_MARKUP.sub("", text.strip()).split()).casefold()
     return any(label and line == " ".join(label.split()).casefold() for label in (hit.title, hit.place.heading))
 
 

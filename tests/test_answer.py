@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retrieval.answer import NOT_ANSWERED, figure_kind, numbers_in, quote_order, rerank, select
-from retrieval.candidates import Sentence, candidate_sentences, first_cut
+from retrieval.candidates import Sentence, asks, candidate_sentences, first_cut
 from retrieval.reading import SUBJECT_SHARE, agreed, names_in, subjects
 from app.service import Sourcebook
 from retrieval.records import Hit, Place
@@ -306,6 +306,35 @@ def test_a_line_restating_the_title_or_heading_is_not_a_sentence_to_quote():
     hit = Hit("c", "d", "d.txt", "Rules for visitor parking", place, 0, len(text), text, 0.0)
 
     assert [s.text for s in candidate_sentences([hit])] == ["Visitors park in the garage for free."]
+
+
+def test_a_sentence_that_asks_a_question_is_not_a_sentence_to_quote():
+    text = ("Still, we had questions. When was the app renamed? “Wasn’t it called RED abroad?” "
+            "The app was renamed in June. If it shuts down, the question arises: where will its users go?")
+
+    assert [s.text for s in candidate_sentences([_hit(text)])] == [
+        "Still, we had questions.", "The app was renamed in June.",
+        # It opens with no question word: a statement that ends by asking, kept.
+        "If it shuts down, the question arises: where will its users go?",
+    ]
+    assert asks("How do I reset my password?") and asks("(Who approves travel expenses?)")
+    assert not asks("Howard approves travel expenses?") and not asks("Who approves travel expenses.")
+
+
+def test_an_faq_is_answered_by_its_answer_not_by_its_question(make_service, tmp_path):
+    faq = {"faq.md": "# Onboarding FAQ\n\n## How long is the probation period?\n\n"
+                     "The probation period lasts six months, with a review at the end of the third month.\n\n"
+                     "## Where are the coding standards?\n\nThe coding standards are kept in the engineering wiki.\n",
+           "faq.txt": "Team questions\n\nWho approves travel expenses for the team?\n"
+                      "Travel expenses are approved by your team lead, up to 500 euros.\n"}
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", faq))
+
+    for question, answer in [("How long is the probation period?", "The probation period lasts six months"),
+                             ("Who approves travel expenses for the team?", "Travel expenses are approved")]:
+        quotes = [c.quote for c in service.ask(question).citations]
+        # The heading's own line ("## How long ...?"), which shares every word, is never quoted.
+        assert quotes and quotes[0].startswith(answer) and not any("?" in q for q in quotes), (question, quotes)
 
 
 def test_a_sentence_leading_into_a_list_of_short_items_takes_them_in():
