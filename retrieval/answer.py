@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
     The best sentence by merit (`quote_order`); for a how-many question, the best sentence of each
     other document giving another figure, of the kind asked for, that the reader also accepts
     (sources disagree: show each); else the best one's neighbours when rated nearly as high (a
-    two-sentence answer).
+    two-sentence answer), but for a table row. A table row comes with its header (`with_headers`).
     """
     ordered = quote_order(question, scored, threshold)
     best = ordered[0]
@@ -96,21 +97,36 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
             if len(per_document) == MAX_SENTENCES:
                 break
         if len(per_document) > 1:
-            return list(per_document.values()), True
+            return with_headers(list(per_document.values())), True
     chosen = [best]
-    for sentence in good:
+    # A table's rows are records of their own: the row above is not the rest of an answer.
+    for sentence in good if best.header is None else ():
         if len(chosen) == MAX_SENTENCES:
             break
-        if any(_adjacent(sentence, c) for c in chosen):
+        if sentence.header is None and any(_adjacent(sentence, c) for c in chosen):
             chosen.append(sentence)
     # Quotes read in document order.
     chosen.sort(key=lambda s: s.start)
-    return chosen, False
+    return with_headers(chosen), False
+
+
+def with_headers(chosen: Sequence[Sentence]) -> list[Sentence]:
+    """The chosen sentences, each table row among them after its header row, which says what its
+    cells are ("Room | Seats" above "Cedar | 20"), scored as its row."""
+    quoted: list[Sentence] = []
+    seen = {(s.hit.document_id, s.start) for s in chosen}
+    for sentence in chosen:
+        header = sentence.header
+        if header is not None and (header.hit.document_id, header.start) not in seen:
+            seen.add((header.hit.document_id, header.start))
+            quoted.append(replace(header, score=sentence.score))
+        quoted.append(sentence)
+    return quoted
 
 
 def merit(sentence: Sentence, question_terms: set[str]) -> float:
     """How well a read sentence answers (`mixed_merit`)."""
-    return mixed_merit(sentence.score, shared_words(question_terms, sentence.text), sentence.rank)
+    return mixed_merit(sentence.score, shared_words(question_terms, sentence.reads), sentence.rank)
 
 
 def mixed_merit(score: float, words: float, rank: int) -> float:

@@ -1,9 +1,10 @@
 """The sentences of retrieved passages that a reader may quote, and the cheap first cut of them.
 
 Each candidate is located in its document (offsets, so a citation can point at it); a sentence
-leading into a list takes the list's short items in; headings, captions, lines that only restate
-a title or heading (Markdown's "## " and all) and sentences that ask a question are left out.
-`first_cut` picks the few the reader reads (README, "Speed").
+leading into a list takes the list's short items in; a table's row is read with its header's
+labels; headings, captions, lines that only restate a title or heading (Markdown's "## " and
+all) and sentences that ask a question are left out. `first_cut` picks the few the reader reads
+(README, "Speed").
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _ASKS = re.compile(
 _HEADING_MARKUP = re.compile(r"^#{1,6}\s+|\s+#+$")
 # What may stand around a sentence without changing what it says: quotes, brackets, emphasis.
 _WRAPPING = "\"'“”‘’«»()[]*_ "
+# The line under a Markdown table's header: "|---|:---:|".
+_TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +47,116 @@ class Sentence:
     text: str
     previous: str = ""  # the sentence before it in the passage, which may say what "it" is
     score: float = 0.0
+    # What the readers read in its place: a table row with its header's labels ("Cedar — Seats
+    # 20" for "Cedar | 20" under "Room | Seats"), so they know what each cell is. Empty: the text.
+    labelled: str = ""
+    header: Sentence | None = None  # a table row's header row, quoted beside it
+
+    @property
+    def reads(self) -> str:
+        """The text the readers read and the question's words are counted in."""
+        return self.labelled or self.text
 
 
 def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
     """Return every distinct sentence of the passages with its document offsets; a sentence that
-    leads into a list of short items (`with_short_items`) takes them in."""
+    leads into a list of short items (`with_short_items`) takes them in; a table's rows are read
+    with their header (`table_rows`), which is no candidate itself."""
     seen: set[tuple[str, int, int]] = set()
     sentences = []
     for rank, hit in enumerate(passages):
+        spans = with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text)))
+        rows = table_rows(hit.text, spans, starts_document=hit.start == 0)
+        headers = {row.header for row in rows.values()}
         previous = ""
-        for local_start, local_end in with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text))):
+        for index, (local_start, local_end) in enumerate(spans):
             text = hit.text[local_start:local_end]
             key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            if (key not in seen and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit)
-                    and not asks(text)):
+            row = rows.get(index)
+            if row is not None and key not in seen:
+                seen.add(key)
+                header = Sentence(hit, rank, hit.start + row.header[0], hit.start + row.header[1],
+                                  hit.text[row.header[0] : row.header[1]])
+                sentences.append(Sentence(hit, rank, key[1], key[2], text, row.before, labelled=row.labelled,
+                                          header=header))
+            elif (key not in seen and (local_start, local_end) not in headers
+                    and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit) and not asks(text)):
                 seen.add(key)
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
     return sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A table row as the readers read it: its cells labelled by the header's, where the header
+    row is (offsets in the text), and the sentence before the table."""
+
+    labelled: str
+    header: tuple[int, int]
+    before: str
+
+
+def table_rows(text: str, spans: Sequence[tuple[int, int]], *, starts_document: bool) -> dict[int, Row]:
+    """The spans that are rows of a table whose header the text holds, by index, read with its labels.
+
+    Loaders write a table a row a line, its cells between "|" (Markdown as written, HTML and Word
+    tables joined so). The header is the row above Markdown's "|---|" line; otherwise the first row
+    of a run of rows, if its cells hold no figures and something other than a row comes before it
+    (or the text starts the document): a passage may start inside a table, and a row of figures
+    heads nothing. A row with another number of cells than its header is read as it stands.
+    """
+    cells = [_cells(text[start:end]) if _own_line(text, start, end) else None for start, end in spans]
+    rows: dict[int, Row] = {}
+    index = 0
+    while index < len(spans):
+        header = cells[index]
+        if header is None:
+            index += 1
+            continue
+        first = index + 1
+        ruled = first < len(spans) and _TABLE_RULE.fullmatch(text[spans[first][0] : spans[first][1]].strip())
+        if ruled:
+            first += 1
+        end = first
+        while end < len(spans) and cells[end] is not None:
+            end += 1
+        follows = starts_document if index == 0 else cells[index - 1] is None
+        heads = ruled or (follows and not any(ch.isdigit() for cell in header for ch in cell))
+        if end > first and heads:
+            before = text[spans[index - 1][0] : spans[index - 1][1]] if index > 0 else ""
+            for at in range(first, end):
+                if len(cells[at]) == len(header):
+                    rows[at] = Row(_labelled(header, cells[at]), spans[index], before)
+            index = end
+        else:
+            index += 1
+    return rows
+
+
+def _labelled(header: Sequence[str], row: Sequence[str]) -> str:
+    """A row as the readers read it: its first cell, then each other cell after its label
+    ("Cedar — Floor 5, Seats 20"). Of the forms tried (docs/QUALITY.md, "Tables"), the readers
+    told a row that does not hold what is asked from one that does best in this one."""
+    rest = ", ".join(f"{label} {cell}".strip() for label, cell in zip(header[1:], row[1:]) if cell)
+    return f"{row[0]} — {rest}" if row[0] and rest else row[0] or rest
+
+
+def _own_line(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is a whole line: a sentence with a "|" in it is no table row."""
+    before, after = text[:start].rstrip(" \t"), text[end:].lstrip(" \t")
+    return (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
+
+
+def _cells(line: str) -> list[str] | None:
+    """The cells of a table row (a line with cells between "|"), or None when the line is not one."""
+    if "|" not in line or "\n" in line.strip() or _TABLE_RULE.fullmatch(line.strip()):
+        return None
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") else inner
+    found = [cell.strip() for cell in inner.split("|")]
+    return found if len(found) >= 2 and any(found) else None
 
 
 def with_short_items(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -113,5 +208,5 @@ def first_cut(question: str, sentences: Sequence[Sentence], limit: int) -> list[
     """The `limit` sentences the reader should see: those sharing most words with the question,
     then from the best passages. Cheap, so the reader's pass stays short (README, "Speed")."""
     terms = set(keyword_terms(question))
-    ranked = sorted(sentences, key=lambda s: (-(shared_words(terms, s.text) + s.hit.score), s.rank, s.start))
+    ranked = sorted(sentences, key=lambda s: (-(shared_words(terms, s.reads) + s.hit.score), s.rank, s.start))
     return ranked[:limit]

@@ -111,9 +111,9 @@ def _contexts(sentences: Sequence[Sentence], subjects: Mapping[str, Sequence[str
     """What the reader reads beside each sentence (`reader_context`), with the `subjects` its context does not name."""
     contexts = []
     for s in sentences:
-        said = " ".join((s.text, s.previous, s.hit.title, s.hit.place.heading or "")).casefold()
+        said = " ".join((s.reads, s.previous, s.hit.title, s.hit.place.heading or "")).casefold()
         unsaid = [name for name in (subjects or {}).get(s.hit.source, ()) if name.casefold() not in said]
-        contexts.append(reader_context(s.text, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous,
+        contexts.append(reader_context(s.reads, title=s.hit.title, heading=s.hit.place.heading, previous=s.previous,
                                        subjects=unsaid))
     return contexts
 
@@ -123,10 +123,16 @@ def _best_first(scored: list[Sentence]) -> list[Sentence]:
 
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
+# Capitalised, but words of a date, not names: a document may write "March 31" as "2025-03-31".
+_CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 
 
 def names_in(question: str) -> list[str]:
-    """Return the words of a question that look like names: capitalised after the first word, or with digits.
+    """Return the words of a question that look like names: capitalised after the first word (not a
+    month or a weekday), or with digits.
 
     A document's subjects are found among them, and the service declines a question naming one
     that no document mentions."""
@@ -136,6 +142,6 @@ def names_in(question: str) -> list[str]:
         # The first word of a question is capitalised anyway ("What", "How").
         if match.start() == 0 and not any(ch.isdigit() for ch in word) and not word.isupper():
             continue
-        if word.lower() not in STOPWORDS and word not in names:
+        if word.lower() not in STOPWORDS and word.lower() not in _CALENDAR and word not in names:
             names.append(word)
     return names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,8 +18,10 @@ from tests.fakes import FakeReader
 from tests.helpers import write_files
 
 
-def _hit(text: str, *, chunk: str = "c", document: str = "d", score: float = 0.0, heading: str | None = None) -> Hit:
-    return Hit(chunk, document, f"{document}.txt", "Handbook", Place(heading, None, 1, 1), 0, len(text), text, score)
+def _hit(text: str, *, chunk: str = "c", document: str = "d", score: float = 0.0, heading: str | None = None,
+         start: int = 0) -> Hit:
+    return Hit(chunk, document, f"{document}.txt", "Handbook", Place(heading, None, 1, 1), start, start + len(text), text,
+               score)
 
 
 def _sentence(hit: Hit, text: str, score: float) -> Sentence:
@@ -117,6 +120,8 @@ def test_markers_number_the_citations_in_order(service):
 def test_names_are_the_capitalised_and_numeric_words_of_a_question():
     assert names_in("Is RedNote available in India, and how many users?") == ["RedNote", "India"]
     assert names_in("What did Xiaohongshu’s team do in 2024?") == ["Xiaohongshu", "2024"]
+    # A month or a weekday is a date's word; a document may write the date in figures.
+    assert names_in("Which licence renews at the end of March, on a Friday?") == []
     assert names_in("how many users are there?") == []
 
 
@@ -335,6 +340,62 @@ def test_an_faq_is_answered_by_its_answer_not_by_its_question(make_service, tmp_
         quotes = [c.quote for c in service.ask(question).citations]
         # The heading's own line ("## How long ...?"), which shares every word, is never quoted.
         assert quotes and quotes[0].startswith(answer) and not any("?" in q for q in quotes), (question, quotes)
+
+
+def test_a_table_row_is_read_with_its_headers_labels_and_the_header_is_no_candidate():
+    markdown = ("## Ports\n\n| service | port |\n|---|---|\n| web page | 7860 |\n| database | 5432 |\n\n"
+                "The web page listens on port 7860 unless you set PORT.")
+    # As the HTML and Word loaders write a table: cells between " | ", a row a paragraph.
+    html = "Each room can be booked.\n\nRoom | Floor | Seats\n\nAmber | 2 | 8\n\nCedar | 5\n\nBirch | 3 | 12"
+
+    rows = [(s.text, s.labelled, s.header.text if s.header else None, s.previous)
+            for s in candidate_sentences([_hit(markdown)]) if s.labelled]
+    assert rows == [("| web page | 7860 |", "web page — port 7860", "| service | port |", "## Ports"),
+                    ("| database | 5432 |", "database — port 5432", "| service | port |", "## Ports")]
+    sentences = candidate_sentences([_hit(html)])
+    assert [(s.text, s.labelled) for s in sentences] == [
+        ("Each room can be booked.", ""), ("Amber | 2 | 8", "Amber — Floor 2, Seats 8"),
+        # A row with a cell fewer (an empty one the loader left out) is read as it stands: here as
+        # too short to be a sentence. The rows after it are still the table's.
+        ("Birch | 3 | 12", "Birch — Floor 3, Seats 12"),
+    ]
+    header = sentences[1].header
+    assert html[header.start : header.end] == header.text == "Room | Floor | Seats"
+    assert sentences[1].reads == "Amber — Floor 2, Seats 8" and sentences[0].reads == "Each room can be booked."
+
+
+def test_rows_are_read_as_they_stand_when_their_header_is_not_known():
+    # The passage may start inside a table; a row of figures heads nothing; a "|" in prose is no cell.
+    inside = "Amber | 2 | 8\nBirch | 3 | 12\nCedar | 5 | 20"
+    figures = "Sales by year.\n2023 | 2024 | 2025\n10 | 12 | 15\n11 | 13 | 16"
+    prose = "The filter reads a | b as either. Its output goes to c | d for sorting."
+
+    for text in (inside, figures, prose):
+        assert not any(s.labelled or s.header for s in candidate_sentences([_hit(text, start=40)])), text
+
+
+def test_a_quoted_table_row_comes_after_its_header_and_takes_no_neighbouring_row():
+    html = "Each room can be booked.\n\nRoom | Floor | Seats\n\nAmber | 2 | 8\n\nBirch | 3 | 12\n\nCedar | 5 | 20"
+    rows = {s.text: s for s in candidate_sentences([_hit(html)])}
+    best, neighbour = replace(rows["Birch | 3 | 12"], score=0.95), replace(rows["Cedar | 5 | 20"], score=0.9)
+
+    chosen, _ = select("How many seats does Birch have?", [best, neighbour], threshold=0.5)
+
+    assert [(s.text, s.score) for s in chosen] == [("Room | Floor | Seats", 0.95), ("Birch | 3 | 12", 0.95)]
+
+
+def test_a_table_is_answered_by_its_row_quoted_under_its_header(make_service, tmp_path):
+    page = ("<html><body><h1>Service owners</h1><p>Each service has one owner.</p><table>"
+            "<tr><th>Service</th><th>Owner</th><th>On call</th></tr>"
+            "<tr><td>Billing</td><td>Priya Nair</td><td>weekdays</td></tr>"
+            "<tr><td>Search</td><td>Tom Berg</td><td>weekends</td></tr></table></body></html>")
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {"owners.html": page}))
+
+    answer = service.ask("Who is on call for search?")
+
+    assert [c.quote for c in answer.citations] == ["Service | Owner | On call", "Search | Tom Berg | weekends"]
+    assert "Service | Owner | On call [1] Search | Tom Berg | weekends [2]" in answer.answer
 
 
 def test_a_sentence_leading_into_a_list_of_short_items_takes_them_in():

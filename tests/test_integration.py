@@ -178,3 +178,25 @@ def test_a_question_naming_the_company_is_answered_by_a_sentence_that_says_the_c
 
     assert answer.answered
     assert answer.citations[0].quote == "The company opened an office in Berlin in March 2019."
+
+
+def test_a_table_is_answered_by_the_row_that_holds_the_answer_under_its_header(real_embedder, tmp_path):
+    """Read as they stand, the readers take "Cedar | 5 | 20" for nothing; labelled, for the answer (docs/QUALITY.md)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "rooms.html").write_text(
+        "<html><body><h1>Office rooms</h1><p>The rooms below can be booked in the calendar.</p><table>"
+        "<tr><th>Room</th><th>Floor</th><th>Seats</th></tr><tr><td>Amber</td><td>2</td><td>8</td></tr>"
+        "<tr><td>Birch</td><td>3</td><td>12</td></tr><tr><td>Cedar</td><td>5</td><td>20</td></tr></table>"
+        "<p>Rooms with more than ten seats have a projector.</p></body></html>")
+    (docs / "setup.md").write_text(
+        "# Developer setup\n\n## Ports\n\n| service | port |\n|---|---|\n| web page | 7860 |\n| database | 5432 |\n\n"
+        "The web page listens on port 7860 unless you set `PORT`.\n")
+    service = Sourcebook(Settings(index_dir=tmp_path / "index"), embedder=real_embedder)
+    service.ingest(docs)
+
+    for question, quotes in [("How many seats does Cedar have?", ["Room | Floor | Seats", "Cedar | 5 | 20"]),
+                             ("Which floor is Birch on?", ["Room | Floor | Seats", "Birch | 3 | 12"]),
+                             ("What port does the database use?", ["| service | port |", "| database | 5432 |"])]:
+        answer = service.ask(question)
+        assert answer.answered and [c.quote for c in answer.citations] == quotes, (question, answer.answer)
