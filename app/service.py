@@ -582,6 +582,7 @@ class Sourcebook:
             share_holding=self.library.keywords.share_holding,
             second_reader=self.second_reader,
             second_reads=self.settings.second_reads,
+            text_between=self.library.store.text_between,
         )
         # The reader's order of the passages it read, then the rest in retrieval order.
         answer = replace(answer, question=question, corrections=corrections,

@@ -81,7 +81,8 @@ def main() -> None:
             # What read_candidates does with both readers, in two steps, so that each reader's own
             # probability is kept beside the agreed one (bench.reader_weights refits their weighing).
             scored = reading.read_candidates(service.reader, question, answering_passages, candidates,
-                                             service.library.keywords.share_holding)
+                                             service.library.keywords.share_holding,
+                                             text_between=service.library.store.text_between)
             own = {(s.hit.document_id, s.start): (round(s.score, 4), None) for s in scored}
             if second is not None and settings.second_reads > 0:
                 second.last = []

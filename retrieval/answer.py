@@ -208,6 +208,7 @@ def compose(
     share_holding: Callable[[str, str], float] | None = None,
     second_reader: Scorer | None = None,
     second_reads: int = 0,
+    text_between: Callable[[str, int, int], str] | None = None,
 ) -> Answer:
     """Answer from the passages with verbatim quotes and [n] citations, or decline when the reader
     finds no sentence that answers.
@@ -217,13 +218,14 @@ def compose(
     mentions: then the documents cannot be answering it. `share_holding(name, source)` (the
     keyword index's) finds the question's names each document uses throughout (`subjects`). A
     `second_reader` re-reads the reader's best `second_reads`, and the answer is decided among them.
+    `text_between(document id, start, end)` (the store's) finds the header of a table a passage starts inside.
     """
     if unknown_names:
         names = ", ".join(unknown_names)
         message = f"The documents do not mention {names}. The closest passages are below."
         return Answer(question=question, answered=False, answer=message, passages=tuple(passages))
     scored = read_candidates(reader, question, passages, candidates, share_holding,
-                             second=second_reader, second_reads=second_reads)
+                             second=second_reader, second_reads=second_reads, text_between=text_between)
     ranked = tuple(rerank(question, passages, scored))
     evidence = scored[0].score if scored else 0.0
     if not scored or not clears(evidence, abstain_below):

@@ -10,8 +10,8 @@ all) and sentences that ask a question are left out. `first_cut` picks the few t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from ingest.sentences import sentence_spans
 from retrieval.records import Hit
@@ -32,6 +32,8 @@ _ASKS = re.compile(
 _HEADING_MARKUP = re.compile(r"^#{1,6}\s+|\s+#+$")
 # What may stand around a sentence without changing what it says: quotes, brackets, emphasis.
 _WRAPPING = "\"'“”‘’«»()[]*_ "
+# How far above a passage that starts inside a table its header is looked for, in characters.
+HEADER_LOOKBACK = 4000
 # The line under a Markdown table's header: "|---|:---:|".
 _TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?")
 
@@ -58,33 +60,67 @@ class Sentence:
         return self.labelled or self.text
 
 
-def candidate_sentences(passages: Sequence[Hit]) -> list[Sentence]:
+def candidate_sentences(
+    passages: Sequence[Hit], text_between: Callable[[str, int, int], str] | None = None
+) -> list[Sentence]:
     """Return every distinct sentence of the passages with its document offsets; a sentence that
     leads into a list of short items (`with_short_items`) takes them in; a table's rows are read
-    with their header (`table_rows`), which is no candidate itself."""
+    with their header (`table_rows`), which is no candidate itself. With `text_between(document
+    id, start, end)` (the store's), a passage that starts inside a table finds its header above it."""
     seen: set[tuple[str, int, int]] = set()
     sentences = []
     for rank, hit in enumerate(passages):
         spans = with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text)))
-        rows = table_rows(hit.text, spans, starts_document=hit.start == 0)
+        # The passage, or with the document's lines above it when it starts inside a table: those
+        # lines' spans come first, then the passage's, moved by `above` characters.
+        framed = _with_lines_above(hit, spans, text_between) if text_between else hit
+        above = len(framed.text) - len(hit.text)
+        framed_spans = [*_line_spans(framed.text[:above]), *((a + above, b + above) for a, b in spans)]
+        rows = table_rows(framed.text, framed_spans, starts_document=framed.start == 0)
         headers = {row.header for row in rows.values()}
         previous = ""
         for index, (local_start, local_end) in enumerate(spans):
             text = hit.text[local_start:local_end]
             key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            row = rows.get(index)
+            row = rows.get(index + len(framed_spans) - len(spans))
             if row is not None and key not in seen:
                 seen.add(key)
-                header = Sentence(hit, rank, hit.start + row.header[0], hit.start + row.header[1],
-                                  hit.text[row.header[0] : row.header[1]])
+                header = Sentence(framed, rank, framed.start + row.header[0], framed.start + row.header[1],
+                                  framed.text[row.header[0] : row.header[1]])
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, row.before, labelled=row.labelled,
                                           header=header))
-            elif (key not in seen and (local_start, local_end) not in headers
+            elif (key not in seen and (local_start + above, local_end + above) not in headers
                     and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit) and not asks(text)):
                 seen.add(key)
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
     return sentences
+
+
+def _with_lines_above(
+    hit: Hit, spans: Sequence[tuple[int, int]], text_between: Callable[[str, int, int], str]
+) -> Hit:
+    """The passage with the document's whole lines above it (up to `HEADER_LOOKBACK` characters),
+    when it starts with a table row: its table's header may be there. Else the passage itself."""
+    if hit.start == 0 or not spans or _row_cells(hit.text, *spans[0]) is None:
+        return hit
+    above = text_between(hit.document_id, hit.start - HEADER_LOOKBACK, hit.start)
+    if len(above) < hit.start:
+        above = above[above.find("\n") + 1 :] if "\n" in above else ""  # from a whole line
+    if not above:
+        return hit
+    place = replace(hit.place, line_start=hit.place.line_start - above.count("\n"))
+    return replace(hit, place=place, start=hit.start - len(above), text=above + hit.text)
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    """The non-blank lines of a text, as spans."""
+    spans, position = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            spans.append((position + len(line) - len(line.lstrip()), position + len(line.rstrip())))
+        position += len(line) + 1
+    return spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +142,7 @@ def table_rows(text: str, spans: Sequence[tuple[int, int]], *, starts_document: 
     (or the text starts the document): a passage may start inside a table, and a row of figures
     heads nothing. A row with another number of cells than its header is read as it stands.
     """
-    cells = [_cells(text[start:end]) if _own_line(text, start, end) else None for start, end in spans]
+    cells = [_row_cells(text, start, end) for start, end in spans]
     rows: dict[int, Row] = {}
     index = 0
     while index < len(spans):
@@ -142,10 +178,12 @@ def _labelled(header: Sequence[str], row: Sequence[str]) -> str:
     return f"{row[0]} — {rest}" if row[0] and rest else row[0] or rest
 
 
-def _own_line(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] is a whole line: a sentence with a "|" in it is no table row."""
+def _row_cells(text: str, start: int, end: int) -> list[str] | None:
+    """The cells of text[start:end] if it is a table row: a whole line (a sentence with a "|" in
+    it is none) with cells between "|"."""
     before, after = text[:start].rstrip(" \t"), text[end:].lstrip(" \t")
-    return (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
+    whole_line = (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
+    return _cells(text[start:end]) if whole_line else None
 
 
 def _cells(line: str) -> list[str] | None:

@@ -542,6 +542,14 @@ class Store:
             content_hash=row[4],
         )
 
+    def text_between(self, document_id: str, start: int, end: int) -> str:
+        """Return the document's text from offset `start` to `end` ("" for a document not stored)."""
+        start = max(0, start)
+        row = self._db.execute(
+            "SELECT substr(text, ?, ?) FROM documents WHERE id=?", (start + 1, max(0, end - start), document_id)
+        ).fetchone()
+        return row[0] if row else ""
+
     def document_id_for_source(self, source: str) -> str | None:
         """Return the id of the document stored from `source`, if any."""
         row = self._db.execute("SELECT id FROM documents WHERE source=?", (source,)).fetchone()

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from retrieval.answer import NOT_ANSWERED, figure_kind, numbers_in, quote_order, rerank, select
+from retrieval.answer import NOT_ANSWERED, cite, figure_kind, numbers_in, quote_order, rerank, select
 from retrieval.candidates import Sentence, asks, candidate_sentences, first_cut
 from retrieval.reading import SUBJECT_SHARE, agreed, names_in, subjects
 from app.service import Sourcebook
@@ -168,6 +168,19 @@ def test_a_documents_subject_the_question_names_is_told_beside_the_sentences_tha
     # A sentence naming it, or after one that does, is read as it stands.
     assert contexts["Acme was started by two smiths in Leeds."].startswith("About us. ")
     assert contexts["Its workshop has forty benches and a forge."].startswith("About us. ")
+
+
+def test_a_table_row_is_not_told_its_documents_subject(make_service, reader, tmp_path):
+    text = ("# Closures\n\nEvery office closes on its own holiday.\n\n"
+            "| Office | Holiday |\n|---|---|\n| Krakow | Constitution Day |\n| Austin | Thanksgiving |\n")
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {"closures.md": text}))
+
+    service.ask("Which holiday closes Austin?")
+
+    contexts = {context.split(" [SEP] ")[0]: context.split(" [SEP] ")[1] for _, context in reader.read}
+    # Austin is the document's subject (named in its one passage), but the Krakow row is about Krakow.
+    assert contexts["Krakow — Holiday Constitution Day"].startswith("Closures. ")
 
 
 def test_a_subject_is_a_name_of_the_question_its_document_uses_throughout():
@@ -372,6 +385,27 @@ def test_rows_are_read_as_they_stand_when_their_header_is_not_known():
 
     for text in (inside, figures, prose):
         assert not any(s.labelled or s.header for s in candidate_sentences([_hit(text, start=40)])), text
+
+
+def test_a_passage_starting_inside_a_table_finds_its_header_above_it():
+    document = ("# Closures\n\nOffices close on these days.\n\n| Office | Closed from |\n|---|---|\n"
+                "| Lisbon | 25 April |\n| Dublin | 4 August |\n| Austin | 27 November |\n")
+    start = document.index("| Dublin")
+    hit = Hit("c2", "d", "d.md", "Closures", Place("Closures", None, 8, 9), start, len(document), document[start:], 0.0)
+
+    def text_between(document_id: str, begin: int, end: int) -> str:
+        assert document_id == "d"
+        return document[max(0, begin) : end]
+
+    dublin, austin = candidate_sentences([hit], text_between)
+
+    assert (dublin.labelled, austin.labelled) == ("Dublin — Closed from 4 August", "Austin — Closed from 27 November")
+    header = dublin.header
+    assert document[header.start : header.end] == header.text == "| Office | Closed from |"
+    # Cited where it is: line 5 of the document, above the passage's first line.
+    assert cite(1, header).place.line_start == 5 and cite(1, dublin).place.line_start == 8
+    # Without the store, the rows are read as they stand.
+    assert not any(s.labelled for s in candidate_sentences([hit]))
 
 
 def test_a_quoted_table_row_comes_after_its_header_and_takes_no_neighbouring_row():

@@ -211,3 +211,17 @@ def test_chunking_never_cuts_more_windows_than_the_store_has_vector_slots(tmp_pa
     windows = [[(i * 5, i * 5 + 4) for i in range(WINDOW_SLOTS + 1)]]
     with pytest.raises(ValueError, match=f"at most {WINDOW_SLOTS} windows, got {WINDOW_SLOTS + 1}"):
         store.put(document, [chunk], windows, np.zeros((WINDOW_SLOTS + 1, 4), dtype=np.float32))
+
+
+def test_the_store_gives_a_documents_text_between_two_offsets(make_service, tmp_path):
+    service = make_service()
+    service.ingest(write_files(tmp_path / "docs", {"fees.txt": "Fees\nA seat costs €480 — or £410 — a day.\n"}))
+    store = service.library.store
+    document = store.document(store.document_id_for_source("docs/fees.txt"))
+
+    # Offsets count characters, as Python's do, not the bytes "€" and "—" take.
+    start = document.text.index("€")
+    assert store.text_between(document.id, start, start + 4) == "€480"
+    assert store.text_between(document.id, -10, 4) == "Fees"
+    assert store.text_between(document.id, start, 10_000) == document.text[start:]
+    assert store.text_between("no such document", 0, 4) == ""
