@@ -232,7 +232,13 @@ def compose(
         return Answer(question, answered=False, answer=NOT_ANSWERED, passages=ranked, evidence=evidence)
     chosen, differing = select(question, scored, abstain_below)
     citations = tuple(cite(n, sentence) for n, sentence in enumerate(chosen, start=1))
-    body = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+    parts = []
+    for n, (sentence, citation) in enumerate(zip(chosen, citations)):
+        if n:
+            # A table's row starts a line of its own, under its header, and ends one.
+            parts.append("\n" if sentence.header or chosen[n - 1].header else " ")
+        parts.append(f"{citation.quote} [{citation.n}]")
+    body = "".join(parts)
     if differing:
         body = "The documents give different figures: " + body
     return Answer(question, answered=True, answer=body, citations=citations, passages=ranked, evidence=evidence)

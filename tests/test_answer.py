@@ -429,7 +429,7 @@ def test_a_table_is_answered_by_its_row_quoted_under_its_header(make_service, tm
     answer = service.ask("Who is on call for search?")
 
     assert [c.quote for c in answer.citations] == ["Service | Owner | On call", "Search | Tom Berg | weekends"]
-    assert "Service | Owner | On call [1] Search | Tom Berg | weekends [2]" in answer.answer
+    assert answer.answer == "Service | Owner | On call [1]\nSearch | Tom Berg | weekends [2]"
 
 
 def test_a_sentence_leading_into_a_list_of_short_items_takes_them_in():
