@@ -158,12 +158,9 @@ def test_a_documents_subject_the_question_names_is_told_beside_the_sentences_tha
     text = ("About us\nAcme makes hand tools for carpenters. "
             "Acme was started by two smiths in Leeds. Its workshop has forty benches and a forge. "
             "The company opened an office in Berlin in March 2019.\n")
-    service = make_service()
-    service.ingest(write_files(tmp_path / "docs", {"about.txt": text}))
 
-    service.ask("When did Acme open an office abroad?")
+    contexts = _contexts_read(make_service(), reader, tmp_path, {"about.txt": text}, "When did Acme open an office abroad?")
 
-    contexts = {context.split(" [SEP] ")[0]: context.split(" [SEP] ")[1] for _, context in reader.read}
     assert contexts["The company opened an office in Berlin in March 2019."].startswith("About us (Acme).")
     # A sentence naming it, or after one that does, is read as it stands.
     assert contexts["Acme was started by two smiths in Leeds."].startswith("About us. ")
@@ -173,14 +170,18 @@ def test_a_documents_subject_the_question_names_is_told_beside_the_sentences_tha
 def test_a_table_row_is_not_told_its_documents_subject(make_service, reader, tmp_path):
     text = ("# Closures\n\nEvery office closes on its own holiday.\n\n"
             "| Office | Holiday |\n|---|---|\n| Krakow | Constitution Day |\n| Austin | Thanksgiving |\n")
-    service = make_service()
-    service.ingest(write_files(tmp_path / "docs", {"closures.md": text}))
 
-    service.ask("Which holiday closes Austin?")
+    contexts = _contexts_read(make_service(), reader, tmp_path, {"closures.md": text}, "Which holiday closes Austin?")
 
-    contexts = {context.split(" [SEP] ")[0]: context.split(" [SEP] ")[1] for _, context in reader.read}
     # Austin is the document's subject (named in its one passage), but the Krakow row is about Krakow.
     assert contexts["Krakow — Holiday Constitution Day"].startswith("Closures. ")
+
+
+def _contexts_read(service: Sourcebook, reader, tmp_path, files: dict[str, str], question: str) -> dict[str, str]:
+    """Ingest the files, ask the question; what the (fake) reader read beside each sentence it read."""
+    service.ingest(write_files(tmp_path / "docs", files))
+    service.ask(question)
+    return {context.split(" [SEP] ")[0]: context.split(" [SEP] ")[1] for _, context in reader.read}
 
 
 def test_a_subject_is_a_name_of_the_question_its_document_uses_throughout():
