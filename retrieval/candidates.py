@@ -181,9 +181,9 @@ def _labelled(header: Sequence[str], row: Sequence[str]) -> str:
 def _row_cells(text: str, start: int, end: int) -> list[str] | None:
     """The cells of text[start:end] if it is a table row: a whole line (a sentence with a "|" in
     it is none) with cells between "|"."""
-    before, after = text[:start].rstrip(" \t"), text[end:].lstrip(" \t")
-    whole_line = (not before or before.endswith("\n")) and (not after or after.startswith("\n"))
-    return _cells(text[start:end]) if whole_line else None
+    line_end = text.find("\n", end)
+    before, after = text[text.rfind("\n", 0, start) + 1 : start], text[end : len(text) if line_end < 0 else line_end]
+    return _cells(text[start:end]) if not before.strip() and not after.strip() else None
 
 
 def _cells(line: str) -> list[str] | None:
