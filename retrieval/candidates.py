@@ -34,6 +34,8 @@ _HEADING_MARKUP = re.compile(r"^#{1,6}\s+|\s+#+$")
 _WRAPPING = "\"'“”‘’«»()[]*_ "
 # How far above a passage that starts inside a table its header is looked for, in characters.
 HEADER_LOOKBACK = 4000
+# Between a row's cells: a "|" that Markdown's backslash does not escape ("a \| b" is one cell).
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 # The line under a Markdown table's header: "|---|:---:|".
 _TABLE_RULE = re.compile(r"\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?")
 
@@ -193,7 +195,7 @@ def _cells(line: str) -> list[str] | None:
     inner = line.strip()
     inner = inner[1:] if inner.startswith("|") else inner
     inner = inner[:-1] if inner.endswith("|") else inner
-    found = [cell.strip() for cell in inner.split("|")]
+    found = [cell.strip() for cell in _CELL_SEPARATOR.split(inner)]
     return found if len(found) >= 2 and any(found) else None
 
 

@@ -376,6 +376,9 @@ def test_a_table_row_is_read_with_its_headers_labels_and_the_header_is_no_candid
     header = sentences[1].header
     assert html[header.start : header.end] == header.text == "Room | Floor | Seats"
     assert sentences[1].reads == "Amber — Floor 2, Seats 8" and sentences[0].reads == "Each room can be booked."
+    # A Markdown cell may hold an escaped "|".
+    escaped = "Operators:\n\n| operator | meaning |\n|---|---|\n| a \\| b | either one |\n"
+    assert [s.labelled for s in candidate_sentences([_hit(escaped)]) if s.labelled] == ["a \\| b — meaning either one"]
 
 
 def test_rows_are_read_as_they_stand_when_their_header_is_not_known():
