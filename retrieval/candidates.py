@@ -32,8 +32,9 @@ _ASKS = re.compile(
 _HEADING_MARKUP = re.compile(r"^#{1,6}\s+|\s+#+$")
 # What may stand around a sentence without changing what it says: quotes, brackets, emphasis.
 _WRAPPING = "\"'“”‘’«»()[]*_ "
-# How far above a passage that starts inside a table its header is looked for, in characters.
-HEADER_LOOKBACK = 4000
+# How far above a passage that starts inside a table its header is looked for, in characters:
+# the nearest first, further only while every line read is one of the table's rows.
+HEADER_LOOKBACKS = (4_000, 32_000, 256_000)
 # Between a row's cells: a "|" that Markdown's backslash does not escape ("a \| b" is one cell).
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 # The line under a Markdown table's header: "|---|:---:|".
@@ -102,13 +103,17 @@ def candidate_sentences(
 def _with_lines_above(
     hit: Hit, spans: Sequence[tuple[int, int]], text_between: Callable[[str, int, int], str]
 ) -> Hit:
-    """The passage with the document's whole lines above it (up to `HEADER_LOOKBACK` characters),
-    when it starts with a table row: its table's header may be there. Else the passage itself."""
+    """The passage with the document's whole lines above it, back to where its table starts (as
+    far as `HEADER_LOOKBACKS` goes), when it starts with a table row: its table's header is there.
+    Else the passage itself."""
     if hit.start == 0 or not spans or _row_cells(hit.text, *spans[0]) is None:
         return hit
-    above = text_between(hit.document_id, hit.start - HEADER_LOOKBACK, hit.start)
-    if len(above) < hit.start:
-        above = above[above.find("\n") + 1 :] if "\n" in above else ""  # from a whole line
+    for lookback in HEADER_LOOKBACKS:
+        above = text_between(hit.document_id, hit.start - lookback, hit.start)
+        if len(above) < hit.start:
+            above = above[above.find("\n") + 1 :] if "\n" in above else ""  # from a whole line
+        if lookback >= hit.start or any(_row_cells(above, *line) is None for line in _line_spans(above)):
+            break
     if not above:
         return hit
     place = replace(hit.place, line_start=hit.place.line_start - above.count("\n"))

@@ -412,6 +412,24 @@ def test_a_passage_starting_inside_a_table_finds_its_header_above_it():
     assert not any(s.labelled for s in candidate_sentences([hit]))
 
 
+def test_a_passage_deep_inside_a_long_table_finds_its_header_however_far_above():
+    rows = "".join(f"| Part {n:03d} | Shelf {n} |\n" for n in range(400))  # some 9,000 characters of rows
+    document = "# Parts\n\nWhere each part is kept.\n\n| Part | Shelf |\n|---|---|\n" + rows
+    start = document.index("| Part 390 |")
+    hit = Hit("c9", "d", "d.md", "Parts", Place("Parts", None, 396, 405), start, len(document), document[start:], 0.0)
+    reads = []
+
+    def text_between(document_id: str, begin: int, end: int) -> str:
+        reads.append(end - begin)
+        return document[max(0, begin) : end]
+
+    first = candidate_sentences([hit], text_between)[0]
+
+    assert first.labelled == "Part 390 — Shelf Shelf 390" and first.header.text == "| Part | Shelf |"
+    # The nearest 4,000 characters were all rows, so it read further, once.
+    assert reads == [4_000, 32_000]
+
+
 def test_a_quoted_table_row_comes_after_its_header_and_takes_no_neighbouring_row():
     html = "Each room can be booked.\n\nRoom | Floor | Seats\n\nAmber | 2 | 8\n\nBirch | 3 | 12\n\nCedar | 5 | 20"
     rows = {s.text: s for s in candidate_sentences([_hit(html)])}
