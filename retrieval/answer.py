@@ -100,10 +100,11 @@ def select(question: str, scored: Sequence[Sentence], threshold: float) -> tuple
             return with_headers(list(per_document.values())), True
     chosen = [best]
     # A table's rows are records of their own: the row above is not the rest of an answer.
-    for sentence in good if best.header is None else ():
+    neighbours = [] if best.header else [s for s in good if s.header is None]
+    for sentence in neighbours:
         if len(chosen) == MAX_SENTENCES:
             break
-        if sentence.header is None and any(_adjacent(sentence, c) for c in chosen):
+        if any(_adjacent(sentence, c) for c in chosen):
             chosen.append(sentence)
     # Quotes read in document order.
     chosen.sort(key=lambda s: s.start)

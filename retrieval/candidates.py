@@ -74,26 +74,27 @@ def candidate_sentences(
     sentences = []
     for rank, hit in enumerate(passages):
         spans = with_short_items(hit.text, sentence_spans(hit.text, 0, len(hit.text)))
-        # The passage, or with the document's lines above it when it starts inside a table: those
-        # lines' spans come first, then the passage's, moved by `above` characters.
+        # The passage, or with the document's lines above it when it starts inside a table; read
+        # in its coordinates, those lines first, then the passage's own spans.
         framed = _with_lines_above(hit, spans, text_between) if text_between else hit
         above = len(framed.text) - len(hit.text)
-        framed_spans = [*_line_spans(framed.text[:above]), *((a + above, b + above) for a, b in spans)]
-        rows = table_rows(framed.text, framed_spans, starts_document=framed.start == 0)
+        lines_above = _line_spans(framed.text[:above])
+        own = [(start + above, end + above) for start, end in spans]
+        rows = table_rows(framed.text, [*lines_above, *own], starts_document=framed.start == 0)
         headers = {row.header for row in rows.values()}
         previous = ""
-        for index, (local_start, local_end) in enumerate(spans):
-            text = hit.text[local_start:local_end]
-            key = (hit.document_id, hit.start + local_start, hit.start + local_end)
-            row = rows.get(index + len(framed_spans) - len(spans))
+        for index, (start, end) in enumerate(own, start=len(lines_above)):
+            text = framed.text[start:end]
+            key = (hit.document_id, framed.start + start, framed.start + end)
+            row = rows.get(index)
             if row is not None and key not in seen:
                 seen.add(key)
                 header = Sentence(framed, rank, framed.start + row.header[0], framed.start + row.header[1],
                                   framed.text[row.header[0] : row.header[1]])
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, row.before, labelled=row.labelled,
                                           header=header))
-            elif (key not in seen and (local_start + above, local_end + above) not in headers
-                    and len(text.split()) >= MIN_SENTENCE_WORDS and not _labels(text, hit) and not asks(text)):
+            elif (key not in seen and (start, end) not in headers and len(text.split()) >= MIN_SENTENCE_WORDS
+                    and not _labels(text, hit) and not asks(text)):
                 seen.add(key)
                 sentences.append(Sentence(hit, rank, key[1], key[2], text, previous))
             previous = text
@@ -188,6 +189,8 @@ def _labelled(header: Sequence[str], row: Sequence[str]) -> str:
 def _row_cells(text: str, start: int, end: int) -> list[str] | None:
     """The cells of text[start:end] if it is a table row: a whole line (a sentence with a "|" in
     it is none) with cells between "|"."""
+    if "|" not in text[start:end]:
+        return None
     line_end = text.find("\n", end)
     before, after = text[text.rfind("\n", 0, start) + 1 : start], text[end : len(text) if line_end < 0 else line_end]
     return _cells(text[start:end]) if not before.strip() and not after.strip() else None
