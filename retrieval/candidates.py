@@ -174,7 +174,8 @@ def table_rows(text: str, spans: Sequence[tuple[int, int]], *, starts_document: 
                     rows[at] = Row(_labelled(header, cells[at]), spans[index], before)
             index = end
         else:
-            index += 1
+            # No table starts here; within the run only its last row may head one (above a "|---|").
+            index = max(index + 1, end - 1)
     return rows
 
 

@@ -389,6 +389,10 @@ def test_rows_are_read_as_they_stand_when_their_header_is_not_known():
 
     for text in (inside, figures, prose):
         assert not any(s.labelled or s.header for s in candidate_sentences([_hit(text, start=40)])), text
+    # Rows of a table whose header is not known, then a Markdown table right under them: that
+    # one's header is its first line above the "|---|".
+    stacked = "Amber | 2 | 8\nBirch | 3 | 12\n| Room | Seats |\n|---|---|\n| Cedar | 20 |"
+    assert [s.labelled for s in candidate_sentences([_hit(stacked, start=40)]) if s.labelled] == ["Cedar — Seats 20"]
 
 
 def test_a_passage_starting_inside_a_table_finds_its_header_above_it():
