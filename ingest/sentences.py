@@ -98,7 +98,9 @@ def _continues(text: str, previous: tuple[int, int], line_start: int) -> bool:
 
 
 def paragraph_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Return the sentence spans of a trimmed paragraph."""
+    """Return the sentence spans of a trimmed paragraph; a table row is one, whatever its cells say."""
+    if "|" in text[start:end] and _is_table_row(text[start:end]):
+        return [(start, end)]
     spans: list[tuple[int, int]] = []
     sentence_start = start
     for mark in _SENTENCE_END.finditer(text, start, end):
@@ -109,6 +111,23 @@ def paragraph_sentences(text: str, start: int, end: int) -> list[tuple[int, int]
         return [(start, end)]  # the common one-sentence line, already trimmed
     append_stripped(spans, text, sentence_start, end)
     return spans
+
+
+# Cells of a row as the HTML and Word loaders write it ("Vase | c. 1475 | Perth") are short; a
+# longer run between " | " is prose that happens to hold one.
+_ROW_CELL_MAX_WORDS = 6
+
+
+def _is_table_row(line: str) -> bool:
+    """Tell whether a trimmed line is a table row: Markdown's (between "|" at both ends), or three
+    or more short cells between " | " as the loaders write one. A dot inside a cell ("c. 1475",
+    "Closed. Reopens Monday") then does not cut the row in two."""
+    if "\n" in line or "\r" in line:
+        return False
+    if line.startswith("|") and line.endswith("|") and len(line) > 1:
+        return True
+    cells = line.split(" | ")
+    return len(cells) >= 3 and all(len(cell.split()) <= _ROW_CELL_MAX_WORDS for cell in cells)
 
 
 def append_stripped(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:

@@ -12,6 +12,7 @@ from retrieval.answer import NOT_ANSWERED, cite, figure_kind, numbers_in, quote_
 from retrieval.candidates import Sentence, asks, candidate_sentences, first_cut
 from retrieval.reading import SUBJECT_SHARE, agreed, names_in, subjects
 from app.service import Sourcebook
+from ingest.sentences import sentence_spans
 from retrieval.records import Hit, Place
 from retrieval.settings import ABSTAIN_BELOW, Settings
 from tests.fakes import FakeReader
@@ -379,6 +380,22 @@ def test_a_table_row_is_read_with_its_headers_labels_and_the_header_is_no_candid
     # A Markdown cell may hold an escaped "|".
     escaped = "Operators:\n\n| operator | meaning |\n|---|---|\n| a \\| b | either one |\n"
     assert [s.labelled for s in candidate_sentences([_hit(escaped)]) if s.labelled] == ["a \\| b — meaning either one"]
+
+
+def test_a_dot_inside_a_cell_does_not_cut_its_row_in_two():
+    # "c. 1475" and "Closed. Reopens" end no sentence inside a row: cut there, the row was no row,
+    # and a Markdown table whose first row was cut read no row at all.
+    markdown = "Exhibits.\n\n| Exhibit | Made | Case |\n|---|---|---|\n| The Vase | c. 1475 | 18 |\n| The Map | 1620 | 3 |\n"
+    html = "Opening hours.\n\nOffice | Saturday | Sunday\n\nLeeds | Closed. Reopens Monday | 10:00\n\nCork | 9:00 | 11:00"
+
+    assert [s.labelled for s in candidate_sentences([_hit(markdown)]) if s.labelled] == [
+        "The Vase — Made c. 1475, Case 18", "The Map — Made 1620, Case 3"]
+    assert [s.labelled for s in candidate_sentences([_hit(html)]) if s.labelled] == [
+        "Leeds — Saturday Closed. Reopens Monday, Sunday 10:00", "Cork — Saturday 9:00, Sunday 11:00"]
+    # Prose with a "|" in it is still cut into its sentences.
+    prose = "The filter reads a | b as either. Its output goes to c | d for sorting."
+    assert [prose[a:b] for a, b in sentence_spans(prose)] == [
+        "The filter reads a | b as either.", "Its output goes to c | d for sorting."]
 
 
 def test_rows_are_read_as_they_stand_when_their_header_is_not_known():
