@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 import re
 
 import numpy as np
@@ -453,6 +454,27 @@ def test_training_on_a_tiny_squad_lowers_the_loss_resumes_and_exports_a_loadable
     assert np.allclose(Reader(smaller).score("When was Town3 founded?", pairs), reader.score("When was Town3 founded?", pairs), atol=0.03)
 
 
+def test_a_floats_only_stage_trains_the_biases_and_layer_norms_and_leaves_every_matrix_as_it_was(tiny_squad, tmp_path):
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+
+    work = tmp_path / "work"
+    args = ["--data", str(tiny_squad), "--work", str(work), "--out", str(tmp_path / "reader"), "--layers", "1",
+            "--batch-size", "8", "--lr", "1e-3", "--max-steps", "3", "--dev-questions", "0", "--threads", "1",
+            "--floats-only", "--tables", "4"]
+    train_reader.train(train_reader.parse_args(args))
+
+    torch.manual_seed(13)  # the head is drawn as training drew it (its default seed)
+    before = train_reader.load_model(bundled_model_path(), 1)[0].state_dict()
+    after = torch.load(work / "checkpoint.pt", weights_only=False)["model"]
+    floats = [name for name in after if name.endswith(".bias") or name.endswith("LayerNorm.weight")]
+    # int8 keeps these in floating point; every other weight is exactly the starting one, so an
+    # export quantised again rounds nothing learnt away.
+    assert all(torch.equal(after[name], before[name]) for name in after if name not in floats and name in before)
+    assert sum(not torch.equal(after[name], before[name]) for name in floats if name in before) > len(floats) // 2
+
+
 def test_the_answer_task_points_at_the_answers_word_pieces_in_the_sentence_only():
     from transformers import AutoTokenizer
 
@@ -681,6 +703,14 @@ def test_mining_writes_pairs_training_reads_back(tiny_squad, tmp_path):
     assert unanswerable and all(p.label == 0.0 for p in unanswerable)
     assert {p.context.split(" [SEP] ")[0] for p in unanswerable if p.group == unanswerable[0].group} >= {
         "Its market opens every Saturday morning."}
+
+
+def test_training_reads_made_up_tables_beside_squad(tiny_squad):
+    args = train_reader.parse_args(["--data", str(tiny_squad), "--tables", "10", "--v1-questions", "0"])
+    pairs, _ = train_reader.build_pairs(args, random.Random(1))
+    tables = [p for p in pairs if p.group.startswith("table")]
+    assert len({p.group for p in tables if not p.group.endswith("/swapped")}) == 30  # three questions a table
+    assert len(pairs) > len(tables) and all(" — " in p.context for p in tables)
 
 
 def test_mined_questions_of_different_paragraphs_keep_different_ids():

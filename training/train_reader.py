@@ -28,6 +28,7 @@ from training.onnx_weights import load_onnx_weights
 from training.squad import (
     Pair, all_pairs, load_articles, question_of, questions, split_dev, squad2_training_articles, training_pairs,
 )
+from training.tables import table_pairs
 
 log = logging.getLogger("train_reader")
 
@@ -62,6 +63,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "questions; chosen by the seed)")
     parser.add_argument("--unanswerable-negatives", type=int, default=2,
                         help="sentences taken as negatives for each unanswerable SQuAD 2.0 question")
+    parser.add_argument("--floats-only", action="store_true",
+                        help="train only the biases and layer norms, what an int8 export keeps in floating point: a "
+                             "stage started from an int8 file then keeps all it learnt when quantised again (changes "
+                             "to its weight matrices smaller than their int8 step are rounded away)")
+    parser.add_argument("--tables", type=int, default=0,
+                        help="made-up tables whose rows are also read against questions (training/tables.py)")
     parser.add_argument("--mined", type=Path, default=None,
                         help="pairs mined with an earlier reader (python -m training.mine) added to the built ones")
     parser.add_argument("--span-weight", type=float, default=0.0,
@@ -127,6 +134,7 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
             )
     if args.mined:
         pairs += read_pairs(args.mined)
+    pairs += table_pairs(args.tables, rng)
     rng.shuffle(pairs)
     return pairs, dev["calibrate"]
 
@@ -461,6 +469,9 @@ def train(args: argparse.Namespace) -> dict:
     # The second task's head reads the last layer's word pieces; it trains with the model and is
     # not exported.
     span_head = torch.nn.Linear(model.config.hidden_size, 2) if args.span_weight else None
+    if args.floats_only:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.endswith(".bias") or name.endswith("LayerNorm.weight"))
     trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
