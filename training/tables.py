@@ -72,30 +72,37 @@ _CITIES = ("Lisbon", "Oslo", "Denver", "Nairobi", "Osaka", "Lyon", "Porto", "Tam
 
 
 def word(rng: random.Random, syllables: int = 0) -> str:
+    """An invented name of two or three syllables (or `syllables`), capitalised ("Vipol")."""
     return "".join(rng.choice(_SYLLABLES) for _ in range(syllables or rng.randint(2, 3))).capitalize()
 
 
 def person(rng: random.Random) -> str:
+    """An invented person's name."""
     return f"{rng.choice(_GIVEN)} {rng.choice(_FAMILY)}"
 
 
 def code(rng: random.Random) -> str:
+    """A part or vehicle code ("ZA-106")."""
     return f"{rng.choice('ABCDEFGHKLMNPRSTVXZ')}{rng.choice('ABCDEFGHKLMNPRSTVXZ')}-{rng.randint(10, 990)}"
 
 
 def number(low: int, high: int, unit: str = "", step: int = 1) -> Values:
+    """Whole numbers from `low` to `high`, with thousands marked and a unit after."""
     return lambda rng: f"{rng.randrange(low, high + 1, step):,}{unit}"
 
 
 def money(low: int, high: int, symbol: str = "$", step: int = 1) -> Values:
+    """Whole amounts from `low` to `high` after a currency symbol."""
     return lambda rng: f"{symbol}{rng.randrange(low, high + 1, step):,}"
 
 
 def decimal(low: float, high: float, unit: str = "", places: int = 1) -> Values:
+    """Numbers with `places` decimals from `low` to `high`, a unit after."""
     return lambda rng: f"{rng.uniform(low, high):.{places}f}{unit}"
 
 
 def one_of(*choices: str) -> Values:
+    """One of the choices."""
     return lambda rng: rng.choice(choices)
 
 
@@ -105,6 +112,7 @@ def joined(*parts: Values) -> Values:
 
 
 def date(rng: random.Random) -> str:
+    """A date, written one of three ways."""
     month = rng.choice(_MONTHS)
     return rng.choice((f"{rng.randint(1, 28)} {month} {rng.randint(2019, 2027)}",
                        f"{month} {rng.randint(1, 28)}, {rng.randint(2019, 2027)}",
@@ -112,11 +120,13 @@ def date(rng: random.Random) -> str:
 
 
 def clock(rng: random.Random) -> str:
+    """A time of day, on the 24-hour or the 12-hour clock."""
     hour, minute = rng.randint(5, 22), rng.choice((0, 10, 15, 20, 30, 40, 45, 50))
     return rng.choice((f"{hour:02d}:{minute:02d}", f"{(hour - 1) % 12 + 1}:{minute:02d} {'am' if hour < 12 else 'pm'}"))
 
 
 def years(rng: random.Random) -> str:
+    """A year since 1950."""
     return str(rng.randint(1950, 2026))
 
 
@@ -458,9 +468,9 @@ def _unique(rows: Sequence[Sequence[str]], column: int, row: int) -> bool:
     return sum(r[column] == rows[row][column] for r in rows) == 1
 
 
-def table_questions(rng: random.Random, number: int, *, questions: int = 3, negatives: int = 2,
+def table_questions(rng: random.Random, table: int, *, questions: int = 3, negatives: int = 2,
                     miss_share: float = 0.7) -> list[Pair]:
-    """Pairs from one made-up table (`number` names its questions' groups): `questions` questions,
+    """Pairs from one made-up table (`table` numbers its questions' groups): `questions` questions,
     each against its answering row and `negatives` other rows, and, for `miss_share` of them, a near
     miss made from it, against the same row."""
     domain = rng.choice(DOMAINS)
@@ -470,7 +480,7 @@ def table_questions(rng: random.Random, number: int, *, questions: int = 3, nega
     context = [reader_context(text, title=title, previous=before) for text in labelled]
     pairs: list[Pair] = []
     for q in range(questions):
-        group = f"table{number}-{q}"
+        group = f"table{table}-{q}"
         at, which = rng.randrange(len(rows)), rng.randrange(len(columns))
         column = columns[which]
         if column.finds and _unique(rows, which + 1, at) and rng.random() < 0.3:
@@ -510,4 +520,4 @@ def _missed(rng: random.Random, domain: Domain, rows: Sequence[Sequence[str]], a
 
 def table_pairs(tables: int, rng: random.Random) -> list[Pair]:
     """Pairs from `tables` made-up tables, each from a domain drawn by `rng`."""
-    return [pair for number in range(tables) for pair in table_questions(rng, number)]
+    return [pair for table in range(tables) for pair in table_questions(rng, table)]
