@@ -119,15 +119,16 @@ _ROW_CELL_MAX_WORDS = 6
 
 
 def _is_table_row(line: str) -> bool:
-    """Tell whether a trimmed line is a table row: Markdown's (between "|" at both ends), or three
-    or more short cells between " | " as the loaders write one. A dot inside a cell ("c. 1475",
+    """Tell whether a trimmed line is a table row: Markdown's (between "|" at both ends), or two or
+    more short cells between " | " as the loaders write one (a key and its value, "Notes | Closed.
+    Reopens Monday", is a row too). A dot inside a cell ("c. 1475",
     "Closed. Reopens Monday") then does not cut the row in two."""
     if "\n" in line or "\r" in line:
         return False
     if line.startswith("|") and line.endswith("|") and len(line) > 1:
         return True
     cells = line.split(" | ")
-    return len(cells) >= 3 and all(len(cell.split()) <= _ROW_CELL_MAX_WORDS for cell in cells)
+    return len(cells) >= 2 and all(len(cell.split()) <= _ROW_CELL_MAX_WORDS for cell in cells)
 
 
 def append_stripped(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:

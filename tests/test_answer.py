@@ -392,6 +392,10 @@ def test_a_dot_inside_a_cell_does_not_cut_its_row_in_two():
         "The Vase — Made c. 1475, Case 18", "The Map — Made 1620, Case 3"]
     assert [s.labelled for s in candidate_sentences([_hit(html)]) if s.labelled] == [
         "Leeds — Saturday Closed. Reopens Monday, Sunday 10:00", "Cork — Saturday 9:00, Sunday 11:00"]
+    # A two-column table, as the loaders write a key beside its value.
+    pairs = "Site facts.\n\nItem | Value\n\nLeeds office | Closed. Reopens Monday\n\nCork office | Open daily"
+    assert [s.labelled for s in candidate_sentences([_hit(pairs)]) if s.labelled] == [
+        "Leeds office — Value Closed. Reopens Monday", "Cork office — Value Open daily"]
     # Prose with a "|" in it is still cut into its sentences.
     prose = "The filter reads a | b as either. Its output goes to c | d for sorting."
     assert [prose[a:b] for a, b in sentence_spans(prose)] == [
