@@ -725,6 +725,63 @@ def test_mined_questions_of_different_paragraphs_keep_different_ids():
 
 
 @pytest.mark.integration
+def test_within_as_stored_a_layer_reads_with_its_int8_weights_and_its_exact_ones_come_back_with_the_gradient():
+    import torch
+
+    from training.quantise import as_stored
+
+    layer = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.5, -0.26, 0.001], [-2.0, 0.3, 0.0, 1.0]]))
+    exact = layer.weight.detach().clone()
+    with as_stored(torch.nn.Sequential(layer)):
+        # Each output's largest magnitude is 127 steps; the rest round to the nearest step.
+        steps = torch.tensor([[1.0, 0.5, -0.26, 0.001], [-2.0, 0.3, 0.0, 1.0]]) / torch.tensor([[1.0 / 127], [2.0 / 127]])
+        assert torch.allclose(layer.weight, steps.round() * torch.tensor([[1.0 / 127], [2.0 / 127]]))
+        assert not torch.equal(layer.weight, exact)
+        layer(torch.ones(1, 4)).sum().backward()
+    assert torch.equal(layer.weight, exact) and torch.equal(layer.weight.grad, torch.ones(2, 4))
+
+
+def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_squad, tmp_path):
+    import shutil
+
+    import torch
+
+    from retrieval.embedder import bundled_model_path
+    from training.onnx_weights import onnx_state_dict
+    from training.quantise import as_stored, quantise, rounded_as_stored
+    from training.squad import Pair
+
+    work, out = tmp_path / "work", tmp_path / "reader"
+    args = ["--data", str(tiny_squad), "--work", str(work), "--out", str(out), "--layers", "1", "--batch-size", "8",
+            "--lr", "1e-3", "--max-steps", "3", "--dev-questions", "0", "--threads", "1", "--int8-aware"]
+    train_reader.train(train_reader.parse_args(args))
+    torch.manual_seed(13)
+    model, tokenizer = train_reader.load_model(bundled_model_path(), 1)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    model.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["model"])
+    int8 = tmp_path / "int8"
+    shutil.copytree(out, int8)
+    quantise(int8)
+
+    # The int8 file holds exactly the weights the stage read with, and the tables it left as they were.
+    stored = onnx_state_dict(int8 / "model.onnx")
+    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    for name in linear:
+        weight = model.get_submodule(name).weight.detach()
+        assert np.allclose(stored[name + ".weight"], rounded_as_stored(weight).numpy(), rtol=1e-5, atol=1e-8), name
+    assert sum(not torch.equal(model.state_dict()[n + ".weight"], before[n + ".weight"]) for n in linear) == len(linear)
+    tables = [name for name in before if "embeddings" in name and name.endswith("embeddings.weight")]
+    assert tables and all(torch.equal(model.state_dict()[name], before[name]) for name in tables)
+    # So it scores as the stage's own int8 reading did, but for the activations' run-time rounding.
+    pairs = [Pair("When was Town3 founded?", reader_context(s, title="Town3"), 0.0, "q")
+             for s in ("The town was founded in 1803.", "Its market opens on Saturday.")]
+    with as_stored(model):
+        read = train_reader.score(model, tokenizer, pairs, 96)
+    assert np.allclose(Reader(int8).score(pairs[0].question, [p.context for p in pairs]), read, atol=0.01)
+
+
 def test_a_reader_starts_from_a_six_layer_exports_first_layers_or_from_the_shipped_int8(tmp_path):
     from retrieval.embedder import bundled_model_path
     from training.onnx_weights import load_onnx_weights, onnx_state_dict

@@ -16,6 +16,12 @@ pairs in 16 bits and saturate: there the second reader gave the founders' senten
 founded Xiaohongshu?" 0.15 instead of 0.99, and qa.jsonl's AUC fell to 0.62 (docs/QUALITY.md,
 "Readers that read alike on every CPU"). `python -m training.quantise DIR --unsigned` stores an
 int8 export's weights so.
+
+`as_stored(model)` rounds a PyTorch reader's linear weights in place as `quantise` will store
+them, for the span of a training step (`train_reader --int8-aware`): the step's gradient is taken
+at the weights the int8 file will hold, and moves the exact ones, so a stage started from an int8
+file keeps changes smaller than a step once they add up past it, instead of losing them when
+quantised again.
 """
 
 from __future__ import annotations
@@ -24,11 +30,15 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_DIR = Path("models/reader")
 # Values of a 4-bit table that share one scale.
 TABLE_BLOCK = 32
+# Symmetric int8 as ONNX Runtime quantises weights: -127..127, the largest magnitude at 127.
+INT8_LIMIT = 127
 
 
 def quantise(directory: Path, *, table_bits: int = 8) -> Path:
@@ -56,6 +66,34 @@ def quantise(directory: Path, *, table_bits: int = 8) -> Path:
     extra = {"word_piece_table_bits": 4} if table_bits == 4 else {}
     config_file.write_text(json.dumps({**config, "weights": "int8", "unsigned_weights": True, **extra}, indent=2))
     return model
+
+
+def rounded_as_stored(weight):
+    """A linear layer's weight (out, in) as `quantise` stores it: int8 with one scale per output
+    (a MatMul's column), the output's largest magnitude at INT8_LIMIT, times that scale."""
+    scale = weight.abs().amax(dim=1, keepdim=True) / INT8_LIMIT
+    scale = scale.where(scale > 0, scale.new_ones(()))
+    return (weight / scale).round().clamp(-INT8_LIMIT, INT8_LIMIT) * scale
+
+
+@contextmanager
+def as_stored(model) -> Iterator[None]:
+    """Within: every linear weight of the model is as `quantise` will store it; on leaving, the
+    exact weights are put back in place. A backward pass inside takes the gradient at the rounded
+    weights, which the optimiser then applies to the exact ones (a straight-through estimate)."""
+    import torch
+
+    weights = [module.weight for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    with torch.no_grad():
+        exact = [weight.detach().clone() for weight in weights]
+        for weight in weights:
+            weight.copy_(rounded_as_stored(weight))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for weight, value in zip(weights, exact):
+                weight.copy_(value)
 
 
 def store_unsigned(directory: Path) -> Path:

@@ -9,6 +9,7 @@ end exports the model to ONNX with its tokenizer and a model card.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ import numpy as np
 
 from training.mine import read_pairs
 from training.onnx_weights import load_onnx_weights
+from training.quantise import as_stored
 from training.squad import (
     Pair, all_pairs, load_articles, question_of, questions, split_dev, squad2_training_articles, training_pairs,
 )
@@ -67,6 +69,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="train only the biases and layer norms, what an int8 export keeps in floating point: a "
                              "stage started from an int8 file then keeps all it learnt when quantised again (changes "
                              "to its weight matrices smaller than their int8 step are rounded away)")
+    parser.add_argument("--int8-aware", action="store_true",
+                        help="read every pair with the weight matrices rounded as the int8 export stores them, "
+                             "the gradient moving the exact ones (training.quantise.as_stored), and keep the "
+                             "tables (stored in 4 bits) as they are: a whole-model stage from an int8 file then "
+                             "keeps what it learns when quantised again")
     parser.add_argument("--tables", type=int, default=0,
                         help="made-up tables whose rows are also read against questions (training/tables.py)")
     parser.add_argument("--mined", type=Path, default=None,
@@ -472,6 +479,12 @@ def train(args: argparse.Namespace) -> dict:
     if args.floats_only:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name.endswith(".bias") or name.endswith("LayerNorm.weight"))
+    if args.int8_aware:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                module.weight.requires_grad_(False)
+    # The weights each pair is read with: as the int8 export will hold them, or as they are.
+    as_read = (lambda: as_stored(model)) if args.int8_aware else contextlib.nullcontext
     trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
@@ -509,23 +522,24 @@ def train(args: argparse.Namespace) -> dict:
         batch = plan[step]
         inputs = encode(tokenizer, batch, args.max_length, offsets=span_head is not None)
         labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
-        if span_head is None:
-            logits = model(**inputs).logits[:, 0]
-            loss = loss_fn(logits, labels)
-        else:
-            spans = answer_tokens(inputs, batch)
-            output = model(**inputs, output_hidden_states=True)
-            logits = output.logits[:, 0]
-            loss = loss_fn(logits, labels) + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
-        if teacher is not None:
-            loss = loss + args.teacher_weight * teacher_loss(teacher, batch, logits, args.max_length)
-        if args.pair_weight:
-            loss = loss + args.pair_weight * pair_loss(logits, batch)
-        if args.sentence_weight:
-            loss = loss + args.sentence_weight * sentence_loss(logits, batch)
-        if args.list_weight:
-            loss = loss + args.list_weight * list_loss(logits, batch)
-        loss.backward()
+        with as_read():
+            if span_head is None:
+                logits = model(**inputs).logits[:, 0]
+                loss = loss_fn(logits, labels)
+            else:
+                spans = answer_tokens(inputs, batch)
+                output = model(**inputs, output_hidden_states=True)
+                logits = output.logits[:, 0]
+                loss = loss_fn(logits, labels) + args.span_weight * span_loss(span_head, output.hidden_states[-1], *spans)
+            if teacher is not None:
+                loss = loss + args.teacher_weight * teacher_loss(teacher, batch, logits, args.max_length)
+            if args.pair_weight:
+                loss = loss + args.pair_weight * pair_loss(logits, batch)
+            if args.sentence_weight:
+                loss = loss + args.sentence_weight * sentence_loss(logits, batch)
+            if args.list_weight:
+                loss = loss + args.list_weight * list_loss(logits, batch)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
@@ -536,7 +550,8 @@ def train(args: argparse.Namespace) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{running / seen:.4f}")
         if step % args.checkpoint_every == 0 or step == total:
-            figures = dev_figures(model, tokenizer, dev_questions, args.max_length) if dev_questions else {}
+            with as_read():
+                figures = dev_figures(model, tokenizer, dev_questions, args.max_length) if dev_questions else {}
             record = {"event": "checkpoint", "step": step, "loss": running / max(1, seen),
                       "pairs_per_second": seen / (time.monotonic() - started), **figures}
             with open(logfile, "a") as handle:
