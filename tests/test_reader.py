@@ -730,14 +730,14 @@ def test_within_as_stored_a_layer_reads_with_its_int8_weights_and_its_exact_ones
 
     from training.quantise import as_stored
 
+    exact = torch.tensor([[1.0, 0.5, -0.26, 0.001], [-2.0, 0.3, 0.0, 1.0]])
     layer = torch.nn.Linear(4, 2)
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[1.0, 0.5, -0.26, 0.001], [-2.0, 0.3, 0.0, 1.0]]))
-    exact = layer.weight.detach().clone()
+        layer.weight.copy_(exact)
+    # Each output's largest magnitude is 127 steps; the rest round to the nearest step.
+    step = torch.tensor([[1.0 / 127], [2.0 / 127]])
     with as_stored(torch.nn.Sequential(layer)):
-        # Each output's largest magnitude is 127 steps; the rest round to the nearest step.
-        steps = torch.tensor([[1.0, 0.5, -0.26, 0.001], [-2.0, 0.3, 0.0, 1.0]]) / torch.tensor([[1.0 / 127], [2.0 / 127]])
-        assert torch.allclose(layer.weight, steps.round() * torch.tensor([[1.0 / 127], [2.0 / 127]]))
+        assert torch.allclose(layer.weight, (exact / step).round() * step)
         assert not torch.equal(layer.weight, exact)
         layer(torch.ones(1, 4)).sum().backward()
     assert torch.equal(layer.weight, exact) and torch.equal(layer.weight.grad, torch.ones(2, 4))
