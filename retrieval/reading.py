@@ -131,7 +131,7 @@ def _best_first(scored: list[Sentence]) -> list[Sentence]:
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
 # Capitalised, but words of a date, not names: a document may write "March 31" as "2025-03-31".
-_CALENDAR = frozenset(
+CALENDAR = frozenset(
     "january february march april may june july august september october november december "
     "monday tuesday wednesday thursday friday saturday sunday".split()
 )
@@ -149,6 +149,6 @@ def names_in(question: str) -> list[str]:
         # The first word of a question is capitalised anyway ("What", "How").
         if match.start() == 0 and not any(ch.isdigit() for ch in word) and not word.isupper():
             continue
-        if word.lower() not in STOPWORDS and word.lower() not in _CALENDAR and word not in names:
+        if word.lower() not in STOPWORDS and word.lower() not in CALENDAR and word not in names:
             names.append(word)
     return names

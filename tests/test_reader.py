@@ -15,7 +15,8 @@ from retrieval.reader import READER_DIR, Reader, ReaderUnavailable, reader_conte
 from retrieval.settings import SECOND_READER_DIR
 from training import mine, train_reader
 from training.squad import (
-    Question, all_pairs, asked_otherwise, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss, split_dev,
+    Question, all_pairs, asked_otherwise, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss,
+    role_swapped, split_dev,
     squad2_training_articles, training_pairs,
 )
 
@@ -288,6 +289,66 @@ def test_a_question_turned_to_ask_when_or_why_where_its_answering_sentence_says_
     assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
         ("Why did the mill open?", 0.0, "a/swapped", sentence)
     ]
+
+
+def test_a_role_swapped_near_miss_asks_about_another_name_of_the_answering_sentence():
+    import random
+
+    def swapped(question: str, sentence: str, answer: str) -> str | None:
+        return role_swapped(Question("q", question, "Town", ("The town is old.", sentence), frozenset({1}), (answer,)),
+                            random.Random(0))
+
+    # The answer stands in for the name the question shares with the sentence: every word of the new
+    # question is in the sentence, and the sentence does not answer it.
+    assert swapped("Who replaced Dowding in November?", "In November Dowding was replaced by Sholto Douglas.",
+                   "Sholto Douglas") == "Who replaced Sholto Douglas in November?"
+    # Or another name of the sentence does, never one the question already names, nor a month.
+    assert swapped("What did Ann Lee found in Riverton?", "Ann Lee founded the mill in Riverton.", "the mill") is None
+    assert swapped("What did Ann Lee found in Riverton?", "Ann Lee founded the Alton mill in Riverton.", "mill") in (
+        "What did Alton found in Riverton?", "What did Ann Lee found in Alton?"
+    )
+    # A name is swapped whole, never a part of a longer one ("Kim Il" of "Kim Il-sung").
+    assert swapped("Who advised Kim Il-sung?", "Stalin sent Zakharov to advise Kim Il-sung.", "Zakharov") is None
+    # A relation that reads both ways may still be answered turned around: none is made.
+    assert swapped("Who did Ann Lee marry?", "Ann Lee married Bo Park in 1803.", "Bo Park") is None
+    # Asking for a figure, only the answer may stand in (another name may be a parallel item with its own).
+    assert swapped("How many people lived in Alton?", "Alton had 300 people and Brill had 200.", "300") is None
+
+    # In training, it is read against the answering sentence and ranked below it (grouped `/swapped`).
+    sentence = "In November Dowding was replaced by Sholto Douglas."
+    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
+        {"id": "a", "question": "Who replaced Dowding in November?",
+         "answers": [{"text": "Sholto Douglas", "answer_start": sentence.index("Sholto")}]}]}]}
+    plain = training_pairs([article], rng=random.Random(0), negatives=0)
+    pairs = training_pairs([article], rng=random.Random(0), negatives=0, role_share=1.0)
+    assert [(p.question, p.label, p.group) for p in pairs if p not in plain] == [
+        ("Who replaced Sholto Douglas in November?", 0.0, "a/swapped")
+    ]
+
+
+def test_near_misses_are_read_beside_the_questions_they_were_made_from_kind_by_kind():
+    from bench.near_misses import read_kinds, summary
+
+    mill = "In 1803 Ann Lee founded the mill in Alton."
+    article = {"title": "Mills", "paragraphs": [
+        {"context": mill, "qas": [{"id": "a", "question": "Who founded the mill in Alton?",
+                                   "answers": [{"text": "Ann Lee", "answer_start": mill.index("Ann Lee")}]}]},
+        {"context": "Carl Dunn ran the school in Dover.", "qas": []},
+    ]}
+
+    # A reader that goes by the question's names alone: it accepts a near miss whose names all stand
+    # in the sentence (another name asked about) as readily as the question itself.
+    def by_names(question: str, context: str) -> float:
+        names = re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", question)[1:]
+        return float(all(name in context for name in names))
+
+    read = read_kinds(by_names, [article], per_article=5, rng=random.Random(0))
+
+    assert len(read["as asked"]) == len(read["role swapped"]) == len(read["fact swapped"]) == 1
+    figures = summary(read, threshold=0.5)
+    assert figures["as asked"]["accepted"] == figures["role swapped"]["accepted"] == 1.0
+    assert figures["fact swapped"]["accepted"] == 0.0  # "Dover" or "Carl Dunn" is not in the sentence
+    assert "reworded" not in figures  # no opposite or negation fits this question
 
 
 def test_a_real_unanswerable_question_is_also_read_against_the_answer_to_its_most_alike_question():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ingest.sentences import sentence_spans
 from retrieval.reader import reader_context
+from retrieval.reading import CALENDAR
 from retrieval.text import STOPWORDS, keyword_terms
 
 # The SQuAD 2.0 dev articles are split by article: the reader trains on some, its threshold is
@@ -292,6 +293,61 @@ def asked_otherwise(question: Question, rng: random.Random) -> str | None:
     return (kind.capitalize() if opening.group()[0].isupper() else kind) + question.text[opening.end():]
 
 
+# Questions about a relation that reads the same both ways ("Who did X marry?"): turned around they
+# may still be answered, so they are not made into role-swapped near misses.
+_TWO_WAY = re.compile(
+    r"\b(?:marr\w*|wed\w*|spouses?|wife|husband|met|meet\w*|border\w*|neighbo\w*|all(?:y|ied|ies|iance)|"
+    r"partner\w*|fight\w*|fought|battle\w*|wars?|versus|vs|compet\w*|play\w*|against|merg\w*|tie\w*|"
+    r"same|equal\w*|known|called|named?|sibling\w*|brothers?|sisters?|cousins?|friend\w*|rival\w*|"
+    r"relat\w*|between|and|or|with|also|twins?|similar\w*|like|alike|together|both|each|other|"
+    r"join\w*|collaborat\w*|contact\w*|connect\w*|link\w*|trade\w*|treaty|agreement|signed|stand|short)\b",
+    re.IGNORECASE)
+_ASKS_FIGURE = re.compile(r"\b(?:how (?:many|much|long|old|far|large|big|high)|when|what (?:year|date|time)|which year"
+                          r"|percent\w*)\b", re.IGNORECASE)
+_NAME_ANSWER = re.compile(r"[A-Z][\w'’.-]*(?: (?:of |the |de |and |& )?[A-Z][\w'’.-]*){0,4}")
+
+
+def _whole(name: str) -> re.Pattern:
+    """A name standing whole in a text: not part of a longer name or word ("Kim Il" in "Kim Il-Sung")."""
+    return re.compile(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)")
+
+
+def role_swapped(question: Question, rng: random.Random) -> str | None:
+    """The question with a name it shares with its answering sentence swapped for another name that
+    sentence holds, often the answer itself: "Who replaced Dowding on 25 November?" against "... the
+    replacement of Dowding with Sholto Douglas on 25 November" becomes "Who replaced Sholto Douglas
+    on 25 November?". Every word of the new question still stands in the sentence, in other roles,
+    so sharing words says nothing; the reader must read who did what (on articles nothing trains on
+    the served second reader accepted 0.87 of them, 0.07 of `near_miss`'s: `bench.near_misses`,
+    docs/QUALITY.md). None when the
+    question asks about a relation that reads both ways, or no name fits.
+    """
+    if _TWO_WAY.search(question.text):
+        return None
+    sentence = question.sentences[min(question.answering)]
+    asked = question.text.lower()
+    names = [t for t in swappables(question.text) if _kind(t) == "name" and t.lower() not in CALENDAR]
+    targets = [t for t in names if _whole(t).search(question.text) and _whole(t).search(sentence)]
+    # Another name of the sentence may be a parallel item holding its own figure or date ("Ceilandia had
+    # 344,039, Taguatinga 243,575"): for such questions only the answer stands in.
+    others = [] if _ASKS_FIGURE.search(question.text) else [
+        n for n in swappables(sentence, skip_first=False) if _kind(n) == "name"]
+    answer = question.answers[0].strip() if question.answers else ""
+    if _NAME_ANSWER.fullmatch(answer):
+        others.append(answer)
+    options = [
+        (target, other)
+        for target in targets
+        for other in dict.fromkeys(others)
+        if other.lower() not in asked and other.lower() not in STOPWORDS and other.lower() not in CALENDAR
+        and not set(other.lower().split()) & set(target.lower().split())
+    ]
+    if not options:
+        return None
+    target, other = rng.choice(options)
+    return _whole(target).sub(lambda _: other, question.text, count=1)
+
+
 # A verb carried by an auxiliary or a modal takes a "not" cleanly: "was founded" -> "was not founded".
 _CARRIER = re.compile(rf"\b(?:{_CARRIERS})\b (?=([a-z]+)\b)")
 
@@ -390,6 +446,7 @@ def training_pairs(
     denied_share: float = 0.0,
     cut_share: float = 0.0,
     asked_share: float = 0.0,
+    role_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -403,7 +460,8 @@ def training_pairs(
     sentence made to deny it (`denied_sentence`; grouped as `/denied`); for a `cut_share`, against
     its answering sentence cut short before the answer (`cut_sentence`; grouped so too); for an
     `asked_share`, the question turned to ask when or why where the sentence says neither
-    (`asked_otherwise`), against it (grouped as the near misses are). With
+    (`asked_otherwise`), against it (grouped as the near misses are); for a `role_share`, the
+    question with a name swapped for another its answering sentence holds (`role_swapped`), so too. With
     `paired_unanswerable`, each unanswerable question is also read against the answering sentence
     of its paragraph's most alike answerable question (a real near miss; grouped with that
     question's pairs, as made-up near misses are: `/swapped`); a number reads it against that many
@@ -430,7 +488,8 @@ def training_pairs(
                     if swapped:
                         i = min(question.answering)
                         pairs.append(Pair(swapped, context_of(question, i), 0.0, question.id + "/swapped"))
-                for share, turned in ((reworded_share, reworded_miss), (asked_share, asked_otherwise)):
+                turns = ((reworded_share, reworded_miss), (asked_share, asked_otherwise), (role_share, role_swapped))
+                for share, turned in turns:
                     if share and rng.random() < share and (other := turned(question, rng)):
                         pairs.append(Pair(other, context_of(question, min(question.answering)), 0.0,
                                           question.id + "/swapped"))
