@@ -248,17 +248,22 @@ def test_a_cut_sentence_stops_before_the_clause_holding_the_answer():
                "When the mill opened in 1803, the town grew by 400 people.", "400") is None
 
     # In training, it is read against the question, ranked below the whole sentence (grouped `/denied`).
-    import random
-
-    sentence = "In 2024 the mill had forty workers, and it was sold to Ann Lee."
-    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
-        {"id": "a", "question": "Who bought the mill in 2024?",
-         "answers": [{"text": "Ann Lee", "answer_start": sentence.index("Ann Lee")}]}]}]}
-    plain = training_pairs([article], rng=random.Random(0), negatives=0)
-    pairs = training_pairs([article], rng=random.Random(0), negatives=0, cut_share=1.0)
-    assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
+    assert _pairs_added("In 2024 the mill had forty workers, and it was sold to Ann Lee.", "Who bought the mill in 2024?",
+                        "Ann Lee", cut_share=1.0) == [
         ("Who bought the mill in 2024?", 0.0, "a/denied", "In 2024 the mill had forty workers.")
     ]
+
+
+def _pairs_added(sentence: str, question: str, answer: str, **share: float) -> list[tuple[str, float, str, str]]:
+    """What a made-up near miss's share adds to one question's pairs over a one-sentence article:
+    (question, label, group, the sentence read)."""
+    import random
+
+    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
+        {"id": "a", "question": question, "answers": [{"text": answer, "answer_start": sentence.index(answer)}]}]}]}
+    plain = training_pairs([article], rng=random.Random(0), negatives=0)
+    pairs = training_pairs([article], rng=random.Random(0), negatives=0, **share)
+    return [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain]
 
 
 def test_a_question_turned_to_ask_when_or_why_where_its_answering_sentence_says_neither():
@@ -282,11 +287,7 @@ def test_a_question_turned_to_ask_when_or_why_where_its_answering_sentence_says_
 
     # In training, it is read against the answering sentence and ranked below it (grouped `/swapped`).
     sentence = "The mill opened in 1803 by the river."
-    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
-        {"id": "a", "question": "When did the mill open?", "answers": [{"text": "1803", "answer_start": 17}]}]}]}
-    plain = training_pairs([article], rng=random.Random(0), negatives=0)
-    pairs = training_pairs([article], rng=random.Random(0), negatives=0, asked_share=1.0)
-    assert [(p.question, p.label, p.group, p.context.split(" [SEP] ")[0]) for p in pairs if p not in plain] == [
+    assert _pairs_added(sentence, "When did the mill open?", "1803", asked_share=1.0) == [
         ("Why did the mill open?", 0.0, "a/swapped", sentence)
     ]
 
@@ -316,13 +317,8 @@ def test_a_role_swapped_near_miss_asks_about_another_name_of_the_answering_sente
 
     # In training, it is read against the answering sentence and ranked below it (grouped `/swapped`).
     sentence = "In November Dowding was replaced by Sholto Douglas."
-    article = {"title": "Town0", "paragraphs": [{"context": sentence, "qas": [
-        {"id": "a", "question": "Who replaced Dowding in November?",
-         "answers": [{"text": "Sholto Douglas", "answer_start": sentence.index("Sholto")}]}]}]}
-    plain = training_pairs([article], rng=random.Random(0), negatives=0)
-    pairs = training_pairs([article], rng=random.Random(0), negatives=0, role_share=1.0)
-    assert [(p.question, p.label, p.group) for p in pairs if p not in plain] == [
-        ("Who replaced Sholto Douglas in November?", 0.0, "a/swapped")
+    assert _pairs_added(sentence, "Who replaced Dowding in November?", "Sholto Douglas", role_share=1.0) == [
+        ("Who replaced Sholto Douglas in November?", 0.0, "a/swapped", sentence)
     ]
 
 
