@@ -9,7 +9,7 @@ sentence no longer answers: a fact swapped for another of the article (`near_mis
 or a negation (`reworded_miss`), another name of the sentence asked about (`role_swapped`).
 Questions are sampled among those `role_swapped` can turn, so every kind is read on the same
 questions' sentences. Prints, per kind, how many were read, the mean probability and the share
-above the served threshold: a kind the reader accepts as readily as the real answers is one it
+at or above the served threshold: a kind the reader accepts as readily as the real answers is one it
 has not learnt (docs/QUALITY.md, "Near misses that keep every word").
 """
 

@@ -319,15 +319,15 @@ def role_swapped(question: Question, rng: random.Random) -> str | None:
     on 25 November?". Every word of the new question still stands in the sentence, in other roles,
     so sharing words says nothing; the reader must read who did what (on articles nothing trains on
     the served second reader accepted 0.87 of them, 0.07 of `near_miss`'s: `bench.near_misses`,
-    docs/QUALITY.md). None when the
-    question asks about a relation that reads both ways, or no name fits.
+    docs/QUALITY.md). None when the question asks about a relation that reads both ways, or no
+    name fits.
     """
     if _TWO_WAY.search(question.text):
         return None
     sentence = question.sentences[min(question.answering)]
     asked = question.text.lower()
-    names = [t for t in swappables(question.text) if _kind(t) == "name" and t.lower() not in CALENDAR]
-    targets = [t for t in names if _whole(t).search(question.text) and _whole(t).search(sentence)]
+    targets = [t for t in swappables(question.text) if _kind(t) == "name" and t.lower() not in CALENDAR
+               and _whole(t).search(question.text) and _whole(t).search(sentence)]
     # Another name of the sentence may be a parallel item holding its own figure or date ("Ceilandia had
     # 344,039, Taguatinga 243,575"): for such questions only the answer stands in.
     others = [] if _ASKS_FIGURE.search(question.text) else [
