@@ -929,7 +929,7 @@ def test_a_four_bit_table_whose_rows_end_in_a_part_block_reads_back(tmp_path):
 
 
 @pytest.mark.integration
-def test_averaging_two_readers_exports_the_mean_of_their_weights(tmp_path):
+def test_averaging_two_readers_exports_the_mean_of_their_weights_weighed_by_their_shares(tmp_path):
     import torch
 
     from retrieval.embedder import bundled_model_path
@@ -951,8 +951,13 @@ def test_averaging_two_readers_exports_the_mean_of_their_weights(tmp_path):
     name = "bert.encoder.layer.0.output.dense.bias"
     assert np.allclose(mean[name], (first[name] + second[name]) / 2, atol=1e-6)
     assert Reader(tmp_path / "mean").score("Who founded the mill?", ["Ann Lee founded it."]).shape == (1,)
+    weighed = onnx_state_dict(average(exports, tmp_path / "weighed", layers=1, max_length=32, shares=[3.0, 1.0]))
+    assert np.allclose(weighed["classifier.weight"], 0.05)
+    assert np.allclose(weighed[name], (3 * first[name] + second[name]) / 4, atol=1e-6)
     with pytest.raises(ValueError, match="at least two"):
         average(exports[:1], tmp_path / "one", layers=1)
+    with pytest.raises(ValueError, match="one share"):
+        average(exports, tmp_path / "odd", layers=1, shares=[1.0])
 
 
 def test_the_paragraph_reader_scores_each_whole_sentence_and_none_and_skips_cut_off_answers():
