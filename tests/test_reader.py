@@ -16,7 +16,7 @@ from retrieval.settings import SECOND_READER_DIR
 from training import mine, train_reader
 from training.squad import (
     Question, all_pairs, asked_otherwise, cut_sentence, denied_sentence, load_articles, near_miss, questions, reworded_miss,
-    role_swapped, split_dev,
+    joined, role_swapped, split_dev,
     squad2_training_articles, training_pairs,
 )
 
@@ -320,6 +320,39 @@ def test_a_role_swapped_near_miss_asks_about_another_name_of_the_answering_sente
     assert _pairs_added(sentence, "Who replaced Dowding in November?", "Sholto Douglas", role_share=1.0) == [
         ("Who replaced Sholto Douglas in November?", 0.0, "a/swapped", sentence)
     ]
+
+
+def test_two_questions_of_a_paragraph_joined_as_one_are_answered_by_both_sentences():
+    import random
+
+    founded, opened = "Ann Lee founded the mill.", "It opened in 1803 in Alton."
+    first = Question("a", "Who founded the mill?", "Mills", (founded, opened), frozenset({0}), ("Ann Lee",))
+    second = Question("b", "When did the mill open?", "Mills", (founded, opened), frozenset({1}), ("1803",))
+    # The second part's question word is lowered; a name opening it keeps its capital.
+    assert joined(first, second) == "Who founded the mill, and when did the mill open?"
+    named = Question("c", "Alton's mill opened when?", "Mills", (founded, opened), frozenset({1}), ("1803",))
+    assert joined(first, named) == "Who founded the mill, and Alton's mill opened when?"
+    # Two questions one sentence answers are no two-part question.
+    same = Question("d", "What did Ann Lee found?", "Mills", (founded, opened), frozenset({0}), ("the mill",))
+    assert joined(first, same) is None
+    # Nor two that make one too long to be asked so.
+    wordy = ("In which of the years of its long history did the mill first open its doors to the wider paying"
+             " public of the town?")
+    assert joined(first, Question("e", wordy, "Mills", (founded, opened), frozenset({1}), ("1803",))) is None
+
+    # In training, each part's answering sentence answers the joined question (grouped `/joined`).
+    context = f"{founded} {opened}"
+    article = {"title": "Mills", "paragraphs": [{"context": context, "qas": [
+        {"id": "a", "question": first.text, "answers": [{"text": "Ann Lee", "answer_start": 0}]},
+        {"id": "b", "question": second.text, "answers": [{"text": "1803", "answer_start": context.index("1803")}]}]}]}
+    plain = training_pairs([article], rng=random.Random(0), negatives=0)
+    added = [p for p in training_pairs([article], rng=random.Random(0), negatives=0, joined_share=1.0) if p not in plain]
+    assert sorted((p.label, p.group, p.context.split(" [SEP] ")[0], p.answer) for p in added) == [
+        (1.0, "a/joined", founded, "Ann Lee"), (1.0, "a/joined", opened, "1803"),
+        (1.0, "b/joined", founded, "Ann Lee"), (1.0, "b/joined", opened, "1803"),
+    ]
+    assert {p.question for p in added} == {"Who founded the mill, and when did the mill open?",
+                                           "When did the mill open, and who founded the mill?"}
 
 
 def test_near_misses_are_read_beside_the_questions_they_were_made_from_kind_by_kind():

@@ -348,6 +348,31 @@ def role_swapped(question: Question, rng: random.Random) -> str | None:
     return _whole(target).sub(lambda _: other, question.text, count=1)
 
 
+# Words a question opens with that are not names: lowered when the question is joined after another.
+_OPENING = frozenset("what which who whom whose when where why how is are was were do does did can could will would "
+                     "has have had should in on at for by from to after before during since according under with within as "
+                     "besides along among between about upon into through over against the a an if while although "
+                     "because following despite".split())
+JOINED_WORDS = 24  # the most words a two-part question is made of
+
+
+def joined(question: Question, other: Question) -> str | None:
+    """Two questions about one paragraph asked as one, the way people ask: "Who founded the app?"
+    and "When was it founded?" become "Who founded the app, and when was it founded?". Each part's
+    answering sentence answers it: the answer quotes both (a reader that takes a sentence answering
+    one part for no answer declines the question). None when both are answered by one sentence, or
+    the two make a question of more than `JOINED_WORDS` words (people's two-part questions run short).
+    """
+    if min(question.answering) == min(other.answering) or len(f"{question.text} {other.text}".split()) > JOINED_WORDS:
+        return None
+    first = question.text.strip().rstrip("?").rstrip()
+    second = other.text.strip()
+    word = second.split(maxsplit=1)[0] if second else ""
+    if word.lower() in _OPENING:
+        second = second[0].lower() + second[1:]
+    return f"{first}, and {second.rstrip('?').rstrip()}?"
+
+
 # A verb carried by an auxiliary or a modal takes a "not" cleanly: "was founded" -> "was not founded".
 _CARRIER = re.compile(rf"\b(?:{_CARRIERS})\b (?=([a-z]+)\b)")
 
@@ -432,7 +457,7 @@ def article_vocabulary(article: dict) -> dict[str, list[str]]:
 
 def question_of(pair: Pair) -> str:
     """The id of the question a pair was made from (a made-up near miss is grouped apart from it)."""
-    return pair.group.removesuffix("/swapped").removesuffix("/denied")
+    return pair.group.removesuffix("/swapped").removesuffix("/denied").removesuffix("/joined")
 
 
 def training_pairs(
@@ -447,6 +472,7 @@ def training_pairs(
     cut_share: float = 0.0,
     asked_share: float = 0.0,
     role_share: float = 0.0,
+    joined_share: float = 0.0,
     question_limit: int | None = None,
     paired_unanswerable: int = 0,
 ) -> list[Pair]:
@@ -461,7 +487,9 @@ def training_pairs(
     its answering sentence cut short before the answer (`cut_sentence`; grouped so too); for an
     `asked_share`, the question turned to ask when or why where the sentence says neither
     (`asked_otherwise`), against it (grouped as the near misses are); for a `role_share`, the
-    question with a name swapped for another its answering sentence holds (`role_swapped`), so too. With
+    question with a name swapped for another its answering sentence holds (`role_swapped`), so too; for
+    a `joined_share`, the question asked together with another of its paragraph (`joined`), against
+    each part's answering sentence, both answering (grouped as `/joined`). With
     `paired_unanswerable`, each unanswerable question is also read against the answering sentence
     of its paragraph's most alike answerable question (a real near miss; grouped with that
     question's pairs, as made-up near misses are: `/swapped`); a number reads it against that many
@@ -493,6 +521,14 @@ def training_pairs(
                     if share and rng.random() < share and (other := turned(question, rng)):
                         pairs.append(Pair(other, context_of(question, min(question.answering)), 0.0,
                                           question.id + "/swapped"))
+                if joined_share and rng.random() < joined_share:
+                    others = [q for q in answerable[question.sentences] if q is not question]
+                    partner = rng.choice(others) if others else None
+                    if partner and (text := joined(question, partner)):
+                        for asked in (question, partner):
+                            i = min(asked.answering)
+                            pairs.append(Pair(text, context_of(asked, i), 1.0, question.id + "/joined",
+                                              answer_in(asked.sentences[i], asked.answers)))
                 for share, changed in ((denied_share, denied_sentence), (cut_share, cut_sentence)):
                     if share and rng.random() < share and (sentence := changed(question)):
                         context = context_of(question, min(question.answering), sentence)

@@ -62,6 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="v1.1 questions also turned to ask when or why, where their answering sentence says neither")
     parser.add_argument("--role-share", type=float, default=0.0,
                         help="v1.1 questions also asked with a name swapped for another of the answering sentence")
+    parser.add_argument("--joined-share", type=float, default=0.0,
+                        help="v1.1 questions also asked together with another of their paragraph, both sentences answering")
     parser.add_argument("--v2-share", type=float, default=1.0,
                         help="share of the SQuAD 2.0 training articles used (a learning curve over real unanswerable "
                              "questions; chosen by the seed)")
@@ -139,7 +141,8 @@ def build_pairs(args: argparse.Namespace, rng: random.Random) -> tuple[list[Pair
             pairs += training_pairs(
                 [article], rng=rng, negatives=args.negatives, near_miss_share=args.near_miss_share,
                 reworded_share=args.reworded_share, denied_share=args.denied_share, cut_share=args.cut_share,
-                asked_share=args.asked_share, role_share=args.role_share, question_limit=per_article,
+                asked_share=args.asked_share, role_share=args.role_share,
+                joined_share=args.joined_share, question_limit=per_article,
             )
     if args.mined:
         pairs += read_pairs(args.mined)
