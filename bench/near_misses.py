@@ -6,8 +6,9 @@ On articles nothing trains on (default: SQuAD v1.1's dev articles that SQuAD 2.0
 lacks, `squad-unseen.json` of `training.split_squad`), each sampled answerable question is read
 against its answering sentence as asked, and then as each rule turns it into a near miss the
 sentence no longer answers: a fact swapped for another of the article (`near_miss`), an opposite
-or a negation (`reworded_miss`), another name of the sentence asked about (`role_swapped`).
-Questions are sampled among those `role_swapped` can turn, so every kind is read on the same
+or a negation (`reworded_miss`), another name of the sentence asked about (`role_swapped`);
+and, to be accepted, the question asked together with another of its paragraph (`joined`), when
+one is there. Questions are sampled among those `role_swapped` can turn, so every kind is read on the same
 questions' sentences. Prints, per kind, how many were read, the mean probability and the share
 at or above the served threshold: a kind the reader accepts as readily as the real answers is one it
 has not learnt (docs/QUALITY.md, "Near misses that keep every word").
@@ -25,15 +26,18 @@ import numpy as np
 
 from retrieval.reader import Reader
 from retrieval.settings import SECOND_READER_DIR, Settings
-from training.squad import Question, article_vocabulary, context_of, near_miss, questions, reworded_miss, role_swapped
+from training.squad import (
+    Question, article_vocabulary, context_of, joined, near_miss, questions, reworded_miss, role_swapped,
+)
 
 Score = Callable[[str, str], float]
 
 
 def read_kinds(score: Score, articles: Sequence[dict], *, per_article: int, rng: random.Random) -> dict[str, list[float]]:
     """Each kind's probabilities: "as asked", then one list per rule, over up to `per_article`
-    questions of each article that `role_swapped` can turn."""
-    read: dict[str, list[float]] = {"as asked": [], "fact swapped": [], "reworded": [], "role swapped": []}
+    questions of each article that `role_swapped` can turn; "joined" (two-part questions, which
+    should be accepted as the questions are) last."""
+    read: dict[str, list[float]] = {"as asked": [], "fact swapped": [], "reworded": [], "role swapped": [], "joined": []}
     for article in articles:
         vocabulary = article_vocabulary(article)
         asked: list[Question] = [q for q in questions([article]) if q.answering]
@@ -50,6 +54,11 @@ def read_kinds(score: Score, articles: Sequence[dict], *, per_article: int, rng:
                                  ("reworded", reworded_miss(question, rng))):
                 if turned is not None:
                     read[kind].append(score(turned, context))
+            # The first other question of the paragraph that joins (no draw: the other kinds' draws stay as they were).
+            two_part = next((text for other in asked if other.sentences == question.sentences
+                             and other is not question and (text := joined(question, other))), None)
+            if two_part is not None:
+                read["joined"].append(score(two_part, context))
             taken += 1
             if taken == per_article:
                 break

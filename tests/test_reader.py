@@ -358,10 +358,12 @@ def test_two_questions_of_a_paragraph_joined_as_one_are_answered_by_both_sentenc
 def test_near_misses_are_read_beside_the_questions_they_were_made_from_kind_by_kind():
     from bench.near_misses import read_kinds, summary
 
-    mill = "In 1803 Ann Lee founded the mill in Alton."
+    mill = "In 1803 Ann Lee founded the mill in Alton. It closed in 1850."
     article = {"title": "Mills", "paragraphs": [
         {"context": mill, "qas": [{"id": "a", "question": "Who founded the mill in Alton?",
-                                   "answers": [{"text": "Ann Lee", "answer_start": mill.index("Ann Lee")}]}]},
+                                   "answers": [{"text": "Ann Lee", "answer_start": mill.index("Ann Lee")}]},
+                                  {"id": "b", "question": "When did the mill close?",
+                                   "answers": [{"text": "1850", "answer_start": mill.index("1850")}]}]},
         {"context": "Carl Dunn ran the school in Dover.", "qas": []},
     ]}
 
@@ -373,9 +375,10 @@ def test_near_misses_are_read_beside_the_questions_they_were_made_from_kind_by_k
 
     read = read_kinds(by_names, [article], per_article=5, rng=random.Random(0))
 
-    assert len(read["as asked"]) == len(read["role swapped"]) == len(read["fact swapped"]) == 1
+    # Only the first question has a name to swap; it is also read joined with the second.
+    assert len(read["as asked"]) == len(read["role swapped"]) == len(read["fact swapped"]) == len(read["joined"]) == 1
     figures = summary(read, threshold=0.5)
-    assert figures["as asked"]["accepted"] == figures["role swapped"]["accepted"] == 1.0
+    assert figures["as asked"]["accepted"] == figures["role swapped"]["accepted"] == figures["joined"]["accepted"] == 1.0
     assert figures["fact swapped"]["accepted"] == 0.0  # "Dover" or "Carl Dunn" is not in the sentence
     assert "reworded" not in figures  # no opposite or negation fits this question
 
