@@ -88,11 +88,15 @@ train-reader: install
 # 40), so that its export, with the word-piece table in 4 bits, stays under 90 MB; then four
 # stages more with every v1.1 question also made into a near miss and the ranking loss weighing
 # twice (the later flags win), the first starting from stage 2's int8 file: two of 700 steps
-# (about 30 minutes each), then two long ones of 2,400 and 2,000 steps (about 85 and 70).
+# (about 30 minutes each), then two long ones of 2,400 and 2,000 steps (about 85 and 70). Stage 7
+# (about 2 hours 45 minutes): near misses that keep the question's words (--role-share), each step
+# trained reading the weights as int8 stores them: two steps from stage 6, the mean of stage 6 and
+# the second, and one more step from that mean (models/second-reader/README.md).
 MPNET ?= $(READER_WORK)/all-mpnet-base-v2
 SECOND_RECIPE = --data $(SQUAD) --base $(MPNET) --v2-share 1.0 --unanswerable-negatives 3 --reworded-share 0.5 \
 	--pair-weight 1.0 --paired-unanswerable 1 --epochs 10 --dev-questions 0
 SECOND_NEAR_MISSES = --near-miss-share 1.0 --pair-weight 2.0 --layers 10 --lr 1.5e-5 --max-steps 700
+SECOND_ROLES = --near-miss-share 1.0 --pair-weight 2.0 --layers 10 --lr 1.5e-5 --int8-aware --v1-questions 14000
 train-second-reader: install
 	$(BIN)/python -m training.teacher_base --dest $(MPNET)
 	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) --work $(READER_WORK)/second1 \
@@ -110,6 +114,21 @@ train-second-reader: install
 	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_NEAR_MISSES) --work $(READER_WORK)/second-stage6 \
 		--out models/second-reader --init-from $(READER_WORK)/second-stage5/checkpoint.pt --seed 37 \
 		--lr 1.2e-5 --max-steps 2000
+	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_ROLES) --role-share 1.0 --max-steps 800 --seed 42 \
+		--init-from models/second-reader/model.onnx --work $(READER_WORK)/second-s38r --out $(READER_WORK)/second-s38r-model
+	rm -rf $(READER_WORK)/second-s38r-int8 && cp -r $(READER_WORK)/second-s38r-model $(READER_WORK)/second-s38r-int8
+	$(BIN)/python -m training.quantise $(READER_WORK)/second-s38r-int8 --table-bits 4
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_ROLES) --role-share 1.0 --max-steps 800 --seed 44 \
+		--init-from $(READER_WORK)/second-s38r-int8/model.onnx --work $(READER_WORK)/second-s38s \
+		--out $(READER_WORK)/second-s38s-model
+	$(BIN)/python -m training.average --base $(MPNET) --layers 10 --out $(READER_WORK)/second-soup-a \
+		models/second-reader/model.onnx $(READER_WORK)/second-s38s-model/model.onnx
+	rm -rf $(READER_WORK)/second-soup-a-int8 && cp -r $(READER_WORK)/second-soup-a $(READER_WORK)/second-soup-a-int8
+	$(BIN)/python -m training.quantise $(READER_WORK)/second-soup-a-int8 --table-bits 4
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_ROLES) --role-share 0.5 --max-steps 600 --seed 46 \
+		--checkpoint-every 100 --init-from $(READER_WORK)/second-soup-a-int8/model.onnx \
+		--work $(READER_WORK)/second-s39b --out models/second-reader
 	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
 
 # The embedder (models/embedder/): the bundled all-MiniLM-L6-v2 tuned on SQuAD v1.1 questions, about
