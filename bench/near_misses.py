@@ -8,10 +8,10 @@ against its answering sentence as asked, and then as each rule turns it into a n
 sentence no longer answers: a fact swapped for another of the article (`near_miss`), an opposite
 or a negation (`reworded_miss`), another name of the sentence asked about (`role_swapped`);
 and, to be accepted, the question asked together with another of its paragraph (`joined`), when
-one is there. Questions are sampled among those `role_swapped` can turn, so every kind is read on the same
-questions' sentences. Prints, per kind, how many were read, the mean probability and the share
-at or above the served threshold: a kind the reader accepts as readily as the real answers is one it
-has not learnt (docs/QUALITY.md, "Near misses that keep every word").
+one is there. Questions are sampled among those `role_swapped` can turn, so every kind is read on
+the same questions' sentences. Prints, per kind, how many were read, the mean probability and the
+share at or above the served threshold: a kind the reader accepts as readily as the real answers
+is one it has not learnt (docs/QUALITY.md, "Near misses that keep every word").
 """
 
 from __future__ import annotations
