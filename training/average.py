@@ -3,7 +3,7 @@
 Stages trained from the same weights with different data and seeds land in one basin of the
 loss; their mean is often a better reader than either (a "model soup", Wortsman et al. 2022),
 at no cost when it runs. Each input is a train_reader checkpoint.pt or a model.onnx (fp32, or
-int8 as `training.quantise` stores it). `--shares` weighs the inputs (equal by default);
+int8 as `training.quantise` stores it). `--shares 3,1` weighs the inputs (equal by default);
 `--base` and `--layers` name the shape, as for train_reader (the second reader:
 `--base .reader-training/all-mpnet-base-v2 --layers 10`).
 """
@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the averaged reader's export goes")
     parser.add_argument("--base", type=Path, default=None, help="the base model's folder (default: the bundled MiniLM)")
     parser.add_argument("--layers", type=int, default=6, help="layers the readers keep (default 6)")
-    parser.add_argument("--shares", type=float, nargs="+", default=None, help="each reader's weight (default: equal)")
+    parser.add_argument("--shares", type=lambda text: [float(x) for x in text.split(",")], default=None,
+                        help="each reader's weight, in order, by commas: 3,1 (default: equal)")
     parser.add_argument("sources", type=Path, nargs="+", help="checkpoint.pt or model.onnx files")
     args = parser.parse_args()
     try:
