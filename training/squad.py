@@ -348,11 +348,9 @@ def role_swapped(question: Question, rng: random.Random) -> str | None:
     return _whole(target).sub(lambda _: other, question.text, count=1)
 
 
-# Words a question opens with that are not names: lowered when the question is joined after another.
-_OPENING = frozenset("what which who whom whose when where why how is are was were do does did can could will would "
-                     "has have had should in on at for by from to after before during since according under with within as "
-                     "besides along among between about upon into through over against the a an if while although "
-                     "because following despite".split())
+# Words a question opens with that are not names (the common words, and a few more a question may
+# open with): lowered when the question is joined after another.
+_OPENING = STOPWORDS | frozenset("whose according along although among besides despite following since upon within".split())
 JOINED_WORDS = 24  # the most words a two-part question is made of
 
 
