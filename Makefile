@@ -91,7 +91,9 @@ train-reader: install
 # (about 30 minutes each), then two long ones of 2,400 and 2,000 steps (about 85 and 70). Stage 7
 # (about 2 hours 45 minutes): near misses that keep the question's words (--role-share), each step
 # trained reading the weights as int8 stores them: two steps from stage 6, the mean of stage 6 and
-# the second, and one more step from that mean (models/second-reader/README.md).
+# the second, and one more step from that mean. Stage 8 (about 35 minutes): one such step from
+# stage 7 with a quarter of the v1.1 questions also asked joined with another (--joined-share)
+# (models/second-reader/README.md).
 MPNET ?= $(READER_WORK)/all-mpnet-base-v2
 SECOND_RECIPE = --data $(SQUAD) --base $(MPNET) --v2-share 1.0 --unanswerable-negatives 3 --reworded-share 0.5 \
 	--pair-weight 1.0 --paired-unanswerable 1 --epochs 10 --dev-questions 0
@@ -129,6 +131,10 @@ train-second-reader: install
 	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_ROLES) --role-share 0.5 --max-steps 600 --seed 46 \
 		--checkpoint-every 100 --init-from $(READER_WORK)/second-soup-a-int8/model.onnx \
 		--work $(READER_WORK)/second-s39b --out models/second-reader
+	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
+	$(BIN)/python -m training.train_reader $(SECOND_RECIPE) $(SECOND_ROLES) --role-share 0.5 --joined-share 0.25 \
+		--max-steps 600 --seed 47 --checkpoint-every 100 --init-from models/second-reader/model.onnx \
+		--work $(READER_WORK)/second-s40a --out models/second-reader
 	$(BIN)/python -m training.quantise models/second-reader --table-bits 4
 
 # The embedder (models/embedder/): the bundled all-MiniLM-L6-v2 tuned on SQuAD v1.1 questions, about
