@@ -54,8 +54,8 @@ def standing(calibration: list[dict], corpus: list[list[dict]]) -> Standing:
         curve.append(report.declined_unanswerable)
     threshold = calibrate_threshold(fitted, max_wrong_declines=0.05)
     answerable = [r for records in corpus for r in records if r["answerable"]]
-    # A question naming what no document holds is declined whatever the readers say.
-    declined = sum(bool(r["unknown_names"]) or r["evidence"] < threshold for r in answerable)
+    # Declined as reader_figures declines: under the threshold, or naming what no document holds.
+    declined = sum(not o.answered for o in with_threshold(outcomes(answerable, unknown_names=True), threshold))
     return Standing(
         threshold=threshold,
         auc=auc([r["evidence"] for r in calibration if r["answerable"]],
