@@ -39,6 +39,9 @@ DEFAULT_DIR = Path("models/reader")
 TABLE_BLOCK = 32
 # Symmetric int8 as ONNX Runtime quantises weights: -127..127, the largest magnitude at 127.
 INT8_LIMIT = 127
+# In 7 bits (ONNX Runtime's `reduce_range`): -64..64. A pair of such weights times unsigned
+# activations (at most 255 each) stays within 16 bits, so the u8s8 kernels are exact on every CPU.
+SEVEN_BIT_LIMIT = 64
 
 
 def quantise(directory: Path, *, table_bits: int = 8) -> Path:
@@ -68,16 +71,16 @@ def quantise(directory: Path, *, table_bits: int = 8) -> Path:
     return model
 
 
-def rounded_as_stored(weight):
+def rounded_as_stored(weight, limit: int = INT8_LIMIT):
     """A linear layer's weight (out, in) as `quantise` stores it: int8 with one scale per output
-    (a MatMul's column), the output's largest magnitude at INT8_LIMIT, times that scale."""
-    scale = weight.abs().amax(dim=1, keepdim=True) / INT8_LIMIT
+    (a MatMul's column), the output's largest magnitude at `limit`, times that scale."""
+    scale = weight.abs().amax(dim=1, keepdim=True) / limit
     scale = scale.where(scale > 0, scale.new_ones(()))
-    return (weight / scale).round().clamp(-INT8_LIMIT, INT8_LIMIT) * scale
+    return (weight / scale).round().clamp(-limit, limit) * scale
 
 
 @contextmanager
-def as_stored(model) -> Iterator[None]:
+def as_stored(model, limit: int = INT8_LIMIT) -> Iterator[None]:
     """Within: every linear weight of the model is as `quantise` will store it; on leaving, the
     exact weights are put back in place. A backward pass inside takes the gradient at the rounded
     weights, which the optimiser then applies to the exact ones (a straight-through estimate)."""
@@ -87,7 +90,7 @@ def as_stored(model) -> Iterator[None]:
     with torch.no_grad():
         exact = [weight.detach().clone() for weight in weights]
         for weight in weights:
-            weight.copy_(rounded_as_stored(weight))
+            weight.copy_(rounded_as_stored(weight, limit))
     try:
         yield
     finally:

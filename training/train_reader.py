@@ -26,7 +26,7 @@ import numpy as np
 
 from training.mine import read_pairs
 from training.onnx_weights import load_onnx_weights
-from training.quantise import as_stored
+from training.quantise import INT8_LIMIT, SEVEN_BIT_LIMIT, as_stored
 from training.squad import (
     Pair, all_pairs, load_articles, question_of, questions, split_dev, squad2_training_articles, training_pairs,
 )
@@ -73,6 +73,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="train only the biases and layer norms, what an int8 export keeps in floating point: a "
                              "stage started from an int8 file then keeps all it learnt when quantised again (changes "
                              "to its weight matrices smaller than their int8 step are rounded away)")
+    parser.add_argument("--weight-bits", type=int, choices=(7, 8), default=8,
+                        help="the bits the int8 export's weights use (7: -64..64, exact in ONNX Runtime's u8s8 "
+                             "kernels on every CPU; training.quantise --weight-bits); --int8-aware rounds to them")
     parser.add_argument("--int8-aware", action="store_true",
                         help="read every pair with the weight matrices rounded as the int8 export stores them, "
                              "the gradient moving the exact ones (training.quantise.as_stored), and keep the "
@@ -489,7 +492,8 @@ def train(args: argparse.Namespace) -> dict:
             if isinstance(module, torch.nn.Embedding):
                 module.weight.requires_grad_(False)
     # The weights each pair is read with: as the int8 export will hold them, or as they are.
-    as_read = (lambda: as_stored(model)) if args.int8_aware else contextlib.nullcontext
+    limit = SEVEN_BIT_LIMIT if args.weight_bits == 7 else INT8_LIMIT
+    as_read = (lambda: as_stored(model, limit)) if args.int8_aware else contextlib.nullcontext
     trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
