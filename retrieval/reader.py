@@ -139,14 +139,16 @@ class Reader:
             options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             int8, unsigned = said.get("weights") == "int8", bool(said.get("unsigned_weights"))
+            # Weights in 7 bits are exact in the signed kernels on every CPU (training/quantise.py).
+            seven_bits = said.get("weight_bits") == 7
             served = signed_where_exact(model) if int8 and unsigned else str(model)
             self.session = onnxruntime.InferenceSession(served, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime and tokenizers raise their own classes for a bad file
             raise ReaderUnavailable(
                 f"the reader model in {directory} could not be loaded ({error}): run `make train-reader` to rebuild it"
             ) from error
-        if int8 and not unsigned:
-            # ONNX Runtime multiplies signed int8 weights wrongly on a CPU without VNNI (training/quantise.py).
+        if int8 and not unsigned and not seven_bits:
+            # ONNX Runtime multiplies signed 8-bit weights wrongly on a CPU without VNNI (training/quantise.py).
             raise ReaderUnavailable(
                 f"the reader model {model} stores its int8 weights signed, which a CPU without VNNI multiplies "
                 f"wrongly: run `python -m training.quantise {directory} --unsigned` to store them unsigned"

@@ -638,13 +638,19 @@ def test_a_committed_reader_prefers_the_answering_sentence_cuts_a_long_question_
     model = directory / "model.onnx"
     assert model.stat().st_size < 90e6
     assert hashlib.sha256(model.read_bytes()).hexdigest() in (directory / "README.md").read_text()
-    # Its int8 weights are stored unsigned, so that it reads alike on every CPU (training.quantise).
+    # Its int8 weights are stored unsigned, or signed within 7 bits, so that it reads alike on every
+    # CPU (training.quantise).
     import onnx
+    from onnx import numpy_helper
 
     graph = onnx.load(str(model)).graph
-    types = {tensor.name: tensor.data_type for tensor in graph.initializer}
-    weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
-    assert weights and {types[name] for name in weights} == {onnx.TensorProto.UINT8}
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    weights = [constants[node.input[1]] for node in graph.node if node.op_type == "MatMulInteger"]
+    if json.loads((directory / "reader.json").read_text()).get("weight_bits") == 7:
+        assert weights and {tensor.data_type for tensor in weights} == {onnx.TensorProto.INT8}
+        assert max(int(np.abs(numpy_helper.to_array(t).astype(np.int16)).max()) for t in weights) <= 64
+    else:
+        assert weights and {tensor.data_type for tensor in weights} == {onnx.TensorProto.UINT8}
 
 
 @pytest.mark.integration
@@ -702,6 +708,24 @@ def test_int8_weights_stored_unsigned_multiply_exactly_where_signed_ones_may_sat
     (product,) = session.run(None, {"a": activations})
     assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
     assert product[0, 0] == 255 * 127 * 64
+
+
+def test_seven_bit_weights_stored_signed_multiply_exactly_on_this_cpu(tmp_path):
+    # Weights within -64..64 (quantise --weight-bits 7) stay signed: a pair of their products with
+    # the largest activations, 2 * 255 * 64, fits in 16 bits, so ONNX Runtime's u8s8 kernels are
+    # exact with or without VNNI. The largest weights met by the largest activations, as served.
+    import onnxruntime
+
+    from retrieval.reader import one_product
+
+    rng = np.random.default_rng(5)
+    weights = rng.integers(-64, 65, size=(64, 8), dtype=np.int8)
+    weights[:, 0], weights[:, 1] = 64, -64
+    activations = np.vstack([np.full(64, 255, dtype=np.uint8), rng.integers(0, 256, size=(3, 64), dtype=np.uint8)])
+    session = onnxruntime.InferenceSession(one_product(weights), providers=["CPUExecutionProvider"])
+    (product,) = session.run(None, {"a": activations})
+    assert np.array_equal(product, activations.astype(np.int64) @ weights.astype(np.int64))
+    assert product[0, 0] == 255 * 64 * 64 and product[0, 1] == -255 * 64 * 64
 
 
 def test_unsigned_weights_go_back_to_signed_as_quantised(tmp_path):
@@ -834,21 +858,28 @@ def test_within_as_stored_a_layer_reads_with_its_int8_weights_and_its_exact_ones
         assert not torch.equal(layer.weight, exact)
         layer(torch.ones(1, 4)).sum().backward()
     assert torch.equal(layer.weight, exact) and torch.equal(layer.weight.grad, torch.ones(2, 4))
+    # In 7 bits (`--weight-bits 7`) the largest magnitude is 64 steps.
+    with as_stored(torch.nn.Sequential(layer), 64):
+        assert torch.allclose(layer.weight, (exact / (step * 127 / 64)).round() * (step * 127 / 64))
 
 
-def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_squad, tmp_path):
+@pytest.mark.parametrize("bits", [8, 7])
+def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_squad, tmp_path, bits):
     import shutil
 
+    import onnx
     import torch
+    from onnx import numpy_helper
 
     from retrieval.embedder import bundled_model_path
     from training.onnx_weights import onnx_state_dict
-    from training.quantise import as_stored, quantise, rounded_as_stored
+    from training.quantise import INT8_LIMIT, SEVEN_BIT_LIMIT, as_stored, quantise, rounded_as_stored
     from training.squad import Pair
 
     work, out = tmp_path / "work", tmp_path / "reader"
     args = ["--data", str(tiny_squad), "--work", str(work), "--out", str(out), "--layers", "1", "--batch-size", "8",
-            "--lr", "1e-3", "--max-steps", "3", "--dev-questions", "0", "--threads", "1", "--int8-aware"]
+            "--lr", "1e-3", "--max-steps", "3", "--dev-questions", "0", "--threads", "1", "--int8-aware",
+            "--weight-bits", str(bits)]
     train_reader.train(train_reader.parse_args(args))
     torch.manual_seed(13)
     model, tokenizer = train_reader.load_model(bundled_model_path(), 1)
@@ -856,21 +887,33 @@ def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_s
     model.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["model"])
     int8 = tmp_path / "int8"
     shutil.copytree(out, int8)
-    quantise(int8)
+    quantise(int8, weight_bits=bits)
+    limit = SEVEN_BIT_LIMIT if bits == 7 else INT8_LIMIT
 
     # The int8 file holds exactly the weights the stage read with, and the tables it left as they were.
     stored = onnx_state_dict(int8 / "model.onnx")
     linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
     for name in linear:
         weight = model.get_submodule(name).weight.detach()
-        assert np.allclose(stored[name + ".weight"], rounded_as_stored(weight).numpy(), rtol=1e-5, atol=1e-8), name
+        assert np.allclose(stored[name + ".weight"], rounded_as_stored(weight, limit).numpy(), rtol=1e-5, atol=1e-8), name
+    # In 7 bits the weights stay signed, each column's largest at 64 steps; in 8 they are stored unsigned.
+    graph = onnx.load(str(int8 / "model.onnx")).graph
+    constants = {t.name: t for t in graph.initializer}
+    quantised = [constants[node.input[1]] for node in graph.node if node.op_type == "MatMulInteger"]
+    if bits == 7:
+        values = [numpy_helper.to_array(t) for t in quantised]
+        assert {t.data_type for t in quantised} == {onnx.TensorProto.INT8}
+        assert max(int(np.abs(v.astype(np.int16)).max()) for v in values) == SEVEN_BIT_LIMIT
+        assert json.loads((int8 / "reader.json").read_text())["weight_bits"] == 7
+    else:
+        assert {t.data_type for t in quantised} == {onnx.TensorProto.UINT8}
     assert sum(not torch.equal(model.state_dict()[n + ".weight"], before[n + ".weight"]) for n in linear) == len(linear)
     tables = [name for name in before if "embeddings" in name and name.endswith("embeddings.weight")]
     assert tables and all(torch.equal(model.state_dict()[name], before[name]) for name in tables)
     # So it scores as the stage's own int8 reading did, but for the activations' run-time rounding.
     pairs = [Pair("When was Town3 founded?", reader_context(s, title="Town3"), 0.0, "q")
              for s in ("The town was founded in 1803.", "Its market opens on Saturday.")]
-    with as_stored(model):
+    with as_stored(model, limit):
         read = train_reader.score(model, tokenizer, pairs, 96)
     assert np.allclose(Reader(int8).score(pairs[0].question, [p.context for p in pairs]), read, atol=0.01)
 
