@@ -28,6 +28,23 @@ def test_a_reader_that_keeps_near_misses_lower_is_chosen():
     assert not verdict(candidate, served)["chosen"]
 
 
+def test_a_candidate_for_speed_is_chosen_when_no_worse_by_the_margin_and_not_when_further_behind():
+    served = standing(_calibration([0.50 + 0.012 * i for i in range(40)]), [[]])
+    # One unanswerable question scored higher than before: a little behind on both counts.
+    slightly = [0.50 + 0.012 * i for i in range(40)]
+    slightly[0] = 0.995
+    behind = standing(_calibration(slightly), [[]])
+    # (forty questions a side: one question moves the AUC by 0.025 and each curve point by as much)
+    assert 0 < served.auc - behind.auc <= 0.03 and 0 < served.curve_mean - behind.curve_mean <= 0.03
+
+    assert not verdict(served, behind)["chosen"]
+    assert verdict(served, behind, no_worse_by=0.03) == {
+        "calibration AUC no worse": True, "curve mean no worse": True,
+        "corpus declines within bound": True, "chosen": True}
+    far_behind = standing(_calibration([0.60 + 0.012 * i for i in range(40)]), [[]])
+    assert not verdict(served, far_behind, no_worse_by=0.03)["chosen"]
+
+
 def test_too_many_corpus_questions_declined_at_its_own_threshold_block_the_choice():
     served = standing(_calibration([0.50 + 0.012 * i for i in range(40)]), [[]])
     calibration = _calibration([0.40 + 0.012 * i for i in range(40)])
