@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.evaluation import QAItem, QAOutcome, calibrate_threshold, score_qa, with_threshold
+from bench import reader_figures
+from retrieval.evaluation import QAOutcome, calibrate_threshold, score_qa, with_threshold
 
 # Fields of a saved sentence (bench.reader_outcomes): agreed probability, ..., holds an answer,
 # the first reader's own probability.
@@ -42,14 +43,12 @@ def floored(record: dict, floor: float, reads: int = SECOND_READS) -> tuple[floa
 
 
 def outcomes(records: list[dict], floor: float) -> tuple[list[QAOutcome], list[int]]:
-    """The records as QA outcomes under the floor (a question naming what no document has declined), and the reads."""
-    result, reads = [], []
-    for r in records:
-        evidence, holds, read = floored(r, floor)
-        item = QAItem(r["question"], ("x",) if r["answerable"] else (), r["answerable"])
-        result.append(QAOutcome(item, r["ranks"]["0.0"], True, bool(holds), 0.0 if r["unknown_names"] else evidence))
-        reads.append(read)
-    return result, reads
+    """The records as QA outcomes under the floor (`reader_figures.outcomes`: a question naming
+    what no document has is declined), and the sentences re-read for each."""
+    decided = [floored(r, floor) for r in records]
+    as_floored = [{**r, "evidence": evidence, "correct": bool(holds)}
+                  for r, (evidence, holds, _) in zip(records, decided)]
+    return reader_figures.outcomes(as_floored, unknown_names=True), [read for _, _, read in decided]
 
 
 def main() -> None:

@@ -873,7 +873,7 @@ def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_s
 
     from retrieval.embedder import bundled_model_path
     from training.onnx_weights import onnx_state_dict
-    from training.quantise import INT8_LIMIT, SEVEN_BIT_LIMIT, as_stored, quantise, rounded_as_stored
+    from training.quantise import SEVEN_BIT_LIMIT, WEIGHT_LIMIT, as_stored, quantise, rounded_as_stored
     from training.squad import Pair
 
     work, out = tmp_path / "work", tmp_path / "reader"
@@ -888,7 +888,7 @@ def test_an_int8_aware_stage_reads_with_the_weights_its_int8_export_holds(tiny_s
     int8 = tmp_path / "int8"
     shutil.copytree(out, int8)
     quantise(int8, weight_bits=bits)
-    limit = SEVEN_BIT_LIMIT if bits == 7 else INT8_LIMIT
+    limit = WEIGHT_LIMIT[bits]
 
     # The int8 file holds exactly the weights the stage read with, and the tables it left as they were.
     stored = onnx_state_dict(int8 / "model.onnx")

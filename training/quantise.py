@@ -44,6 +44,8 @@ INT8_LIMIT = 127
 # In 7 bits (ONNX Runtime's `reduce_range`): -64..64. A pair of such weights times unsigned
 # activations (at most 255 each) stays within 16 bits, so the u8s8 kernels are exact on every CPU.
 SEVEN_BIT_LIMIT = 64
+# The largest magnitude stored, by the bits the weights use (`quantise`'s `weight_bits`).
+WEIGHT_LIMIT = {8: INT8_LIMIT, 7: SEVEN_BIT_LIMIT}
 
 
 def quantise(directory: Path, *, table_bits: int = 8, weight_bits: int = 8) -> Path:

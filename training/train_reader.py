@@ -26,7 +26,7 @@ import numpy as np
 
 from training.mine import read_pairs
 from training.onnx_weights import load_onnx_weights
-from training.quantise import INT8_LIMIT, SEVEN_BIT_LIMIT, as_stored
+from training.quantise import WEIGHT_LIMIT, as_stored
 from training.squad import (
     Pair, all_pairs, load_articles, question_of, questions, split_dev, squad2_training_articles, training_pairs,
 )
@@ -492,8 +492,7 @@ def train(args: argparse.Namespace) -> dict:
             if isinstance(module, torch.nn.Embedding):
                 module.weight.requires_grad_(False)
     # The weights each pair is read with: as the int8 export will hold them, or as they are.
-    limit = SEVEN_BIT_LIMIT if args.weight_bits == 7 else INT8_LIMIT
-    as_read = (lambda: as_stored(model, limit)) if args.int8_aware else contextlib.nullcontext
+    as_read = (lambda: as_stored(model, WEIGHT_LIMIT[args.weight_bits])) if args.int8_aware else contextlib.nullcontext
     trained = [p for p in model.parameters() if p.requires_grad] + (list(span_head.parameters()) if span_head else [])
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
